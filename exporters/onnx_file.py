@@ -1,0 +1,148 @@
+"""Check an ONNX file before anything runs it, and read its facts and declared inputs.
+
+Refuses a missing, non-ONNX or truncated file, and external data that points outside the
+model's own folder (a path-traversal risk in files from elsewhere).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import helper
+
+from harness.errors import SpeedproofError
+from harness.inputs import DEFAULT_INT_HIGH, ModelInput
+
+HASH_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ArtifactFacts:
+    """What the record says about an artifact file."""
+
+    path: str
+    sha256: str
+    bytes: int  # model file plus its external data files
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _external_data_files(model: onnx.ModelProto, model_path: Path) -> list[Path]:
+    """The external data files the model references, each checked to lie in the model's folder."""
+    folder = model_path.parent.resolve()
+    files: dict[Path, None] = {}
+    for tensor in _all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), None)
+        if not location:
+            raise SpeedproofError(f"{model_path}: tensor {tensor.name!r} is external but names no location")
+        target = (folder / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise SpeedproofError(
+                f"{model_path}: refusing external data {location!r} of tensor {tensor.name!r}: it points "
+                f"outside the model's folder {folder}"
+            )
+        if not target.is_file():
+            raise SpeedproofError(
+                f"{model_path}: external data file {location!r} of tensor {tensor.name!r} is missing"
+            )
+        files[target] = None
+    return list(files)
+
+
+def _all_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                tensors.append(attribute.t)
+    return tensors
+
+
+def load_onnx_model(path: Path) -> onnx.ModelProto:
+    """Parse and check an ONNX file (external data left on disk); errors name the file."""
+    if not path.exists():
+        raise SpeedproofError(f"model file not found: {path}")
+    if not path.is_file():
+        raise SpeedproofError(f"model path is not a file: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf raises DecodeError and friends
+        raise SpeedproofError(
+            f"{path} is not a readable ONNX model (truncated, or not ONNX at all): {error}"
+        ) from None
+    if not model.graph.node or not model.graph.output:
+        raise SpeedproofError(
+            f"{path} parsed as ONNX but has no nodes or no outputs: the file is truncated or not an ONNX model"
+        )
+    _external_data_files(model, path)
+    try:
+        # path-based check: it also reads external data and works past 2 GB
+        onnx.checker.check_model(str(path))
+    except Exception as error:
+        raise SpeedproofError(f"{path} is not a valid ONNX model: {error}") from None
+    return model
+
+
+def artifact_facts(path: Path, model: onnx.ModelProto) -> ArtifactFacts:
+    """Size and sha256 of the artifact, external data included."""
+    files = [path.resolve(), *_external_data_files(model, path)]
+    digest = hashlib.sha256()
+    total_bytes = 0
+    for file in files:
+        total_bytes += file.stat().st_size
+        with file.open("rb") as handle:
+            while chunk := handle.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
+    return ArtifactFacts(path=str(path.resolve()), sha256=digest.hexdigest(), bytes=total_bytes)
+
+
+def _embedding_sizes(model: onnx.ModelProto) -> dict[str, int]:
+    """For inputs used as Gather indices into an initializer (an embedding table): its row count."""
+    initializer_shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    sizes: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type != "Gather" or len(node.input) < 2:
+            continue
+        table, indices = node.input[0], node.input[1]
+        if table not in initializer_shapes:
+            continue
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
+        rows = initializer_shapes[table][axis]
+        sizes[indices] = min(rows, sizes.get(indices, rows))
+    return sizes
+
+
+def read_model_inputs(model: onnx.ModelProto) -> list[ModelInput]:
+    """The graph's real inputs (not initializers), with dims as declared."""
+    initializer_names = {init.name for init in model.graph.initializer}
+    embedding_rows = _embedding_sizes(model)
+    inputs = []
+    for value in model.graph.input:
+        if value.name in initializer_names:
+            continue
+        tensor_type = value.type.tensor_type
+        if not value.type.HasField("tensor_type"):
+            raise SpeedproofError(f"input {value.name!r} is not a tensor; speedproof measures tensor inputs only")
+        dtype = helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name
+        dims: list[int | str | None] = []
+        for dim in tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                dims.append(int(dim.dim_value))
+            else:
+                dims.append(dim.dim_param or None)
+        inputs.append(
+            ModelInput(
+                name=value.name,
+                dtype=dtype,
+                dims=tuple(dims),
+                int_high=embedding_rows.get(value.name, DEFAULT_INT_HIGH),
+            )
+        )
+    return inputs

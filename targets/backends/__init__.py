@@ -1,0 +1,75 @@
+"""The one place where runtime backends are registered.
+
+Each entry names the module and class that implement it and the options a target profile may set
+for it, with their help. Importing this package imports no runtime; `load_runner_class` does that,
+inside the worker process that runs the cell.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from harness.errors import SpeedproofError, unknown_choice
+
+if TYPE_CHECKING:
+    from targets.backends.base import BackendRunner
+
+
+@dataclass(frozen=True)
+class BackendOption:
+    """One option a profile may set on a backend, with its type and help."""
+
+    type: type
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    module: str
+    class_name: str
+    help: str
+    options: dict[str, BackendOption]
+
+
+BACKENDS: dict[str, BackendEntry] = {
+    "onnxruntime": BackendEntry(
+        module="targets.backends.onnxruntime_runner",
+        class_name="OnnxRuntimeRunner",
+        help="ONNX Runtime InferenceSession on one execution provider",
+        options={
+            "execution_provider": BackendOption(
+                str,
+                "execution provider that must run the model, e.g. CPUExecutionProvider, "
+                "CUDAExecutionProvider; a fallback to another provider fails the cell",
+            ),
+            "graph_optimization_level": BackendOption(
+                str,
+                "ORT graph optimisations applied when the session is created",
+                choices=("disabled", "basic", "extended", "all"),
+            ),
+        },
+    ),
+}
+
+
+def backend_entry(name: str) -> BackendEntry:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise unknown_choice("backend", name, BACKENDS) from None
+
+
+def load_runner_class(name: str) -> type[BackendRunner]:
+    """Import the backend's module (and so its runtime) and return its runner class."""
+    entry = backend_entry(name)
+    try:
+        module = importlib.import_module(entry.module)
+    except ImportError as error:
+        raise SpeedproofError(
+            f"backend {name!r} cannot be used on this host: {error}"
+        ) from error
+    runner_class: type[BackendRunner] = getattr(module, entry.class_name)
+    return runner_class

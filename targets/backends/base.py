@@ -1,0 +1,95 @@
+"""The lifecycle every backend runner follows: activate -> input metadata -> infer -> deactivate.
+
+Public methods validate state and call the subclass's `_impl` methods; a runner is also a context
+manager. Runners report what really ran (`actual_provider`), never what was merely asked for.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.errors import SpeedproofError
+
+
+@dataclass(frozen=True)
+class TensorMetadata:
+    """An input as the runtime sees it: dims are ints, or strings for symbolic dims."""
+
+    name: str
+    dtype: str  # numpy dtype name, e.g. "float32"
+    shape: tuple[int | str | None, ...]
+
+
+class BackendRunner(ABC):
+    """Base class of runners. Subclasses implement the `_impl` methods."""
+
+    name = "base"
+
+    def __init__(self, artifact_path: str, threads: int, options: Mapping[str, Any]) -> None:
+        self.artifact_path = artifact_path
+        self.threads = threads
+        self.options = dict(options)
+        self.is_active = False
+
+    @classmethod
+    def unavailable_reason(cls, options: Mapping[str, Any]) -> str | None:
+        """Why this backend, with these options, cannot run on this host; None when it can."""
+        return None
+
+    # lifecycle -------------------------------------------------------------------------------
+    def activate(self) -> None:
+        if self.is_active:
+            raise SpeedproofError(f"{self.name} runner for {self.artifact_path} is already active")
+        self.activate_impl()
+        self.is_active = True
+
+    def get_input_metadata(self) -> list[TensorMetadata]:
+        self._require_active("get_input_metadata")
+        return self.get_input_metadata_impl()
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> Any:
+        """Run one inference. Deliberately thin: it sits inside the timed loop."""
+        return self.infer_impl(feed)
+
+    def deactivate(self) -> None:
+        if self.is_active:
+            self.deactivate_impl()
+            self.is_active = False
+
+    @property
+    def actual_provider(self) -> str:
+        """The device/provider that really ran the model (checked after activation)."""
+        self._require_active("actual_provider")
+        return self.actual_provider_impl()
+
+    def __enter__(self) -> BackendRunner:
+        self.activate()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.deactivate()
+
+    def _require_active(self, what: str) -> None:
+        if not self.is_active:
+            raise SpeedproofError(f"{self.name} runner: {what} called before activate()")
+
+    # for subclasses ---------------------------------------------------------------------------
+    @abstractmethod
+    def activate_impl(self) -> None: ...
+
+    @abstractmethod
+    def get_input_metadata_impl(self) -> list[TensorMetadata]: ...
+
+    @abstractmethod
+    def infer_impl(self, feed: Mapping[str, np.ndarray]) -> Any: ...
+
+    @abstractmethod
+    def deactivate_impl(self) -> None: ...
+
+    @abstractmethod
+    def actual_provider_impl(self) -> str: ...

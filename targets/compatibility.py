@@ -1,0 +1,45 @@
+"""Can this host run a target profile? Every reason it cannot, in words a user can act on."""
+
+from __future__ import annotations
+
+from targets.backends import load_runner_class
+from targets.host import HostFingerprint
+from targets.profiles import TargetProfile
+
+GIB = 1024**3
+
+
+def reasons_host_cannot_run(profile: TargetProfile, host: HostFingerprint) -> list[str]:
+    """Empty when the host can run the profile; otherwise one sentence per unmet requirement."""
+    reasons: list[str] = []
+    requires = profile.requires
+    if host.isa != requires.isa:
+        reasons.append(f"host is {host.isa}, profile needs {requires.isa}")
+    if requires.cuda_device and not host.gpus:
+        reasons.append("no CUDA device (nvidia-smi found no NVIDIA GPU)")
+    missing_flags = [flag for flag in requires.cpu_flags if flag not in host.cpu_flags]
+    if missing_flags and host.isa == requires.isa:
+        reasons.append(f"CPU lacks {', '.join(missing_flags)}")
+    if profile.resources.memory_bytes and host.memory_bytes < profile.resources.memory_bytes:
+        reasons.append(
+            f"host has {host.memory_bytes / GIB:.1f} GiB of memory, profile caps at "
+            f"{profile.resources.memory_bytes / GIB:.1f} GiB"
+        )
+    if host.isa == requires.isa:
+        for backend in profile.backends:
+            try:
+                reason = load_runner_class(backend.name).unavailable_reason(backend.options)
+            except Exception as error:  # a runtime that fails to import is a reason, not a crash
+                reason = str(error)
+            if reason:
+                reasons.append(f"backend {backend.name}: {reason}")
+    return reasons
+
+
+def default_target_name(host: HostFingerprint) -> str:
+    """The built-in profile that suits this host: cuda-gpu with a GPU, else the CPU profile of its ISA."""
+    from targets.profiles import load_target
+
+    if host.gpus and not reasons_host_cannot_run(load_target("cuda-gpu"), host):
+        return "cuda-gpu"
+    return "arm-edge" if host.isa == "aarch64" else "x86-cpu"

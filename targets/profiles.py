@@ -1,0 +1,280 @@
+"""Target profiles: TOML data describing a deployment target, loaded and strictly validated.
+
+A profile is data. Resolving "physical" threads or "all" cores against a host happens in
+`resolve_profile`, a separate step that needs a host fingerprint.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import SpeedproofError, did_you_mean, unknown_choice
+from targets.backends import backend_entry
+from targets.host import HostFingerprint, normalize_isa
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+BYTES_PER_GB = 1024**3
+KNOWN_ISAS = ("x86_64", "aarch64")
+
+TOP_LEVEL_HELP = {
+    "name": "profile name, e.g. x86-cpu",
+    "description": "one line saying what the target is",
+    "isa": "instruction set the target runs: x86_64 or aarch64",
+    "batch_sizes": "batch sizes measured when --batch is not given, e.g. [1, 8]",
+    "threads": 'intra-op threads: an integer, or "physical" for all physical cores of the host',
+    "resources": "table: cores (integer or \"all\") and memory_gb (0 = no cap)",
+    "requires": "table: isa, cuda_device (bool), cpu_flags (list) the host must have",
+    "backends": "array of tables: name plus the backend's options",
+}
+RESOURCES_HELP = {
+    "cores": 'logical CPUs the worker is pinned to: an integer, or "all"',
+    "memory_gb": "peak worker RSS above this many GiB is flagged on the cell; 0 = no cap",
+}
+REQUIRES_HELP = {
+    "isa": "instruction set the host must have: x86_64 or aarch64",
+    "cuda_device": "whether the host must have an NVIDIA CUDA device",
+    "cpu_flags": 'CPU flags the host must have, e.g. ["avx2"]',
+}
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend the profile runs, with the options it sets for it."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HostRequirements:
+    isa: str
+    cuda_device: bool = False
+    cpu_flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceCaps:
+    cores: int | None = None  # None: all logical CPUs
+    memory_bytes: int | None = None  # None: no cap
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    name: str
+    description: str
+    isa: str
+    batch_sizes: tuple[int, ...]
+    threads: int | None  # None: all physical cores of the host
+    resources: ResourceCaps
+    requires: HostRequirements
+    backends: tuple[BackendSpec, ...]
+    source: str  # file the profile came from
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["batch_sizes"] = list(self.batch_sizes)
+        data["requires"]["cpu_flags"] = list(self.requires.cpu_flags)
+        data["backends"] = [asdict(backend) for backend in self.backends]
+        return data
+
+
+@dataclass(frozen=True)
+class ResolvedProfile:
+    """A profile made concrete for one host: thread count and the CPUs to pin to."""
+
+    profile: TargetProfile
+    threads: int
+    cpu_affinity: tuple[int, ...]
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = self.profile.as_dict()
+        data["resolved"] = {
+            "threads": self.threads,
+            "cpu_affinity": list(self.cpu_affinity),
+            "notes": list(self.notes),
+        }
+        return data
+
+
+def builtin_profile_names() -> list[str]:
+    return sorted(path.stem for path in PROFILES_DIR.glob("*.toml"))
+
+
+def _check_keys(table: dict[str, Any], allowed: dict[str, str], where: str, path: Path) -> None:
+    for key in table:
+        if key not in allowed:
+            raise SpeedproofError(
+                f"{path}: unknown key {key!r} in {where}{did_you_mean(key, allowed)}; "
+                f"valid keys: {', '.join(allowed)}"
+            )
+
+
+def _require(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, path: Path) -> Any:
+    if key not in table:
+        raise SpeedproofError(f"{path}: missing key {key!r} in {where}")
+    value = table[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise SpeedproofError(
+            f"{path}: {where}.{key} = {value!r} has the wrong type; expected {_type_name(kind)}"
+        )
+    return value
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def _parse_isa(value: str, where: str, path: Path) -> str:
+    isa = normalize_isa(value)
+    if isa not in KNOWN_ISAS:
+        raise SpeedproofError(f"{path}: {where} = {value!r}; valid: {', '.join(KNOWN_ISAS)}")
+    return isa
+
+
+def _parse_backend(table: Any, index: int, path: Path) -> BackendSpec:
+    where = f"backends[{index}]"
+    if not isinstance(table, dict):
+        raise SpeedproofError(f"{path}: {where} must be a table with a name")
+    name = _require(table, "name", str, where, path)
+    try:
+        entry = backend_entry(name)
+    except SpeedproofError as error:
+        raise SpeedproofError(f"{path}: {where}.name: {error}") from None
+    allowed = {"name": "backend name", **{key: opt.help for key, opt in entry.options.items()}}
+    _check_keys(table, allowed, where, path)
+    options: dict[str, Any] = {}
+    for key, option in entry.options.items():
+        if key not in table:
+            continue
+        value = _require(table, key, option.type, where, path)
+        if option.choices and value not in option.choices:
+            raise SpeedproofError(
+                f"{path}: {where}.{key} = {value!r}; valid: {', '.join(option.choices)}"
+            )
+        options[key] = value
+    return BackendSpec(name=name, options=options)
+
+
+def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
+    """Validate a profile's TOML data; every error names the file and the key."""
+    _check_keys(data, TOP_LEVEL_HELP, "the top level", path)
+    name = _require(data, "name", str, "profile", path)
+    description = data.get("description", "")
+    isa = _parse_isa(_require(data, "isa", str, "profile", path), "isa", path)
+
+    batch_sizes = _require(data, "batch_sizes", list, "profile", path)
+    if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in batch_sizes):
+        raise SpeedproofError(f"{path}: batch_sizes = {batch_sizes!r}; expected a list of positive integers")
+
+    threads_value = data.get("threads", "physical")
+    if threads_value == "physical":
+        threads = None
+    elif isinstance(threads_value, int) and not isinstance(threads_value, bool) and threads_value > 0:
+        threads = threads_value
+    else:
+        raise SpeedproofError(f'{path}: threads = {threads_value!r}; expected a positive integer or "physical"')
+
+    resources_table = data.get("resources", {})
+    _check_keys(resources_table, RESOURCES_HELP, "[resources]", path)
+    cores_value = resources_table.get("cores", "all")
+    if cores_value == "all":
+        cores = None
+    elif isinstance(cores_value, int) and not isinstance(cores_value, bool) and cores_value > 0:
+        cores = cores_value
+    else:
+        raise SpeedproofError(f'{path}: resources.cores = {cores_value!r}; expected a positive integer or "all"')
+    memory_gb = resources_table.get("memory_gb", 0)
+    if not isinstance(memory_gb, (int, float)) or isinstance(memory_gb, bool) or memory_gb < 0:
+        raise SpeedproofError(f"{path}: resources.memory_gb = {memory_gb!r}; expected a number >= 0")
+
+    requires_table = data.get("requires", {})
+    _check_keys(requires_table, REQUIRES_HELP, "[requires]", path)
+    requires = HostRequirements(
+        isa=_parse_isa(requires_table.get("isa", isa), "requires.isa", path),
+        cuda_device=bool(requires_table.get("cuda_device", False)),
+        cpu_flags=tuple(requires_table.get("cpu_flags", ())),
+    )
+
+    backends_list = _require(data, "backends", list, "profile", path)
+    if not backends_list:
+        raise SpeedproofError(f"{path}: backends is empty; a profile needs at least one [[backends]] table")
+    backends = tuple(_parse_backend(table, index, path) for index, table in enumerate(backends_list))
+
+    return TargetProfile(
+        name=name,
+        description=description,
+        isa=isa,
+        batch_sizes=tuple(batch_sizes),
+        threads=threads,
+        resources=ResourceCaps(cores=cores, memory_bytes=int(memory_gb * BYTES_PER_GB) or None),
+        requires=requires,
+        backends=backends,
+        source=str(path),
+    )
+
+
+def load_profile_file(path: Path) -> TargetProfile:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpeedproofError(f"target profile file not found: {path}") from None
+    except OSError as error:
+        raise SpeedproofError(f"cannot read target profile {path}: {error}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpeedproofError(f"{path}: not valid TOML: {error}") from None
+    return parse_profile(data, path)
+
+
+def load_target(name_or_path: str) -> TargetProfile:
+    """A built-in profile by name, or a user's profile by path (anything ending in .toml)."""
+    if name_or_path.endswith(".toml") or "/" in name_or_path:
+        return load_profile_file(Path(name_or_path))
+    if name_or_path not in builtin_profile_names():
+        raise unknown_choice("target", name_or_path, builtin_profile_names())
+    return load_profile_file(PROFILES_DIR / f"{name_or_path}.toml")
+
+
+def load_all_builtin_profiles() -> list[TargetProfile]:
+    return [load_target(name) for name in builtin_profile_names()]
+
+
+def resolve_profile(profile: TargetProfile, host: HostFingerprint, threads_override: int | None = None) -> ResolvedProfile:
+    """Turn the profile's "physical"/"all" into numbers for this host, noting any shortfall."""
+    notes: list[str] = []
+    available_cpus = sorted(_available_cpus())
+    if profile.resources.cores is None:
+        affinity = tuple(available_cpus)
+    else:
+        if profile.resources.cores > len(available_cpus):
+            notes.append(
+                f"profile asks for {profile.resources.cores} cores, this host offers {len(available_cpus)}"
+            )
+        affinity = tuple(available_cpus[: profile.resources.cores])
+    if threads_override is not None:
+        threads = threads_override
+    elif profile.threads is None:
+        threads = min(host.physical_cores, len(affinity))
+    else:
+        threads = profile.threads
+    if threads > len(affinity):
+        notes.append(f"{threads} threads on {len(affinity)} pinned CPUs oversubscribes them")
+    return ResolvedProfile(profile=profile, threads=threads, cpu_affinity=affinity, notes=tuple(notes))
+
+
+def _available_cpus() -> set[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
