@@ -49,9 +49,7 @@ def _external_data_files(model: onnx.ModelProto, model_path: Path) -> list[Path]
                 f"outside the model's folder {folder}"
             )
         if not target.is_file():
-            raise SpeedproofError(
-                f"{model_path}: external data file {location!r} of tensor {tensor.name!r} is missing"
-            )
+            raise SpeedproofError(f"{model_path}: external data file {location!r} of tensor {tensor.name!r} is missing")
         files[target] = None
     return list(files)
 
@@ -74,9 +72,7 @@ def load_onnx_model(path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError and friends
-        raise SpeedproofError(
-            f"{path} is not a readable ONNX model (truncated, or not ONNX at all): {error}"
-        ) from None
+        raise SpeedproofError(f"{path} is not a readable ONNX model (truncated, or not ONNX at all): {error}") from None
     if not model.graph.node or not model.graph.output:
         raise SpeedproofError(
             f"{path} parsed as ONNX but has no nodes or no outputs: the file is truncated or not an ONNX model"

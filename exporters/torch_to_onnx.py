@@ -35,7 +35,9 @@ def export_to_onnx(
     import torch
 
     module = module.eval()
-    names = list(input_names or (["input"] if len(example_inputs) == 1 else [f"input_{i}" for i in range(len(example_inputs))]))
+    names = list(
+        input_names or (["input"] if len(example_inputs) == 1 else [f"input_{i}" for i in range(len(example_inputs))])
+    )
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic_shapes = tuple({0: batch} for _ in example_inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,9 +73,11 @@ def check_outputs_match(
         expected = module(*example_inputs)
     expected_list = [expected] if isinstance(expected, torch.Tensor) else list(expected)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feed = {name: tensor.detach().cpu().numpy() for name, tensor in zip(input_names, example_inputs)}
+    feed = {name: tensor.detach().cpu().numpy() for name, tensor in zip(input_names, example_inputs, strict=True)}
     actual_list = session.run(None, feed)
-    for index, (want, got) in enumerate(zip(expected_list, actual_list)):
+    if len(actual_list) != len(expected_list):
+        raise SpeedproofError(f"{path}: ONNX has {len(actual_list)} outputs, torch returned {len(expected_list)}")
+    for index, (want, got) in enumerate(zip(expected_list, actual_list, strict=False)):
         want_array = want.detach().cpu().numpy()
         if want_array.shape != got.shape:
             raise SpeedproofError(

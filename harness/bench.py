@@ -111,7 +111,9 @@ def run_bench(
         cells = []
         for index, plan in enumerate(plans, start=1):
             progress(f"[{index}/{len(plans)}] {plan.model} {plan.backend.name} batch {plan.batch_size}")
-            cells.append(_measure_planned_cell(plan, artifact, facts, model_inputs, overrides, resolved, request, runner, host))
+            cells.append(
+                _measure_planned_cell(plan, artifact, facts, model_inputs, overrides, resolved, request, runner, host)
+            )
 
     commit, dirty = git_commit()
     record: Record = {

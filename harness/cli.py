@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from harness import __version__
 from harness.errors import SpeedproofError
@@ -60,7 +61,7 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
     for item in fields(MeasurementProtocol):
         group.add_argument(
             "--" + item.name.replace("_", "-"),
-            type=item.type if isinstance(item.type, type) else (int if item.type == "int" else float),
+            type=int if item.type in (int, "int") else float,
             default=item.default,
             metavar="N" if item.type in (int, "int") else "S",
             help=item.metadata["help"],
@@ -96,17 +97,36 @@ def build_parser() -> argparse.ArgumentParser:
         "efficientnet_b0; random weights, latency only), or package.module:function returning an "
         "nn.Module (with --input-shape) or (module, example_inputs)",
     )
-    bench.add_argument("--target", default="x86-cpu", help="built-in profile name or path to a profile .toml (default %(default)s); see `speedproof targets`")
-    bench.add_argument("--batch", type=_batch_list, default=None, metavar="1,8,32", help="batch sizes to measure (default: the profile's)")
-    bench.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="intra-op threads (default: the profile's)")
+    bench.add_argument(
+        "--target",
+        default="x86-cpu",
+        help="built-in profile name or path to a profile .toml (default %(default)s); see `speedproof targets`",
+    )
+    bench.add_argument(
+        "--batch",
+        type=_batch_list,
+        default=None,
+        metavar="1,8,32",
+        help="batch sizes to measure (default: the profile's)",
+    )
+    bench.add_argument(
+        "--threads", type=_positive_int, default=None, metavar="N", help="intra-op threads (default: the profile's)"
+    )
     bench.add_argument(
         "--input-shape",
         action="append",
         default=[],
         metavar="[NAME=]1x3x224x224",
-        help="shape of an input (repeat for several inputs); the first dim is the batch and is replaced by each --batch",
+        help="shape of an input (repeat for several inputs); the first dim is the batch and is replaced by "
+        "each --batch",
     )
-    bench.add_argument("--out", type=Path, default=Path("results"), metavar="DIR", help="folder for the result record (default %(default)s)")
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="folder for the result record (default %(default)s)",
+    )
     bench.add_argument("--json", action="store_true", help="print the result record on stdout and nothing else")
     _add_protocol_options(bench)
 
@@ -125,7 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
             "weights) on the target profile that suits this host, print the tables and write records."
         ),
     )
-    demo.add_argument("--out", type=Path, default=Path("results"), metavar="DIR", help="folder for the result records (default %(default)s)")
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="folder for the result records (default %(default)s)",
+    )
     _add_protocol_options(demo)
     return parser
 
@@ -161,7 +187,7 @@ def _run_targets_command(args: argparse.Namespace) -> int:
     from targets.profiles import load_all_builtin_profiles
 
     host = fingerprint_host()
-    entries = []
+    entries: list[dict[str, Any]] = []
     for profile in load_all_builtin_profiles():
         reasons = reasons_host_cannot_run(profile, host)
         entries.append(
@@ -169,7 +195,10 @@ def _run_targets_command(args: argparse.Namespace) -> int:
                 "name": profile.name,
                 "description": profile.description,
                 "isa": profile.isa,
-                "backends": [backend.name + ":" + str(backend.options.get("execution_provider", "")) for backend in profile.backends],
+                "backends": [
+                    backend.name + ":" + str(backend.options.get("execution_provider", ""))
+                    for backend in profile.backends
+                ],
                 "batch_sizes": list(profile.batch_sizes),
                 "runs_here": not reasons,
                 "reasons": reasons,
@@ -178,8 +207,11 @@ def _run_targets_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"host": host.as_dict(), "targets": entries}))
         return EXIT_OK
-    print(f"host: {host.cpu_model} ({host.isa}, {host.physical_cores} physical / {host.logical_cores} logical cores"
-          + (f", GPUs: {', '.join(gpu.name for gpu in host.gpus)}" if host.gpus else ", no GPU") + ")\n")
+    print(
+        f"host: {host.cpu_model} ({host.isa}, {host.physical_cores} physical / {host.logical_cores} logical cores"
+        + (f", GPUs: {', '.join(gpu.name for gpu in host.gpus)}" if host.gpus else ", no GPU")
+        + ")\n"
+    )
     rows = [
         [
             entry["name"],

@@ -19,6 +19,4 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def unknown_choice(kind: str, word: str, choices: Iterable[str]) -> SpeedproofError:
     """Error for a name that is not one of `choices`, listing the valid ones."""
     ordered = sorted(choices)
-    return SpeedproofError(
-        f"unknown {kind} {word!r}{did_you_mean(word, ordered)}; valid: {', '.join(ordered)}"
-    )
+    return SpeedproofError(f"unknown {kind} {word!r}{did_you_mean(word, ordered)}; valid: {', '.join(ordered)}")

@@ -58,8 +58,7 @@ def parse_input_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
     match = SHAPE_PATTERN.match(text.strip())
     if match is None:
         raise SpeedproofError(
-            f"--input-shape {text!r} is not valid; expected [NAME=]DIMxDIM..., e.g. 1x3x224x224 "
-            "or input_ids=1x128"
+            f"--input-shape {text!r} is not valid; expected [NAME=]DIMxDIM..., e.g. 1x3x224x224 or input_ids=1x128"
         )
     dims = tuple(int(dim) for dim in match.group("dims").split("x"))
     if any(dim <= 0 for dim in dims):
@@ -84,7 +83,9 @@ def _format_dims(dims: tuple[int | str | None, ...]) -> str:
 
 
 def _example_override(model_input: ModelInput) -> str:
-    example = ["1" if index == 0 else str(dim) if isinstance(dim, int) else "N" for index, dim in enumerate(model_input.dims)]
+    example = [
+        "1" if index == 0 else str(dim) if isinstance(dim, int) else "N" for index, dim in enumerate(model_input.dims)
+    ]
     return f"{model_input.name}={'x'.join(example)}"
 
 
@@ -103,8 +104,7 @@ def resolve_input_specs(
     if None in overrides:
         if len(model_inputs) != 1:
             raise SpeedproofError(
-                f"the model has {len(model_inputs)} inputs ({', '.join(names)}); "
-                "name each in --input-shape NAME=DIMS"
+                f"the model has {len(model_inputs)} inputs ({', '.join(names)}); name each in --input-shape NAME=DIMS"
             )
         overrides[names[0]] = overrides.pop(None)
     for name in overrides:
@@ -121,7 +121,7 @@ def resolve_input_specs(
                     f"--input-shape for {model_input.name!r} has {len(given)} dims, the model's input has "
                     f"{len(dims)}: {_format_dims(model_input.dims)}"
                 )
-            for index, (declared, wanted) in enumerate(zip(dims, given)):
+            for index, (declared, wanted) in enumerate(zip(dims, given, strict=True)):
                 if index > 0 and isinstance(declared, int) and declared != wanted:
                     raise SpeedproofError(
                         f"--input-shape for {model_input.name!r}: dim {index} is fixed at {declared} in the "

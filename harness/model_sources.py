@@ -84,7 +84,9 @@ def _example_tensor(shape: Sequence[int]) -> Any:
     return torch.randn((2, *shape[1:]), generator=generator)
 
 
-def _export_function_source(spec: str, input_shapes: dict[str | None, tuple[int, ...]], work_dir: Path) -> ModelArtifact:
+def _export_function_source(
+    spec: str, input_shapes: dict[str | None, tuple[int, ...]], work_dir: Path
+) -> ModelArtifact:
     import torch
 
     from exporters.onnx_file import load_onnx_model

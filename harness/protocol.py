@@ -30,7 +30,9 @@ class MeasurementProtocol:
     )
     max_duration_s: float = field(
         default=60.0,
-        metadata={"help": "cap on the timed phase of a cell, even if --min-iterations is not reached (default %(default)s)"},
+        metadata={
+            "help": "cap on the timed phase of a cell, even if --min-iterations is not reached (default %(default)s)"
+        },
     )
     load_allowance_s: float = field(
         default=DEFAULT_LOAD_ALLOWANCE_S,

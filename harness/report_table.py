@@ -20,7 +20,11 @@ def bench_table(record: dict[str, Any]) -> str:
         memory = cell.get("memory") or {}
         cold = cell.get("cold_start_ms") or {}
         if cell["status"] == "ok":
-            status = "ok" + (f" ({len(cell['warnings'])} warning{'s' if len(cell['warnings']) > 1 else ''})" if cell["warnings"] else "")
+            status = "ok" + (
+                f" ({len(cell['warnings'])} warning{'s' if len(cell['warnings']) > 1 else ''})"
+                if cell["warnings"]
+                else ""
+            )
         else:
             status = "FAILED"
         rows.append(
@@ -42,8 +46,20 @@ def bench_table(record: dict[str, Any]) -> str:
             ]
         )
     headers = [
-        "model", "variant", "backend", "provider", "batch", "p50 ms", "p90 ms", "p99 ms", "CV %",
-        "items/s", "iters", "load ms", "peak RSS MiB", "status",
+        "model",
+        "variant",
+        "backend",
+        "provider",
+        "batch",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "CV %",
+        "items/s",
+        "iters",
+        "load ms",
+        "peak RSS MiB",
+        "status",
     ]
     table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
     notes = []

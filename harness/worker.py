@@ -76,9 +76,7 @@ def measure_cell(request: dict[str, Any]) -> dict[str, Any]:
         declared = {meta.name: meta for meta in runner.get_input_metadata()}
         wanted = {spec.name for spec in specs}
         if set(declared) != wanted:
-            raise SpeedproofError(
-                f"the runtime sees inputs {sorted(declared)}, the plan has {sorted(wanted)}"
-            )
+            raise SpeedproofError(f"the runtime sees inputs {sorted(declared)}, the plan has {sorted(wanted)}")
         feed = generate_feed(specs, seed=int(request.get("seed", 0)))
         infer = runner.infer
 

@@ -50,7 +50,9 @@ ZOO: dict[str, ZooModel] = {
     for model in (
         ZooModel("resnet18", "torchvision ResNet-18, random weights", (1, 3, 224, 224), _torchvision("resnet18")),
         ZooModel("resnet50", "torchvision ResNet-50, random weights", (1, 3, 224, 224), _torchvision("resnet50")),
-        ZooModel("mobilenet_v2", "torchvision MobileNetV2, random weights", (1, 3, 224, 224), _torchvision("mobilenet_v2")),
+        ZooModel(
+            "mobilenet_v2", "torchvision MobileNetV2, random weights", (1, 3, 224, 224), _torchvision("mobilenet_v2")
+        ),
         ZooModel(
             "mobilenet_v3_large",
             "torchvision MobileNetV3-Large, random weights",
@@ -58,7 +60,10 @@ ZOO: dict[str, ZooModel] = {
             _torchvision("mobilenet_v3_large"),
         ),
         ZooModel(
-            "efficientnet_b0", "torchvision EfficientNet-B0, random weights", (1, 3, 224, 224), _torchvision("efficientnet_b0")
+            "efficientnet_b0",
+            "torchvision EfficientNet-B0, random weights",
+            (1, 3, 224, 224),
+            _torchvision("efficientnet_b0"),
         ),
     )
 }

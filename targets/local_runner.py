@@ -68,7 +68,8 @@ class LocalWorkerRunner:
             if not result_path.exists():
                 tail = _stderr_tail(stderr_path)
                 return _failed(
-                    f"worker exited with code {returncode} and wrote no result" + (f"; its last output:\n{tail}" if tail else "")
+                    f"worker exited with code {returncode} and wrote no result"
+                    + (f"; its last output:\n{tail}" if tail else "")
                 )
             try:
                 result: dict[str, Any] = json.loads(result_path.read_text())

@@ -31,7 +31,7 @@ TOP_LEVEL_HELP = {
     "isa": "instruction set the target runs: x86_64 or aarch64",
     "batch_sizes": "batch sizes measured when --batch is not given, e.g. [1, 8]",
     "threads": 'intra-op threads: an integer, or "physical" for all physical cores of the host',
-    "resources": "table: cores (integer or \"all\") and memory_gb (0 = no cap)",
+    "resources": 'table: cores (integer or "all") and memory_gb (0 = no cap)',
     "requires": "table: isa, cuda_device (bool), cpu_flags (list) the host must have",
     "backends": "array of tables: name plus the backend's options",
 }
@@ -114,8 +114,7 @@ def _check_keys(table: dict[str, Any], allowed: dict[str, str], where: str, path
     for key in table:
         if key not in allowed:
             raise SpeedproofError(
-                f"{path}: unknown key {key!r} in {where}{did_you_mean(key, allowed)}; "
-                f"valid keys: {', '.join(allowed)}"
+                f"{path}: unknown key {key!r} in {where}{did_you_mean(key, allowed)}; valid keys: {', '.join(allowed)}"
             )
 
 
@@ -124,9 +123,7 @@ def _require(table: dict[str, Any], key: str, kind: type | tuple[type, ...], whe
         raise SpeedproofError(f"{path}: missing key {key!r} in {where}")
     value = table[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise SpeedproofError(
-            f"{path}: {where}.{key} = {value!r} has the wrong type; expected {_type_name(kind)}"
-        )
+        raise SpeedproofError(f"{path}: {where}.{key} = {value!r} has the wrong type; expected {_type_name(kind)}")
     return value
 
 
@@ -159,9 +156,7 @@ def _parse_backend(table: Any, index: int, path: Path) -> BackendSpec:
             continue
         value = _require(table, key, option.type, where, path)
         if option.choices and value not in option.choices:
-            raise SpeedproofError(
-                f"{path}: {where}.{key} = {value!r}; valid: {', '.join(option.choices)}"
-            )
+            raise SpeedproofError(f"{path}: {where}.{key} = {value!r}; valid: {', '.join(option.choices)}")
         options[key] = value
     return BackendSpec(name=name, options=options)
 
@@ -251,7 +246,9 @@ def load_all_builtin_profiles() -> list[TargetProfile]:
     return [load_target(name) for name in builtin_profile_names()]
 
 
-def resolve_profile(profile: TargetProfile, host: HostFingerprint, threads_override: int | None = None) -> ResolvedProfile:
+def resolve_profile(
+    profile: TargetProfile, host: HostFingerprint, threads_override: int | None = None
+) -> ResolvedProfile:
     """Turn the profile's "physical"/"all" into numbers for this host, noting any shortfall."""
     notes: list[str] = []
     available_cpus = sorted(_available_cpus())
@@ -259,9 +256,7 @@ def resolve_profile(profile: TargetProfile, host: HostFingerprint, threads_overr
         affinity = tuple(available_cpus)
     else:
         if profile.resources.cores > len(available_cpus):
-            notes.append(
-                f"profile asks for {profile.resources.cores} cores, this host offers {len(available_cpus)}"
-            )
+            notes.append(f"profile asks for {profile.resources.cores} cores, this host offers {len(available_cpus)}")
         affinity = tuple(available_cpus[: profile.resources.cores])
     if threads_override is not None:
         threads = threads_override

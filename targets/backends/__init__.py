@@ -68,8 +68,6 @@ def load_runner_class(name: str) -> type[BackendRunner]:
     try:
         module = importlib.import_module(entry.module)
     except ImportError as error:
-        raise SpeedproofError(
-            f"backend {name!r} cannot be used on this host: {error}"
-        ) from error
+        raise SpeedproofError(f"backend {name!r} cannot be used on this host: {error}") from error
     runner_class: type[BackendRunner] = getattr(module, entry.class_name)
     return runner_class

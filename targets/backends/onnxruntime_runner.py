@@ -49,10 +49,7 @@ class OnnxRuntimeRunner(BackendRunner):
         provider = str(options.get("execution_provider", DEFAULT_PROVIDER))
         available = ort.get_available_providers()
         if provider not in available:
-            return (
-                f"onnxruntime {ort.__version__} has no {provider} "
-                f"(available: {', '.join(available)})"
-            )
+            return f"onnxruntime {ort.__version__} has no {provider} (available: {', '.join(available)})"
         return None
 
     def activate_impl(self) -> None:
@@ -71,9 +68,7 @@ class OnnxRuntimeRunner(BackendRunner):
                 self.artifact_path, sess_options=session_options, providers=[self.provider]
             )
         except Exception as error:  # ORT raises its own Fail/InvalidGraph/... types
-            raise SpeedproofError(
-                f"onnxruntime could not load {self.artifact_path}: {error}"
-            ) from error
+            raise SpeedproofError(f"onnxruntime could not load {self.artifact_path}: {error}") from error
         actual = self.session.get_providers()[0]
         if actual != self.provider:
             raise SpeedproofError(

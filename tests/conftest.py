@@ -1,0 +1,103 @@
+"""Shared fixtures: a tiny model zoo built at test time, fast measurement settings, markers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from harness.protocol import MeasurementProtocol
+
+# enough to exercise every phase of the protocol in well under a second per cell
+FAST_PROTOCOL = MeasurementProtocol(
+    warmup_min_iterations=2,
+    warmup_min_duration_s=0.0,
+    min_iterations=5,
+    min_duration_s=0.02,
+    max_duration_s=5.0,
+    load_allowance_s=60.0,
+)
+
+
+def _has_cuda_device() -> bool:
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return False
+    completed = subprocess.run([tool, "-L"], capture_output=True, text=True, check=False)
+    return completed.returncode == 0 and "GPU" in completed.stdout
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _has_cuda_device():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs an NVIDIA CUDA device; nvidia-smi found none on this host")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def tiny_conv_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small conv net exported from torch at test time (dynamic batch axis, input 1x3x16x16)."""
+    import torch
+
+    from exporters.torch_to_onnx import export_to_onnx
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 4),
+    ).eval()
+    path = tmp_path_factory.mktemp("zoo") / "tiny_conv.onnx"
+    export_to_onnx(module, [torch.randn(2, 3, 16, 16)], path)
+    return path
+
+
+def make_onnx_model(
+    inputs: list[onnx.ValueInfoProto],
+    nodes: list[onnx.NodeProto],
+    outputs: list[onnx.ValueInfoProto],
+    initializers: list[onnx.TensorProto] | None = None,
+) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "test", inputs, outputs, initializer=initializers or [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.fixture
+def embedding_onnx(tmp_path: Path) -> Path:
+    """Token ids [batch, seq] -> Gather from a 50-row table: the seq dim needs --input-shape."""
+    table = numpy_helper.from_array(np.arange(50 * 4, dtype=np.float32).reshape(50, 4), "table")
+    model = make_onnx_model(
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_node("Gather", ["table", "ids"], ["out"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", "seq", 4])],
+        [table],
+    )
+    path = tmp_path / "embedding.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture
+def fixed_batch_onnx(tmp_path: Path) -> Path:
+    """Relu on a [1, 4] input: a fixed batch of one."""
+    model = make_onnx_model(
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    path = tmp_path / "fixed_batch.onnx"
+    onnx.save(model, path)
+    return path
