@@ -4,6 +4,7 @@ into a checked ONNX artifact on disk, exporting from torch where needed."""
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from harness.errors import SpeedproofError
 from harness.zoo import ZOO, zoo_model
 
 FUNCTION_SOURCE_SEPARATOR = ":"
+TORCH_FILE_SUFFIXES = (".pt", ".pt2", ".pth")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ def resolve_model_source(spec: str, input_shapes: dict[str | None, tuple[int, ..
     """Resolve MODEL; torch sources are exported into `work_dir` (zoo exports are cached)."""
     from exporters.onnx_file import load_onnx_model
 
+    if Path(spec).suffix in TORCH_FILE_SUFFIXES:
+        raise SpeedproofError(
+            f"model {spec!r}: torch files are not a model source yet; export it to ONNX, or pass "
+            "package.module:function that builds the module"
+        )
     if spec.endswith(".onnx") or Path(spec).is_file():
         path = Path(spec)
         return ModelArtifact(path.stem, "onnx-file", path, load_onnx_model(path), latency_only=False)
@@ -60,14 +67,14 @@ def resolve_model_source(spec: str, input_shapes: dict[str | None, tuple[int, ..
 
 
 def _export_zoo_model(name: str) -> ModelArtifact:
-    import torch
-
     from exporters.onnx_file import load_onnx_model
     from exporters.torch_to_onnx import DEFAULT_OPSET, export_to_onnx
 
     entry = zoo_model(name)
     # weights are seeded, so the export is the same for the same torch and opset: reuse it
-    path = cache_dir() / "zoo" / f"{name}-torch{torch.__version__}-opset{DEFAULT_OPSET}.onnx"
+    # (the version comes from package metadata: importing torch just for it costs seconds)
+    torch_version = importlib.metadata.version("torch")
+    path = cache_dir() / "zoo" / f"{name}-torch{torch_version}-opset{DEFAULT_OPSET}.onnx"
     if not path.exists():
         module = entry.build()
         temporary = path.with_suffix(f".{os.getpid()}.partial.onnx")

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-WORKER_BUSY_OTHER_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
+BUSY_CPU_TIME_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
 
 
 def _peak_rss_bytes() -> int:
@@ -40,7 +40,7 @@ def _system_busy_s() -> float:
     import psutil
 
     times = psutil.cpu_times()
-    return sum(getattr(times, name, 0.0) for name in WORKER_BUSY_OTHER_FIELDS)
+    return sum(getattr(times, name, 0.0) for name in BUSY_CPU_TIME_FIELDS)
 
 
 def _own_cpu_s() -> float:
@@ -93,7 +93,6 @@ def measure_cell(request: dict[str, Any]) -> dict[str, Any]:
         busy_s = _system_busy_s() - busy_before_s
         own_s = _own_cpu_s() - own_before_s
         wall_s = time.monotonic() - wall_before
-        cpus = len(affinity) if affinity else (os.cpu_count() or 1)
         total_cpus = os.cpu_count() or 1
         other_busy_share = max(0.0, busy_s - own_s) / (wall_s * total_cpus) if wall_s > 0 else 0.0
         provider = runner.actual_provider
@@ -110,7 +109,6 @@ def measure_cell(request: dict[str, Any]) -> dict[str, Any]:
         "warmup_iterations": warmup_iterations,
         "cold_start_ms": {"session": session_ms, "first_inference": first_inference_ms},
         "memory": {"peak_rss_bytes": peak_rss, "rss_increase_bytes": max(0, peak_rss - rss_before_load)},
-        "pinned_cpus": cpus,
         "other_processes_cpu_share": round(other_busy_share, 4),
     }
 
