@@ -68,6 +68,16 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _add_out_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="folder for result records; existing files are never overwritten (default %(default)s)",
+    )
+
+
 def _protocol_from(args: argparse.Namespace) -> MeasurementProtocol:
     return MeasurementProtocol(**{item.name: getattr(args, item.name) for item in fields(MeasurementProtocol)})
 
@@ -120,13 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="shape of an input (repeat for several inputs); the first dim is the batch and is replaced by "
         "each --batch",
     )
-    bench.add_argument(
-        "--out",
-        type=Path,
-        default=Path("results"),
-        metavar="DIR",
-        help="folder for the result record (default %(default)s)",
-    )
+    _add_out_option(bench)
     bench.add_argument("--json", action="store_true", help="print the result record on stdout and nothing else")
     _add_protocol_options(bench)
 
@@ -145,13 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
             "weights) on the target profile that suits this host, print the tables and write records."
         ),
     )
-    demo.add_argument(
-        "--out",
-        type=Path,
-        default=Path("results"),
-        metavar="DIR",
-        help="folder for the result records (default %(default)s)",
-    )
+    _add_out_option(demo)
     _add_protocol_options(demo)
     return parser
 

@@ -161,6 +161,15 @@ def _parse_backend(table: Any, index: int, path: Path) -> BackendSpec:
     return BackendSpec(name=name, options=options)
 
 
+def _positive_int_or_word(value: Any, word: str, where: str, path: Path) -> int | None:
+    """A positive integer, or None for `word` ("physical", "all": decided per host later)."""
+    if value == word:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise SpeedproofError(f'{path}: {where} = {value!r}; expected a positive integer or "{word}"')
+
+
 def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     """Validate a profile's TOML data; every error names the file and the key."""
     _check_keys(data, TOP_LEVEL_HELP, "the top level", path)
@@ -172,23 +181,11 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in batch_sizes):
         raise SpeedproofError(f"{path}: batch_sizes = {batch_sizes!r}; expected a list of positive integers")
 
-    threads_value = data.get("threads", "physical")
-    if threads_value == "physical":
-        threads = None
-    elif isinstance(threads_value, int) and not isinstance(threads_value, bool) and threads_value > 0:
-        threads = threads_value
-    else:
-        raise SpeedproofError(f'{path}: threads = {threads_value!r}; expected a positive integer or "physical"')
+    threads = _positive_int_or_word(data.get("threads", "physical"), "physical", "threads", path)
 
     resources_table = data.get("resources", {})
     _check_keys(resources_table, RESOURCES_HELP, "[resources]", path)
-    cores_value = resources_table.get("cores", "all")
-    if cores_value == "all":
-        cores = None
-    elif isinstance(cores_value, int) and not isinstance(cores_value, bool) and cores_value > 0:
-        cores = cores_value
-    else:
-        raise SpeedproofError(f'{path}: resources.cores = {cores_value!r}; expected a positive integer or "all"')
+    cores = _positive_int_or_word(resources_table.get("cores", "all"), "all", "resources.cores", path)
     memory_gb = resources_table.get("memory_gb", 0)
     if not isinstance(memory_gb, (int, float)) or isinstance(memory_gb, bool) or memory_gb < 0:
         raise SpeedproofError(f"{path}: resources.memory_gb = {memory_gb!r}; expected a number >= 0")
