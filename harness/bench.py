@@ -22,7 +22,7 @@ from harness.protocol import MeasurementProtocol
 from harness.provenance import git_commit, new_run_id, utc_now_iso
 from harness.results_store import SCHEMA_VERSION, Record, write_record
 from harness.statistics import coefficient_of_variation, summarize_latencies_ns, throughput_per_s
-from targets.compatibility import reasons_host_cannot_run
+from targets.compatibility import default_target_name, reasons_host_cannot_run
 from targets.host import HostFingerprint, fingerprint_host
 from targets.local_runner import LocalWorkerRunner
 from targets.profiles import BackendSpec, ResolvedProfile, load_target, resolve_profile
@@ -39,7 +39,7 @@ class CellRunner(Protocol):
 @dataclass(frozen=True)
 class BenchRequest:
     model: str
-    target: str = "x86-cpu"
+    target: str | None = None  # None: the built-in profile that suits the host
     batch_sizes: tuple[int, ...] | None = None  # None: the profile's
     threads: int | None = None  # None: the profile's
     input_shapes: tuple[str, ...] = ()
@@ -63,7 +63,7 @@ def _no_progress(message: str) -> None:
 
 
 def check_target_runs_here(request: BenchRequest, host: HostFingerprint) -> ResolvedProfile:
-    profile = load_target(request.target)
+    profile = load_target(request.target or default_target_name(host))
     reasons = reasons_host_cannot_run(profile, host)
     if reasons:
         raise SpeedproofError(f"this host cannot run target {profile.name}: {'; '.join(reasons)}")
@@ -127,6 +127,12 @@ def run_bench(
         "host": host.as_dict(),
         "target": resolved.as_dict(),
         "protocol": request.protocol.as_dict(),
+        "model_source": {
+            "spec": request.model,
+            "kind": artifact.kind,
+            "latency_only": artifact.latency_only,
+            "inputs": [model_input.as_dict() for model_input in model_inputs],
+        },
         "cells": cells,
     }
     path = write_record(record, request.out_dir, label=f"bench-{artifact.name}")

@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--target",
-        default="x86-cpu",
-        help="built-in profile name or path to a profile .toml (default %(default)s); see `speedproof targets`",
+        default=None,
+        help="built-in profile name or path to a profile .toml (default: the one that suits this host: cuda-gpu "
+        "with a usable GPU, else x86-cpu or arm-edge); see `speedproof targets`",
     )
     bench.add_argument(
         "--batch",

@@ -52,6 +52,9 @@ class ModelInput:
     dims: tuple[int | str | None, ...]
     int_high: int = DEFAULT_INT_HIGH
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "dims": list(self.dims), "int_high": self.int_high}
+
 
 def parse_input_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
     """Parse `[NAME=]1x3x224x224` into (name or None, dims)."""

@@ -62,6 +62,8 @@ def test_record_matches_the_contract(tiny_conv_onnx, tmp_path):
     assert record["schema_version"] == 1
     assert record["created_at"].endswith("Z")
     assert record["target"]["name"] == "x86-cpu"
+    assert record["model_source"]["kind"] == "onnx-file"
+    assert record["model_source"]["inputs"][0]["dims"][1:] == [3, 16, 16]
     assert load_record(path) == json.loads(json.dumps(record))
     assert [cell["batch_size"] for cell in record["cells"]] == [1, 2]
     for cell in record["cells"]:
