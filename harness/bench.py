@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from exporters.onnx_file import artifact_facts, read_model_inputs
 from harness import __version__
 from harness.errors import SpeedproofError
 from harness.inputs import DEFAULT_SEED, ModelInput, resolve_input_specs, shape_overrides
@@ -93,8 +94,6 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="speedproof-export-") as export_dir:
         progress(f"preparing {request.model}")
         artifact = resolve_model_source(request.model, overrides, Path(export_dir))
-        from exporters.onnx_file import artifact_facts, read_model_inputs
-
         facts = artifact_facts(artifact.onnx_path, artifact.model).as_dict()
         model_inputs = read_model_inputs(artifact.model)
         # a shape problem common to every batch size is the user's to fix: stop before measuring
@@ -108,12 +107,11 @@ def run_bench(
             for backend in resolved.profile.backends
             for batch in batch_sizes
         ]
+        context = _RunContext(artifact, facts, model_inputs, overrides, resolved, request.protocol, runner, host)
         cells = []
         for index, plan in enumerate(plans, start=1):
             progress(f"[{index}/{len(plans)}] {plan.model} {plan.backend.name} batch {plan.batch_size}")
-            cells.append(
-                _measure_planned_cell(plan, artifact, facts, model_inputs, overrides, resolved, request, runner, host)
-            )
+            cells.append(_measure_planned_cell(plan, context))
 
     commit, dirty = git_commit()
     record: Record = {
@@ -146,40 +144,44 @@ def _check_shapes_resolve(model_inputs: list[ModelInput], overrides: dict[str | 
     resolve_input_specs(model_inputs, declared_batch, overrides)
 
 
-def _measure_planned_cell(
-    plan: CellPlan,
-    artifact: ModelArtifact,
-    facts: dict[str, Any],
-    model_inputs: list[ModelInput],
-    overrides: dict[str | None, tuple[int, ...]],
-    resolved: ResolvedProfile,
-    request: BenchRequest,
-    runner: CellRunner,
-    host: HostFingerprint,
-) -> dict[str, Any]:
-    cell = _empty_cell(plan, facts)
+@dataclass(frozen=True)
+class _RunContext:
+    """What every cell of one run shares."""
+
+    artifact: ModelArtifact
+    facts: dict[str, Any]
+    model_inputs: list[ModelInput]
+    overrides: dict[str | None, tuple[int, ...]]
+    resolved: ResolvedProfile
+    protocol: MeasurementProtocol
+    runner: CellRunner
+    host: HostFingerprint
+
+
+def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> dict[str, Any]:
+    cell = _empty_cell(plan, context.facts)
     try:
-        specs = resolve_input_specs(model_inputs, plan.batch_size, overrides)
+        specs = resolve_input_specs(context.model_inputs, plan.batch_size, context.overrides)
     except SpeedproofError as error:
         cell["error"] = str(error)
         return cell
     load_average = _load_average_1m()
     worker_request = {
-        "artifact_path": str(artifact.onnx_path.resolve()),
+        "artifact_path": str(context.artifact.onnx_path.resolve()),
         "backend": plan.backend.name,
         "options": plan.backend.options,
-        "threads": resolved.threads,
-        "cpu_affinity": list(resolved.cpu_affinity),
+        "threads": context.resolved.threads,
+        "cpu_affinity": list(context.resolved.cpu_affinity),
         "inputs": [spec.as_dict() for spec in specs],
         "seed": DEFAULT_SEED,
         "batch_size": plan.batch_size,
-        "protocol": request.protocol.as_dict(),
+        "protocol": context.protocol.as_dict(),
     }
-    result = runner.run_cell(worker_request, timeout_s=request.protocol.cell_timeout_s())
+    result = context.runner.run_cell(worker_request, timeout_s=context.protocol.cell_timeout_s())
     if result.get("status") != "ok":
         cell["error"] = result.get("error") or "worker failed without a message"
         return cell
-    return _fill_measured_cell(cell, result, plan, resolved, host, load_average)
+    return _fill_measured_cell(cell, result, plan, context.resolved, context.host, load_average)
 
 
 def _empty_cell(plan: CellPlan, facts: dict[str, Any]) -> dict[str, Any]:
