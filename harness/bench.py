@@ -7,7 +7,6 @@ reason, and the remaining cells still run.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from harness.provenance import git_commit, new_run_id, utc_now_iso
 from harness.results_store import SCHEMA_VERSION, Record, write_record
 from harness.statistics import coefficient_of_variation, summarize_latencies_ns, throughput_per_s
 from targets.compatibility import default_target_name, reasons_host_cannot_run
-from targets.host import HostFingerprint, fingerprint_host
+from targets.host import HostFingerprint, fingerprint_host, load_average_1m
 from targets.local_runner import LocalWorkerRunner
 from targets.profiles import BackendSpec, ResolvedProfile, load_target, resolve_profile
 
@@ -165,7 +164,7 @@ def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> dict[str, Any
     except SpeedproofError as error:
         cell["error"] = str(error)
         return cell
-    load_average = _load_average_1m()
+    load_average = load_average_1m()
     worker_request = {
         "artifact_path": str(context.artifact.onnx_path.resolve()),
         "backend": plan.backend.name,
@@ -250,10 +249,3 @@ def _fill_measured_cell(
         latencies_ns=latencies_ns,
     )
     return cell
-
-
-def _load_average_1m() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from targets.backends import load_runner_class
 from targets.host import HostFingerprint
-from targets.profiles import TargetProfile
+from targets.profiles import TargetProfile, load_target
 
 GIB = 1024**3
 
@@ -38,8 +38,6 @@ def reasons_host_cannot_run(profile: TargetProfile, host: HostFingerprint) -> li
 
 def default_target_name(host: HostFingerprint) -> str:
     """The built-in profile that suits this host: cuda-gpu with a GPU, else the CPU profile of its ISA."""
-    from targets.profiles import load_target
-
     if host.gpus and not reasons_host_cannot_run(load_target("cuda-gpu"), host):
         return "cuda-gpu"
     return "arm-edge" if host.isa == "aarch64" else "x86-cpu"

@@ -141,7 +141,7 @@ def _cpu_governor() -> str | None:
         return None
 
 
-def _load_average_1m() -> float | None:
+def load_average_1m() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):
@@ -209,7 +209,7 @@ def fingerprint_host() -> HostFingerprint:
         memory_bytes=psutil.virtual_memory().total,
         python=sys.version.split()[0],
         cpu_governor=_cpu_governor(),
-        load_average_1m=_load_average_1m(),
+        load_average_1m=load_average_1m(),
         emulated=_is_emulated(isa, cpuinfo),
         gpus=detect_gpus(),
         libraries=library_versions(),
