@@ -1,6 +1,7 @@
-"""Built-in model zoo: torchvision architectures with random weights, built offline.
+"""Built-in model zoo, built offline: `digits-cnn` (trained on scikit-learn's digits, real
+accuracy), torchvision architectures and `encoder-mini` with random weights (latency only:
+no accuracy is claimed for them).
 
-Random weights mean these models are for latency only: no accuracy is claimed for them.
 Nothing is downloaded; torchvision is the optional `vision` extra, imported only when needed.
 """
 
@@ -8,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from harness.errors import SpeedproofError, unknown_choice
-
-if TYPE_CHECKING:
-    import torch
+from harness.model_data import TorchModel
 
 ZOO_SEED = 0
+RANDOM_WEIGHTS_KEY = f"random-seed{ZOO_SEED}"
+
+ProgressCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,19 @@ class ZooModel:
     name: str
     description: str
     input_shape: tuple[int, ...]  # at batch 1
-    build: Callable[[], torch.nn.Module]
+    # cache folder, progress -> the model with its data
+    load: Callable[[Path, ProgressCallback], TorchModel]
+    # cache folder, progress -> a key that changes whenever the weights do (names cached exports)
+    weights_key: Callable[[Path, ProgressCallback], str]
     latency_only: bool = True
 
 
-def _torchvision(architecture: str) -> Callable[[], torch.nn.Module]:
-    def build() -> torch.nn.Module:
+def _random_weights_key(cache_folder: Path, progress: ProgressCallback) -> str:
+    return RANDOM_WEIGHTS_KEY
+
+
+def _torchvision(architecture: str) -> Callable[[Path, ProgressCallback], TorchModel]:
+    def load(cache_folder: Path, progress: ProgressCallback) -> TorchModel:
         try:
             import torchvision.models
         except ImportError:
@@ -38,32 +47,62 @@ def _torchvision(architecture: str) -> Callable[[], torch.nn.Module]:
         import torch
 
         torch.manual_seed(ZOO_SEED)
-        builder = getattr(torchvision.models, architecture)
-        module: torch.nn.Module = builder(weights=None)
-        return module.eval()
+        module: torch.nn.Module = getattr(torchvision.models, architecture)(weights=None).eval()
+        generator = torch.Generator().manual_seed(ZOO_SEED)
+        # a batch of 2: a batch of 1 would let the exporter specialise the batch axis to 1
+        example = torch.randn((2, 3, 224, 224), generator=generator)
+        return TorchModel(module=module, example_inputs=(example,), latency_only=True)
 
-    return build
+    return load
+
+
+def _load_digits(cache_folder: Path, progress: ProgressCallback) -> TorchModel:
+    from harness.digits import load_digits_cnn
+
+    return load_digits_cnn(cache_folder, progress)
+
+
+def _digits_weights_key(cache_folder: Path, progress: ProgressCallback) -> str:
+    from harness.digits import trained_weights
+
+    _, digest = trained_weights(cache_folder, progress)
+    return f"weights-{digest[:12]}"
+
+
+def _load_encoder(cache_folder: Path, progress: ProgressCallback) -> TorchModel:
+    from harness.encoder_mini import encoder_mini_model
+
+    return encoder_mini_model()
+
+
+def _torchvision_entry(name: str, title: str) -> ZooModel:
+    return ZooModel(
+        name, f"torchvision {title}, random weights", (1, 3, 224, 224), _torchvision(name), _random_weights_key
+    )
 
 
 ZOO: dict[str, ZooModel] = {
     model.name: model
     for model in (
-        ZooModel("resnet18", "torchvision ResNet-18, random weights", (1, 3, 224, 224), _torchvision("resnet18")),
-        ZooModel("resnet50", "torchvision ResNet-50, random weights", (1, 3, 224, 224), _torchvision("resnet50")),
         ZooModel(
-            "mobilenet_v2", "torchvision MobileNetV2, random weights", (1, 3, 224, 224), _torchvision("mobilenet_v2")
+            "digits-cnn",
+            "ResNet-style CNN trained on scikit-learn digits (32x32), real accuracy",
+            (1, 1, 32, 32),
+            _load_digits,
+            _digits_weights_key,
+            latency_only=False,
         ),
+        _torchvision_entry("resnet18", "ResNet-18"),
+        _torchvision_entry("resnet50", "ResNet-50"),
+        _torchvision_entry("mobilenet_v2", "MobileNetV2"),
+        _torchvision_entry("mobilenet_v3_large", "MobileNetV3-Large"),
+        _torchvision_entry("efficientnet_b0", "EfficientNet-B0"),
         ZooModel(
-            "mobilenet_v3_large",
-            "torchvision MobileNetV3-Large, random weights",
-            (1, 3, 224, 224),
-            _torchvision("mobilenet_v3_large"),
-        ),
-        ZooModel(
-            "efficientnet_b0",
-            "torchvision EfficientNet-B0, random weights",
-            (1, 3, 224, 224),
-            _torchvision("efficientnet_b0"),
+            "encoder-mini",
+            "BERT-mini-sized transformer encoder (4 layers, d=256, 4 heads, seq 128), random weights",
+            (1, 128),
+            _load_encoder,
+            _random_weights_key,
         ),
     )
 }

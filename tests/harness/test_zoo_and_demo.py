@@ -20,9 +20,11 @@ def private_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def test_zoo_lists_latency_only_torchvision_models():
-    assert {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"} <= set(ZOO)
-    assert all(entry.latency_only for entry in ZOO.values())
+def test_zoo_labels_random_weight_models_latency_only():
+    random_weights = {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "encoder-mini"}
+    assert random_weights | {"digits-cnn"} == set(ZOO)
+    assert all(ZOO[name].latency_only for name in random_weights)
+    assert not ZOO["digits-cnn"].latency_only
     with pytest.raises(SpeedproofError, match='did you mean "mobilenet_v2"'):
         zoo_model("mobilenet_v3")
 
@@ -37,5 +39,5 @@ def test_demo_benchmarks_both_models_and_caches_exports(private_cache, tmp_path,
     records = [json.loads(path.read_text()) for path in sorted(out.glob("*.json"))]
     assert sorted({cell["model"] for record in records for cell in record["cells"]}) == ["mobilenet_v2", "resnet18"]
     assert all(cell["status"] == "ok" for record in records for cell in record["cells"])
-    cached = sorted(path.name.split("-torch")[0] for path in (private_cache / "zoo").glob("*.onnx"))
+    cached = sorted(path.name.split("-random-")[0] for path in (private_cache / "zoo").glob("*.onnx"))
     assert cached == ["mobilenet_v2", "resnet18"]
