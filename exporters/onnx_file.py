@@ -1,4 +1,4 @@
-"""Check an ONNX file before anything runs it, and read its facts and declared inputs.
+"""Check an ONNX file before anything runs it, and read its declared inputs.
 
 Refuses a missing, non-ONNX or truncated file, and external data that points outside the
 model's own folder (a path-traversal risk in files from elsewhere).
@@ -6,10 +6,7 @@ model's own folder (a path-traversal risk in files from elsewhere).
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import onnx
 from onnx import helper
@@ -17,22 +14,8 @@ from onnx import helper
 from harness.errors import SpeedproofError
 from harness.inputs import DEFAULT_INT_HIGH, ModelInput
 
-HASH_CHUNK_BYTES = 1 << 20
 
-
-@dataclass(frozen=True)
-class ArtifactFacts:
-    """What the record says about an artifact file."""
-
-    path: str
-    sha256: str
-    bytes: int  # model file plus its external data files
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _external_data_files(model: onnx.ModelProto, model_path: Path) -> list[Path]:
+def external_data_files(model: onnx.ModelProto, model_path: Path) -> list[Path]:
     """The external data files the model references, each checked to lie in the model's folder."""
     folder = model_path.parent.resolve()
     files: dict[Path, None] = {}
@@ -77,26 +60,13 @@ def load_onnx_model(path: Path) -> onnx.ModelProto:
         raise SpeedproofError(
             f"{path} parsed as ONNX but has no nodes or no outputs: the file is truncated or not an ONNX model"
         )
-    _external_data_files(model, path)
+    external_data_files(model, path)
     try:
         # path-based check: it also reads external data and works past 2 GB
         onnx.checker.check_model(str(path))
     except Exception as error:
         raise SpeedproofError(f"{path} is not a valid ONNX model: {error}") from None
     return model
-
-
-def artifact_facts(path: Path, model: onnx.ModelProto) -> ArtifactFacts:
-    """Size and sha256 of the artifact, external data included."""
-    files = [path.resolve(), *_external_data_files(model, path)]
-    digest = hashlib.sha256()
-    total_bytes = 0
-    for file in files:
-        total_bytes += file.stat().st_size
-        with file.open("rb") as handle:
-            while chunk := handle.read(HASH_CHUNK_BYTES):
-                digest.update(chunk)
-    return ArtifactFacts(path=str(path.resolve()), sha256=digest.hexdigest(), bytes=total_bytes)
 
 
 def _embedding_sizes(model: onnx.ModelProto) -> dict[str, int]:

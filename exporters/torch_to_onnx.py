@@ -1,5 +1,5 @@
-"""Export a torch module to ONNX with a dynamic batch axis, check it, and compare its outputs
-with torch's on the example inputs."""
+"""Export a torch module to ONNX (opset 18, dynamic batch axis), check it (onnx.checker, strict
+shape inference), and compare its outputs with torch's on the example inputs."""
 
 from __future__ import annotations
 
@@ -58,8 +58,20 @@ def export_to_onnx(
             )
     except Exception as error:
         raise SpeedproofError(f"torch -> ONNX export of {type(module).__name__} failed: {error}") from error
+    check_graph(path)
     check_outputs_match(module, example_inputs, path, names)
     return path
+
+
+def check_graph(path: Path) -> None:
+    """onnx.checker plus strict shape inference: a graph whose shapes do not compose is an error."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))
+        onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
+    except Exception as error:
+        raise SpeedproofError(f"{path}: the exported graph does not check: {error}") from error
 
 
 def check_outputs_match(

@@ -1,8 +1,8 @@
 """`speedproof bench`: measure one model on one target profile, one worker process per cell,
 and write the result record.
 
-A cell is (artifact, backend, batch size). A cell that fails is recorded as failed, with its
-reason, and the remaining cells still run.
+A cell is (variant, backend, batch size); variants come from `--recipes` (the baseline is always
+one). A variant or cell that fails is recorded as failed, with its reason, and the rest still run.
 """
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from exporters.onnx_file import artifact_facts, read_model_inputs
-from harness import __version__
 from harness.errors import SpeedproofError
-from harness.inputs import DEFAULT_SEED, ModelInput, resolve_input_specs, shape_overrides
-from harness.model_sources import ModelArtifact, resolve_model_source
+from harness.inputs import DEFAULT_SEED, ModelInput, resolve_input_specs
 from harness.protocol import MeasurementProtocol
-from harness.provenance import git_commit, new_run_id, utc_now_iso
-from harness.results_store import SCHEMA_VERSION, Record, write_record
+from harness.provenance import new_run_id, record_header
+from harness.results_store import Record, write_record
 from harness.statistics import coefficient_of_variation, summarize_latencies_ns, throughput_per_s
-from targets.compatibility import default_target_name, reasons_host_cannot_run
+from harness.variants import BuiltVariant
+from harness.variants_run import model_source_entry, prepare_variants
+from targets.compatibility import resolve_target_for_host
 from targets.host import HostFingerprint, fingerprint_host, load_average_1m
 from targets.local_runner import LocalWorkerRunner
-from targets.profiles import BackendSpec, ResolvedProfile, load_target, resolve_profile
+from targets.profiles import BackendSpec, ResolvedProfile
 
 NOISY_CV = 0.10
 # share of all CPUs that other processes used while a cell was timed
@@ -43,6 +42,7 @@ class BenchRequest:
     batch_sizes: tuple[int, ...] | None = None  # None: the profile's
     threads: int | None = None  # None: the profile's
     input_shapes: tuple[str, ...] = ()
+    recipes: tuple[str, ...] = ()  # recipe strings; the baseline is always measured
     protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
     out_dir: Path = Path("results")
 
@@ -50,7 +50,7 @@ class BenchRequest:
 @dataclass(frozen=True)
 class CellPlan:
     model: str
-    variant: str
+    variant: BuiltVariant
     backend: BackendSpec
     batch_size: int
 
@@ -62,28 +62,20 @@ def _no_progress(message: str) -> None:
     pass
 
 
-def check_target_runs_here(request: BenchRequest, host: HostFingerprint) -> ResolvedProfile:
-    profile = load_target(request.target or default_target_name(host))
-    reasons = reasons_host_cannot_run(profile, host)
-    if reasons:
-        raise SpeedproofError(f"this host cannot run target {profile.name}: {'; '.join(reasons)}")
-    return resolve_profile(profile, host, request.threads)
-
-
 def run_bench(
     request: BenchRequest,
     runner: CellRunner | None = None,
     progress: ProgressCallback = _no_progress,
     host: HostFingerprint | None = None,
 ) -> tuple[Record, Path]:
-    """Measure every cell, write the record to `request.out_dir`; return it and its path.
+    """Build the requested variants, measure every cell, write the record to `request.out_dir`;
+    return it and its path.
 
-    Raises SpeedproofError for problems that concern the whole run (bad model, unknown target,
-    unresolvable input shape); problems of one cell become a failed cell.
+    Raises SpeedproofError for problems that concern the whole run (bad model, unknown target or
+    recipe, unresolvable input shape); problems of one variant or cell become failed cells.
     """
     host = host or fingerprint_host()
-    resolved = check_target_runs_here(request, host)
-    overrides = shape_overrides(list(request.input_shapes))
+    resolved = resolve_target_for_host(request.target, request.threads, host)
     batch_sizes = request.batch_sizes or resolved.profile.batch_sizes
     if any(batch <= 0 for batch in batch_sizes):
         raise SpeedproofError(f"--batch sizes must be positive integers, got {list(batch_sizes)}")
@@ -91,64 +83,38 @@ def run_bench(
     run_id = new_run_id()
 
     with tempfile.TemporaryDirectory(prefix="speedproof-export-") as export_dir:
-        progress(f"preparing {request.model}")
-        artifact = resolve_model_source(request.model, overrides, Path(export_dir))
-        facts = artifact_facts(artifact.onnx_path, artifact.model).as_dict()
-        model_inputs = read_model_inputs(artifact.model)
-        # a shape problem common to every batch size is the user's to fix: stop before measuring
-        if artifact.kind == "onnx-file":
-            _check_shapes_resolve(model_inputs, overrides)
-        else:
-            overrides = {}  # exported with only the batch axis dynamic: the graph has every other dim
-
+        prepared = prepare_variants(
+            request.model, request.recipes, request.input_shapes, resolved, Path(export_dir), progress
+        )
         plans = [
-            CellPlan(artifact.name, "baseline", backend, batch)
+            CellPlan(prepared.source.name, variant, backend, batch)
+            for variant in prepared.variants
             for backend in resolved.profile.backends
             for batch in batch_sizes
         ]
-        context = _RunContext(artifact, facts, model_inputs, overrides, resolved, request.protocol, runner, host)
+        context = _RunContext(prepared.model_inputs, prepared.overrides, resolved, request.protocol, runner, host)
         cells = []
         for index, plan in enumerate(plans, start=1):
-            progress(f"[{index}/{len(plans)}] {plan.model} {plan.backend.name} batch {plan.batch_size}")
+            progress(
+                f"[{index}/{len(plans)}] {plan.model} {plan.variant.recipe} {plan.backend.name} batch {plan.batch_size}"
+            )
             cells.append(_measure_planned_cell(plan, context))
 
-    commit, dirty = git_commit()
     record: Record = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "created_at": utc_now_iso(),
-        "tool_version": __version__,
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "command": "bench",
-        "host": host.as_dict(),
-        "target": resolved.as_dict(),
+        **record_header("bench", host, resolved, run_id),
         "protocol": request.protocol.as_dict(),
-        "model_source": {
-            "spec": request.model,
-            "kind": artifact.kind,
-            "latency_only": artifact.latency_only,
-            "inputs": [model_input.as_dict() for model_input in model_inputs],
-        },
+        "model_source": model_source_entry(request.model, prepared),
+        "variants": [variant.as_dict() for variant in prepared.variants],
         "cells": cells,
     }
-    path = write_record(record, request.out_dir, label=f"bench-{artifact.name}")
+    path = write_record(record, request.out_dir, label=f"bench-{prepared.source.name}")
     return record, path
-
-
-def _check_shapes_resolve(model_inputs: list[ModelInput], overrides: dict[str | None, tuple[int, ...]]) -> None:
-    """Raise the --input-shape error now if a non-batch dim cannot be resolved."""
-    first_dims = [model_input.dims[0] for model_input in model_inputs if model_input.dims]
-    declared_batch = next((dim for dim in first_dims if isinstance(dim, int)), 1)
-    resolve_input_specs(model_inputs, declared_batch, overrides)
 
 
 @dataclass(frozen=True)
 class _RunContext:
     """What every cell of one run shares."""
 
-    artifact: ModelArtifact
-    facts: dict[str, Any]
     model_inputs: list[ModelInput]
     overrides: dict[str | None, tuple[int, ...]]
     resolved: ResolvedProfile
@@ -158,7 +124,10 @@ class _RunContext:
 
 
 def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> dict[str, Any]:
-    cell = _empty_cell(plan, context.facts)
+    cell = _empty_cell(plan)
+    if not plan.variant.ok:
+        cell["error"] = f"variant {plan.variant.recipe!r} could not be built: {plan.variant.error}"
+        return cell
     try:
         specs = resolve_input_specs(context.model_inputs, plan.batch_size, context.overrides)
     except SpeedproofError as error:
@@ -166,7 +135,7 @@ def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> dict[str, Any
         return cell
     load_average = load_average_1m()
     worker_request = {
-        "artifact_path": str(context.artifact.onnx_path.resolve()),
+        "artifact_path": str(plan.variant.artifact_path.resolve()),  # type: ignore[union-attr]
         "backend": plan.backend.name,
         "options": plan.backend.options,
         "threads": context.resolved.threads,
@@ -183,16 +152,17 @@ def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> dict[str, Any
     return _fill_measured_cell(cell, result, plan, context.resolved, context.host, load_average)
 
 
-def _empty_cell(plan: CellPlan, facts: dict[str, Any]) -> dict[str, Any]:
+def _empty_cell(plan: CellPlan) -> dict[str, Any]:
     return {
         "model": plan.model,
-        "variant": plan.variant,
+        "variant": plan.variant.recipe,
         "backend": plan.backend.name,
         "provider": plan.backend.options.get("execution_provider"),
         "batch_size": plan.batch_size,
         "status": "failed",
         "error": None,
-        "artifact": facts,
+        "artifact": plan.variant.artifact,
+        "quality": plan.variant.quality,
         "latency_ms": None,
         "cv": None,
         "iterations": 0,

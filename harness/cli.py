@@ -1,6 +1,6 @@
-"""The `speedproof` command line: bench, targets, demo.
+"""The `speedproof` command line: bench, variants, targets, demo.
 
-Exit codes: 0 success; 1 a cell failed (the rest still ran and the record was written);
+Exit codes: 0 success; 1 a cell or variant failed (the rest still ran and the record was written);
 2 usage, configuration or input error (nothing measured).
 """
 
@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,65 @@ def _protocol_from(args: argparse.Namespace) -> MeasurementProtocol:
     return MeasurementProtocol(**{item.name: getattr(args, item.name) for item in fields(MeasurementProtocol)})
 
 
+def _add_recipe_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--recipes",
+        "--recipe",
+        dest="recipes",
+        action="append",
+        required=required,
+        default=[],
+        metavar="LIST",
+        help="compression recipes, comma-separated or repeated: name[:value][:key=value...], chains with + "
+        "(applied left to right, torch-level first), e.g. structured:0.5:round_to=8,unstructured:0.9,"
+        "structured:0.5+int8-static. The baseline is always included. Recipes are listed below.",
+    )
+
+
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, width=100)
+
+
+def _recipes_epilog() -> str:
+    from harness.recipes import describe_recipes
+
+    lines = ["recipes ([level]: torch-level ones need a torch source; ONNX-level ones work on .onnx files too):"]
+    for line in describe_recipes().splitlines():
+        lines.append(textwrap.fill(line, width=100, initial_indent="  ", subsequent_indent="      "))
+    return "\n".join(lines)
+
+
+def _add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="an .onnx file, a zoo name (digits-cnn: trained, real accuracy; resnet18, resnet50, mobilenet_v2, "
+        "mobilenet_v3_large, efficientnet_b0, encoder-mini: random weights, latency only), or "
+        "package.module:function returning an nn.Module (with --input-shape), (module, example_inputs), or a "
+        "harness.model_data.TorchModel that also provides data",
+    )
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        default=None,
+        help="built-in profile name or path to a profile .toml (default: the one that suits this host: cuda-gpu "
+        "with a usable GPU, else x86-cpu or arm-edge); see `speedproof targets`",
+    )
+    parser.add_argument(
+        "--threads", type=_positive_int, default=None, metavar="N", help="intra-op threads (default: the profile's)"
+    )
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="[NAME=]1x3x224x224",
+        help="shape of an input (repeat for several inputs); the first dim is the batch and is replaced by "
+        "each --batch",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speedproof",
@@ -92,27 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="measure latency, throughput and memory of one model on a target",
-        description=(
-            "Measure one model on one target profile. Each (backend, batch size) cell runs in its own "
-            "worker process: load, warm up, then time every iteration until both --min-iterations and "
-            "--min-duration-s are met (capped by --max-duration-s). Prints a table and writes a JSON "
-            "result record to --out."
+        help="measure latency, throughput and memory of one model (and its variants) on a target",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_recipes_epilog(),
+        description=_wrapped(
+            "Measure one model, and with --recipes its compressed variants, on one target profile. Each "
+            "(variant, backend, batch size) cell runs in its own worker process: load, warm up, then time "
+            "every iteration until both --min-iterations and --min-duration-s are met (capped by "
+            "--max-duration-s). Prints a table and writes a JSON result record to --out."
         ),
     )
-    bench.add_argument(
-        "model",
-        metavar="MODEL",
-        help="an .onnx file, a zoo name (resnet18, resnet50, mobilenet_v2, mobilenet_v3_large, "
-        "efficientnet_b0; random weights, latency only), or package.module:function returning an "
-        "nn.Module (with --input-shape) or (module, example_inputs)",
-    )
-    bench.add_argument(
-        "--target",
-        default=None,
-        help="built-in profile name or path to a profile .toml (default: the one that suits this host: cuda-gpu "
-        "with a usable GPU, else x86-cpu or arm-edge); see `speedproof targets`",
-    )
+    _add_model_argument(bench)
+    _add_target_options(bench)
     bench.add_argument(
         "--batch",
         type=_batch_list,
@@ -120,20 +172,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="1,8,32",
         help="batch sizes to measure (default: the profile's)",
     )
-    bench.add_argument(
-        "--threads", type=_positive_int, default=None, metavar="N", help="intra-op threads (default: the profile's)"
-    )
-    bench.add_argument(
-        "--input-shape",
-        action="append",
-        default=[],
-        metavar="[NAME=]1x3x224x224",
-        help="shape of an input (repeat for several inputs); the first dim is the batch and is replaced by "
-        "each --batch",
-    )
+    _add_recipe_options(bench, required=False)
     _add_out_option(bench)
     bench.add_argument("--json", action="store_true", help="print the result record on stdout and nothing else")
     _add_protocol_options(bench)
+
+    variants = commands.add_parser(
+        "variants",
+        help="build compressed variants of a model and describe each artifact",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrapped(
+            "Build one artifact per recipe from the same baseline, each checked and exported to ONNX, and "
+            "describe it by the numbers people trust instead of measuring: file and zipped size, params, "
+            "non-zeros, MACs at batch 1, channel alignment. Quality is measured on the target's backend: "
+            "accuracy on the source's labelled test data, else fidelity to the baseline. Writes the "
+            "artifacts and a record under --out. A recipe that fails is reported; the others still build."
+        ),
+        epilog=_recipes_epilog(),
+    )
+    _add_model_argument(variants)
+    _add_recipe_options(variants, required=True)
+    _add_target_options(variants)
+    _add_out_option(variants)
+    variants.add_argument("--json", action="store_true", help="print the result record on stdout and nothing else")
 
     targets = commands.add_parser(
         "targets",
@@ -155,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_progress(args: argparse.Namespace) -> _Progress:
+    """Progress on a terminal's stderr, never when stdout carries JSON."""
+    return _Progress(enabled=sys.stderr.isatty() and not args.json)
+
+
+def _print_result(args: argparse.Namespace, record: dict[str, Any], human_text: Callable[[], str]) -> None:
+    print(json.dumps(record) if args.json else human_text())
+
+
 def _run_bench_command(args: argparse.Namespace) -> int:
     from harness.bench import BenchRequest, run_bench
     from harness.report_table import bench_table
@@ -165,17 +235,34 @@ def _run_bench_command(args: argparse.Namespace) -> int:
         batch_sizes=args.batch,
         threads=args.threads,
         input_shapes=tuple(args.input_shape),
+        recipes=tuple(args.recipes),
         protocol=_protocol_from(args),
         out_dir=args.out,
     )
-    progress = _Progress(enabled=sys.stderr.isatty() and not args.json)
-    record, path = run_bench(request, progress=progress)
-    if args.json:
-        print(json.dumps(record))
-    else:
-        print(bench_table(record))
-        print(f"\nrecord written to {path}")
+    record, path = run_bench(request, progress=_command_progress(args))
+    _print_result(args, record, lambda: f"{bench_table(record)}\n\nrecord written to {path}")
     return EXIT_OK if all(cell["status"] == "ok" for cell in record["cells"]) else EXIT_CELL_FAILED
+
+
+def _run_variants_command(args: argparse.Namespace) -> int:
+    from harness.report_table import variants_table
+    from harness.variants_run import VariantsRequest, run_variants
+
+    request = VariantsRequest(
+        model=args.model,
+        recipes=tuple(args.recipes),
+        target=args.target,
+        threads=args.threads,
+        input_shapes=tuple(args.input_shape),
+        out_dir=args.out,
+    )
+    record, path = run_variants(request, progress=_command_progress(args))
+    _print_result(
+        args,
+        record,
+        lambda: f"{variants_table(record)}\n\nartifacts in {record['artifact_dir']}\nrecord written to {path}",
+    )
+    return EXIT_OK if all(variant["status"] == "ok" for variant in record["variants"]) else EXIT_CELL_FAILED
 
 
 def _run_targets_command(args: argparse.Namespace) -> int:
@@ -252,7 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handlers = {"bench": _run_bench_command, "targets": _run_targets_command, "demo": _run_demo_command}
+    handlers = {
+        "bench": _run_bench_command,
+        "variants": _run_variants_command,
+        "targets": _run_targets_command,
+        "demo": _run_demo_command,
+    }
     try:
         return handlers[args.command](args)
     except SpeedproofError as error:

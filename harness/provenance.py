@@ -1,4 +1,5 @@
-"""Where a run came from: run id, UTC time, tool version, and the git commit of the current folder."""
+"""Where a run came from: run id, UTC time, tool version, the git commit of the current folder,
+and the header every result record starts with."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import subprocess
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from targets.host import HostFingerprint
+    from targets.profiles import ResolvedProfile
 
 GIT_TIMEOUT_S = 5
 
@@ -37,3 +43,22 @@ def git_commit(folder: Path | None = None) -> tuple[str | None, bool | None]:
         return None, None
     status = _git(["status", "--porcelain", "--untracked-files=no"], where)
     return commit, bool(status)
+
+
+def record_header(command: str, host: HostFingerprint, resolved: ResolvedProfile, run_id: str) -> dict[str, Any]:
+    """The fields every result record starts with: schema, provenance, host and target."""
+    from harness import __version__
+    from harness.results_store import SCHEMA_VERSION
+
+    commit, dirty = git_commit()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_at": utc_now_iso(),
+        "tool_version": __version__,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "command": command,
+        "host": host.as_dict(),
+        "target": resolved.as_dict(),
+    }

@@ -70,3 +70,61 @@ def bench_table(record: dict[str, Any]) -> str:
         for warning in cell.get("warnings", []):
             notes.append(f"warning {where}: {warning}")
     return table + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def _scaled_count(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for divisor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= divisor:
+            return f"{value / divisor:.2f}{suffix}"
+    return str(value)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def quality_text(quality: dict[str, Any] | None) -> str:
+    if not quality:
+        return "-"
+    if quality.get("reference"):
+        return "reference"
+    if quality["metric"] == "accuracy":
+        return f"acc {quality['accuracy'] * 100:.1f}%"
+    return f"agree {quality['top1_agreement'] * 100:.1f}% cos {quality['mean_cosine']:.4f}"
+
+
+def variants_table(record: dict[str, Any]) -> str:
+    """One row per variant: the artifact's facts and quality, and whether it was built."""
+    rows = []
+    for variant in record["variants"]:
+        facts = variant.get("artifact") or {}
+        alignment = facts.get("alignment") or {}
+        params, nonzero = facts.get("params"), facts.get("nonzero_params")
+        rows.append(
+            [
+                variant["recipe"],
+                _number(facts["bytes"] / 1e6, 2) if facts else "-",
+                _number(facts["zipped_bytes"] / 1e6, 2) if facts else "-",
+                _scaled_count(params),
+                _share(nonzero / params) if params else "-",
+                _scaled_count(facts.get("macs")),
+                f"{_share(alignment.get('multiple_of_8'))} / {_share(alignment.get('multiple_of_16'))}"
+                if alignment
+                else "-",
+                quality_text(variant.get("quality")),
+                "ok" if variant["status"] == "ok" else "FAILED",
+            ]
+        )
+    headers = ["recipe", "file MB", "zipped MB", "params", "non-zero", "MACs", "x8 / x16", "quality", "status"]
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    notes = []
+    for variant in record["variants"]:
+        if variant["status"] != "ok":
+            notes.append(f"FAILED {variant['recipe']}: {variant['error']}")
+        notes.extend(f"warning {variant['recipe']}: {warning}" for warning in variant.get("warnings", []))
+    source = record.get("model_source") or {}
+    if source.get("latency_only"):
+        notes.append(f"{source.get('spec')} has random weights: quality is fidelity to the baseline, not accuracy")
+    return table + ("\n\n" + "\n".join(notes) if notes else "")

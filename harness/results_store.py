@@ -14,10 +14,34 @@ from typing import Any
 
 from harness.errors import SpeedproofError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Record = dict[str, Any]
+# facts that version 2 added to every artifact
+ARTIFACT_FACTS_ADDED_IN_2 = (
+    "zipped_bytes",
+    "params",
+    "nonzero_params",
+    "macs",
+    "macs_unresolved_nodes",
+    "op_histogram",
+    "alignment",
+)
+
+
+def _upgrade_1_to_2(record: Record) -> Record:
+    """Version 2 added variants (recipes): cells gained `quality` and richer `artifact` facts, and
+    records a `variants` list. A version-1 bench measured only its baseline."""
+    for cell in record.get("cells", []):
+        cell.setdefault("quality", None)
+        if isinstance(cell.get("artifact"), dict):
+            for key in ARTIFACT_FACTS_ADDED_IN_2:
+                cell["artifact"].setdefault(key, None)
+    record.setdefault("variants", [])
+    return record
+
+
 # UPGRADERS[n] turns a version-n record into a version-(n+1) record
-UPGRADERS: dict[int, Callable[[Record], Record]] = {}
+UPGRADERS: dict[int, Callable[[Record], Record]] = {1: _upgrade_1_to_2}
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from harness.errors import SpeedproofError
 from targets.backends import load_runner_class
 from targets.host import HostFingerprint
-from targets.profiles import TargetProfile, load_target
+from targets.profiles import ResolvedProfile, TargetProfile, load_target, resolve_profile
 
 GIB = 1024**3
 
@@ -41,3 +42,13 @@ def default_target_name(host: HostFingerprint) -> str:
     if host.gpus and not reasons_host_cannot_run(load_target("cuda-gpu"), host):
         return "cuda-gpu"
     return "arm-edge" if host.isa == "aarch64" else "x86-cpu"
+
+
+def resolve_target_for_host(target: str | None, threads: int | None, host: HostFingerprint) -> ResolvedProfile:
+    """Load `target` (None: the built-in profile that suits the host), check this host can run it,
+    and resolve its threads and cores here; a host that cannot run it is an error with the reasons."""
+    profile = load_target(target or default_target_name(host))
+    reasons = reasons_host_cannot_run(profile, host)
+    if reasons:
+        raise SpeedproofError(f"this host cannot run target {profile.name}: {'; '.join(reasons)}")
+    return resolve_profile(profile, host, threads)

@@ -5,7 +5,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from exporters.onnx_file import artifact_facts, load_onnx_model
+from exporters.artifact_facts import artifact_facts
+from exporters.onnx_file import load_onnx_model
 from harness.errors import SpeedproofError
 from tests.conftest import make_onnx_model
 

@@ -35,3 +35,28 @@ def test_unexportable_module_is_a_clear_error(tmp_path):
 
     with pytest.raises(SpeedproofError, match="export of DataDependent failed"):
         export_to_onnx(DataDependent(), [torch.randn(2, 4)], tmp_path / "bad.onnx")
+
+
+def test_export_uses_opset_17_or_newer(tiny_conv_onnx):
+    opsets = {entry.domain: entry.version for entry in onnx.load(tiny_conv_onnx).opset_import}
+    assert opsets.get("", opsets.get("ai.onnx", 0)) >= 17
+
+
+def test_graph_check_refuses_shapes_that_do_not_compose(tmp_path):
+    from onnx import TensorProto, helper
+
+    from exporters.torch_to_onnx import check_graph
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "bad",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [4, 5]),
+        ],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [2, 5])],
+    )
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(SpeedproofError, match="does not check"):
+        check_graph(path)

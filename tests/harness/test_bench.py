@@ -9,7 +9,7 @@ import pytest
 
 from harness.bench import BenchRequest, run_bench
 from harness.errors import SpeedproofError
-from harness.results_store import load_record
+from harness.results_store import SCHEMA_VERSION, load_record
 from targets.local_runner import LocalWorkerRunner
 from tests.conftest import FAST_PROTOCOL
 
@@ -59,7 +59,8 @@ def _bench(model, tmp_path, **changes):
 def test_record_matches_the_contract(tiny_conv_onnx, tmp_path):
     record, path = run_bench(_bench(tiny_conv_onnx, tmp_path))
     assert TOP_LEVEL_KEYS <= set(record)
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == SCHEMA_VERSION
+    assert [variant["recipe"] for variant in record["variants"]] == ["baseline"]
     assert record["created_at"].endswith("Z")
     assert record["target"]["name"] == "x86-cpu"
     assert record["model_source"]["kind"] == "onnx-file"
@@ -71,7 +72,8 @@ def test_record_matches_the_contract(tiny_conv_onnx, tmp_path):
         assert cell["status"] == "ok", cell["error"]
         assert cell["variant"] == "baseline" and cell["model"] == "tiny_conv"
         assert cell["provider"] == "CPUExecutionProvider"
-        assert set(cell["artifact"]) >= {"path", "sha256", "bytes"}
+        assert set(cell["artifact"]) >= {"path", "sha256", "bytes", "zipped_bytes", "params", "macs", "alignment"}
+        assert cell["quality"] == {"metric": "fidelity", "reference": True}  # the baseline is the reference
         latency = cell["latency_ms"]
         assert latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p95"] <= latency["p99"] <= latency["max"]
         assert cell["iterations"] >= FAST_PROTOCOL.min_iterations

@@ -36,10 +36,10 @@ def test_never_overwrites_an_existing_record(tmp_path):
 
 def test_upgrade_applies_each_step_in_order():
     steps = {
-        -1: lambda record: {**record, "cells": record.pop("measurements")},
-        0: lambda record: {**record, "tool_version": record.get("tool_version", "unknown")},
+        SCHEMA_VERSION - 2: lambda record: {**record, "cells": record.pop("measurements")},
+        SCHEMA_VERSION - 1: lambda record: {**record, "tool_version": record.get("tool_version", "unknown")},
     }
-    old = {"schema_version": -1, "measurements": [1, 2]}
+    old = {"schema_version": SCHEMA_VERSION - 2, "measurements": [1, 2]}
     upgraded = upgrade_record(old, upgraders=steps)
     assert upgraded["schema_version"] == SCHEMA_VERSION
     assert upgraded["cells"] == [1, 2]
@@ -65,3 +65,15 @@ def test_a_corrupt_file_is_reported_not_fatal(tmp_path):
     assert set(reasons) == {"truncated.json", "list.json"}
     assert "truncated.json" in reasons["truncated.json"]
     assert json.loads(good.read_text())["run_id"] == "a" * 32
+
+
+def test_version_1_bench_records_gain_the_variant_fields():
+    old = {
+        "schema_version": 1,
+        "cells": [{"variant": "baseline", "artifact": {"path": "m.onnx", "sha256": "0" * 64, "bytes": 10}}],
+    }
+    upgraded = upgrade_record(old)
+    assert upgraded["schema_version"] == SCHEMA_VERSION == 2
+    cell = upgraded["cells"][0]
+    assert cell["quality"] is None and cell["artifact"]["bytes"] == 10 and cell["artifact"]["macs"] is None
+    assert upgraded["variants"] == []

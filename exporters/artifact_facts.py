@@ -1,0 +1,212 @@
+"""The facts of an artifact, the numbers people trust instead of measuring: bytes on disk, bytes
+zipped (deflate), parameters, non-zero parameters, MACs at batch 1 (from the ONNX graph with shape
+inference), an op histogram, sha256, and channel alignment (the share of conv/linear widths that
+are multiples of 8 and of 16)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import zlib
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from exporters.onnx_file import external_data_files
+
+HASH_CHUNK_BYTES = 1 << 20
+DEFLATE_LEVEL = 6  # zlib's default, what `zip` uses
+ALIGNMENTS = (8, 16)
+MISALIGNED_EXAMPLES = 8
+CONV_OPS = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}  # op -> index of its weight input
+MATMUL_OPS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3)}  # op -> (A, B) inputs
+# element types that hold weights; int64 and bool initializers are shapes, indices and masks
+WEIGHT_TYPES = {
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.INT8,
+    onnx.TensorProto.UINT8,
+    onnx.TensorProto.INT32,
+}
+# ops that pass a weight through unchanged in kind (dequantize, cast, transpose of an initializer)
+WEIGHT_PASS_THROUGH_OPS = {"DequantizeLinear", "Cast", "Transpose", "Identity"}
+
+
+@dataclass(frozen=True)
+class ChannelAlignment:
+    layers: int  # conv and linear layers whose output width is known
+    multiple_of_8: float | None  # share of those layers
+    multiple_of_16: float | None
+    misaligned_examples: tuple[int, ...]  # a few widths that are not multiples of 8
+
+
+@dataclass(frozen=True)
+class ArtifactFacts:
+    """What the record says about an artifact file."""
+
+    path: str
+    sha256: str
+    bytes: int  # model file plus its external data files
+    zipped_bytes: int
+    params: int
+    nonzero_params: int
+    macs: int | None  # at batch 1; None when a conv/matmul shape could not be inferred
+    macs_unresolved_nodes: int
+    op_histogram: dict[str, int]
+    alignment: ChannelAlignment
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["alignment"]["misaligned_examples"] = list(self.alignment.misaligned_examples)
+        return data
+
+
+def file_digest_and_sizes(files: list[Path]) -> tuple[str, int, int]:
+    """(sha256, bytes, deflated bytes) over the files in order, read once in chunks."""
+    digest = hashlib.sha256()
+    compressor = zlib.compressobj(DEFLATE_LEVEL)
+    total_bytes = zipped_bytes = 0
+    for file in files:
+        with file.open("rb") as handle:
+            while chunk := handle.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
+                total_bytes += len(chunk)
+                zipped_bytes += len(compressor.compress(chunk))
+    zipped_bytes += len(compressor.flush())
+    return digest.hexdigest(), total_bytes, zipped_bytes
+
+
+def _weight_tensors(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    tensors = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value" and attribute.type == onnx.AttributeProto.TENSOR:
+                    tensors[node.output[0]] = attribute.t
+    return {
+        name: numpy_helper.to_array(tensor)
+        for name, tensor in tensors.items()
+        if tensor.data_type in WEIGHT_TYPES and len(tensor.dims) > 0
+    }
+
+
+def _batch_one_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape with symbolic leading (batch) dims of the inputs set to 1; only fully
+    known shapes are kept."""
+    fixed = copy.deepcopy(model)
+    del fixed.graph.value_info[:]  # recomputed below with the concrete batch
+    initializer_names = {init.name for init in fixed.graph.initializer}
+    for value in fixed.graph.input:
+        if value.name in initializer_names:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].Clear()
+            dims[0].dim_value = 1
+    for value in fixed.graph.output:
+        for dim in value.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value"):
+                dim.Clear()
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception:
+        inferred = fixed  # facts other than MACs do not need shapes
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if all(dim.HasField("dim_value") for dim in dims):
+            shapes[value.name] = tuple(int(dim.dim_value) for dim in dims)
+    for init in inferred.graph.initializer:
+        shapes[init.name] = tuple(init.dims)
+    return shapes
+
+
+def _count_macs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> tuple[int, int, list[int]]:
+    """(MACs, nodes whose shapes were unknown, output widths of weight-bearing conv/linear layers)."""
+    producers = {output: node for node in model.graph.node for output in node.output}
+    constants = {init.name for init in model.graph.initializer} | {
+        node.output[0] for node in model.graph.node if node.op_type == "Constant"
+    }
+
+    def is_weight(name: str) -> bool:
+        while name not in constants:
+            producer = producers.get(name)
+            if producer is None or producer.op_type not in WEIGHT_PASS_THROUGH_OPS:
+                return False
+            name = producer.input[0]
+        return True
+
+    macs = unresolved = 0
+    widths: list[int] = []
+    for node in model.graph.node:
+        output = shapes.get(node.output[0]) if node.output else None
+        if node.op_type in CONV_OPS:
+            weight = shapes.get(node.input[CONV_OPS[node.op_type]])
+            if output is None or weight is None:
+                unresolved += 1
+                continue
+            macs += math.prod(output) * math.prod(weight[1:])
+            widths.append(weight[0])
+        elif node.op_type == "Gemm":
+            first = shapes.get(node.input[0])
+            if output is None or first is None:
+                unresolved += 1
+                continue
+            transposed = any(a.name == "transA" and a.i for a in node.attribute)
+            macs += math.prod(output) * first[0 if transposed else 1]
+            widths.append(output[-1])
+        elif node.op_type in MATMUL_OPS:
+            a_index, b_index = MATMUL_OPS[node.op_type]
+            first = shapes.get(node.input[a_index])
+            if output is None or first is None:
+                unresolved += 1
+                continue
+            macs += math.prod(output) * first[-1]
+            second = shapes.get(node.input[b_index])
+            if second is not None and len(second) == 2 and is_weight(node.input[b_index]):
+                widths.append(second[-1])
+    return macs, unresolved, widths
+
+
+def _alignment(widths: list[int]) -> ChannelAlignment:
+    if not widths:
+        return ChannelAlignment(0, None, None, ())
+    shares = [sum(width % alignment == 0 for width in widths) / len(widths) for alignment in ALIGNMENTS]
+    misaligned = tuple(dict.fromkeys(width for width in widths if width % 8))[:MISALIGNED_EXAMPLES]
+    return ChannelAlignment(len(widths), shares[0], shares[1], misaligned)
+
+
+def artifact_facts(path: Path, model: onnx.ModelProto | None = None) -> ArtifactFacts:
+    """All facts of the ONNX file at `path` (external data included)."""
+    graph_only = model if model is not None else onnx.load(str(path), load_external_data=False)
+    files = [path.resolve(), *external_data_files(graph_only, path)]
+    sha256, total_bytes, zipped_bytes = file_digest_and_sizes(files)
+    full = onnx.load(str(path)) if files[1:] else graph_only
+    weights = _weight_tensors(full)
+    shapes = _batch_one_shapes(full)
+    macs, unresolved, widths = _count_macs(full, shapes)
+    histogram = Counter(
+        node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}" for node in full.graph.node
+    )
+    return ArtifactFacts(
+        path=str(path.resolve()),
+        sha256=sha256,
+        bytes=total_bytes,
+        zipped_bytes=zipped_bytes,
+        params=int(sum(array.size for array in weights.values())),
+        nonzero_params=int(sum(np.count_nonzero(array) for array in weights.values())),
+        macs=None if unresolved else macs,
+        macs_unresolved_nodes=unresolved,
+        op_histogram=dict(histogram.most_common()),
+        alignment=_alignment(widths),
+    )

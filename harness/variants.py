@@ -1,0 +1,201 @@
+"""Build the variants of one baseline: for each recipe, transform (torch level, then ONNX level),
+export, check, describe the artifact by its facts, and evaluate its quality on the target's
+backend. A recipe that fails is recorded with its reason; the others still build."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.artifact_facts import artifact_facts
+from exporters.onnx_file import load_onnx_model
+from exporters.onnx_transforms import convert_fp16, copy_model, quantize_int8_dynamic, quantize_int8_static
+from harness.compression import apply_torch_steps, copy_torch_model
+from harness.errors import SpeedproofError
+from harness.inputs import ModelInput
+from harness.model_sources import ResolvedSource, export_torch_model
+from harness.quality import FIDELITY_BATCH, accuracy, data_feeds, fidelity, generated_feeds, run_first_output
+from harness.recipes import Recipe, RecipeStep
+from targets.profiles import BackendSpec
+
+ProgressCallback = Callable[[str], None]
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+@dataclass
+class BuiltVariant:
+    """One recipe's outcome: its artifact and facts, or why it failed."""
+
+    recipe: str
+    status: str = "failed"  # "ok" | "failed"
+    error: str | None = None
+    artifact_path: Path | None = None
+    artifact: dict[str, Any] | None = None
+    quality: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    build_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "status": self.status,
+            "error": self.error,
+            "artifact": self.artifact,
+            "quality": self.quality,
+            "steps": self.steps,
+            "warnings": self.warnings,
+            "build_s": self.build_s,
+        }
+
+
+@dataclass
+class VariantBuilder:
+    """Everything the recipes of one run share: the source, where artifacts go, how quality is
+    evaluated (backend and threads of the target), and the baseline's reference outputs."""
+
+    source: ResolvedSource
+    model_inputs: list[ModelInput]
+    overrides: dict[str | None, tuple[int, ...]]
+    artifact_dir: Path
+    quality_backend: BackendSpec
+    threads: int
+    progress: ProgressCallback
+    _baseline_path: Path | None = None
+    _baseline_outputs: np.ndarray | None = None
+    _fidelity_feeds: list[dict[str, np.ndarray]] | None = None
+
+    def build_all(self, recipes: list[Recipe]) -> list[BuiltVariant]:
+        self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        built = []
+        for index, recipe in enumerate(recipes):
+            self.progress(f"variant [{index + 1}/{len(recipes)}] {recipe.text}")
+            built.append(self.build(recipe, index))
+        return built
+
+    def build(self, recipe: Recipe, index: int) -> BuiltVariant:
+        variant = BuiltVariant(recipe.text)
+        started = time.monotonic()
+        try:
+            path = self.artifact_dir / f"{index:02d}-{_UNSAFE_FILE_CHARS.sub('_', recipe.text)}.onnx"
+            variant.artifact_path = self._make_artifact(recipe, path, variant)
+            if recipe.is_baseline:
+                self._baseline_path = variant.artifact_path
+            model = load_onnx_model(variant.artifact_path)
+            variant.artifact = artifact_facts(variant.artifact_path, model).as_dict()
+            variant.quality = self._quality(variant.artifact_path, is_reference=recipe.is_baseline)
+            variant.status = "ok"
+        except SpeedproofError as error:
+            variant.error = str(error)
+        except Exception as error:  # a bug or a library failure in one recipe must not stop the others
+            variant.error = f"{type(error).__name__}: {error} (at {_last_frame(error)})"
+        variant.build_s = round(time.monotonic() - started, 2)
+        return variant
+
+    def _make_artifact(self, recipe: Recipe, path: Path, variant: BuiltVariant) -> Path:
+        if recipe.is_baseline:
+            # a user's ONNX file is measured where it is (it may have external data beside it)
+            if self.source.kind == "onnx-file":
+                return self.source.onnx_path
+            return _link_or_copy(self.source.onnx_path, path)
+        if recipe.is_identity:
+            if self.source.is_torch:
+                return export_torch_model(copy_torch_model(self.source.torch_model()), path)
+            return copy_model(self.source.onnx_path, path)
+        torch_steps, onnx_steps = recipe.torch_steps(), recipe.onnx_steps()
+        current = self.source.onnx_path
+        if torch_steps:
+            transformed, variant.steps = apply_torch_steps(self.source.torch_model(), torch_steps)
+            current = export_torch_model(transformed, path if not onnx_steps else _step_path(path, 0))
+        for number, step in enumerate(onnx_steps, start=1):
+            destination = path if number == len(onnx_steps) else _step_path(path, number)
+            self._apply_onnx_step(step, current, destination, variant)
+            if current != self.source.onnx_path and current != destination:
+                current.unlink(missing_ok=True)  # an intermediate of this chain
+            current = destination
+        return current
+
+    def _apply_onnx_step(self, step: RecipeStep, source: Path, destination: Path, variant: BuiltVariant) -> None:
+        per_channel = bool(step.option("per_channel")) if "per_channel" in step.kind.options else False
+        if step.name == "int8-dynamic":
+            quantize_int8_dynamic(source, destination, per_channel)
+        elif step.name == "int8-static":
+            feeds = self._calibration_feeds(int(step.option("calibration")), variant)
+            quantize_int8_static(
+                source,
+                destination,
+                feeds,
+                per_channel,
+                activations=str(step.option("activations")),
+                reduce_range=bool(step.option("reduce_range")),
+            )
+        elif step.name == "fp16":
+            convert_fp16(source, destination)
+        else:
+            raise AssertionError(f"not an ONNX-level step: {step.name}")
+        variant.steps.append({"step": step.name, **dict(step.options)})
+
+    def _calibration_feeds(self, samples: int, variant: BuiltVariant) -> list[dict[str, np.ndarray]]:
+        representative = self.source.torch_model().calibration_inputs() if self.source.is_torch else None
+        if representative is not None:
+            if len(representative) < samples:
+                variant.warnings.append(
+                    f"asked for {samples} calibration samples, the source has {len(representative)}"
+                )
+            return data_feeds(self.model_inputs, representative[:samples], FIDELITY_BATCH)
+        variant.warnings.append(
+            f"calibrated on {samples} generated inputs because the source has no calibration data; "
+            "scales fitted to random inputs may not suit real data"
+        )
+        return generated_feeds(self.model_inputs, self.overrides, samples)
+
+    def _quality(self, path: Path, is_reference: bool) -> dict[str, Any]:
+        torch_model = self.source.torch_model() if self.source.is_torch else None
+        if torch_model is not None and torch_model.eval_data is not None:
+            return accuracy(path, self.quality_backend, self.threads, self.model_inputs, torch_model.eval_data)
+        if is_reference:
+            # fidelity is measured against the baseline: computed once another variant needs it
+            return {"metric": "fidelity", "reference": True}
+        if self._fidelity_feeds is None:
+            self._fidelity_feeds = generated_feeds(self.model_inputs, self.overrides)
+        if self._baseline_outputs is None:
+            reference = self._baseline_path or self.source.onnx_path
+            self._baseline_outputs = run_first_output(
+                reference, self.quality_backend, self.threads, self._fidelity_feeds
+            )
+        outputs = run_first_output(path, self.quality_backend, self.threads, self._fidelity_feeds)
+        return fidelity(outputs, self._baseline_outputs)
+
+
+def _step_path(path: Path, number: int) -> Path:
+    return path.with_name(f"{path.stem}.step{number}.onnx")
+
+
+def _link_or_copy(source: Path, destination: Path) -> Path:
+    """A hard link where the file system allows it (zoo exports can be 100 MB), else a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)
+    return destination
+
+
+def _last_frame(error: Exception) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "unknown location"
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}"
