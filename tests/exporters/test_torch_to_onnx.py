@@ -60,3 +60,20 @@ def test_graph_check_refuses_shapes_that_do_not_compose(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     with pytest.raises(SpeedproofError, match="does not check"):
         check_graph(path)
+
+
+def test_float16_artifacts_are_held_to_float16_tolerance(tmp_path):
+    from exporters.onnx_transforms import convert_fp16
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
+    example = [torch.randn(2, 64) * 10]
+    path = export_to_onnx(module, example, tmp_path / "mlp.onnx")
+    half = convert_fp16(path, tmp_path / "mlp-fp16.onnx")
+    check_outputs_match(module, example, half, ["input"], precision="float16")
+    with pytest.raises(SpeedproofError, match="allowed for float32"):
+        check_outputs_match(module, example, half, ["input"], precision="float32")
+    with torch.no_grad():
+        module[2].bias.add_(1.0)  # a real change is beyond float16's tolerance too
+    with pytest.raises(SpeedproofError, match="allowed for float16"):
+        check_outputs_match(module, example, half, ["input"], precision="float16")
