@@ -14,6 +14,8 @@ def _number(value: float | None, digits: int = 2) -> str:
 
 
 def bench_table(record: dict[str, Any]) -> str:
+    # with variants, each row also says what the variant's quality is
+    with_quality = len(record.get("variants") or []) > 1
     rows = []
     for cell in record["cells"]:
         latency = cell.get("latency_ms") or {}
@@ -42,6 +44,7 @@ def bench_table(record: dict[str, Any]) -> str:
                 cell.get("iterations") or 0,
                 _number(cold.get("session"), 0),
                 _number(memory["peak_rss_bytes"] / MIB, 0) if memory else "-",
+                *([quality_text(cell.get("quality"))] if with_quality else []),
                 status,
             ]
         )
@@ -59,6 +62,7 @@ def bench_table(record: dict[str, Any]) -> str:
         "iters",
         "load ms",
         "peak RSS MiB",
+        *(["quality"] if with_quality else []),
         "status",
     ]
     table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
