@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     import torch
 
 
+DATA_KINDS = ("train_data", "calibration_data", "eval_data")
+
+
 @dataclass(frozen=True)
 class LabelledData:
     """Inputs (first axis: samples) and their integer class labels."""
@@ -74,6 +77,15 @@ class TorchModel:
             raise SpeedproofError(
                 f"a model with {len(self.example_inputs)} inputs cannot provide data: data arrays feed one input"
             )
+
+    def provided_data(self) -> frozenset[str]:
+        """Which of DATA_KINDS this model has (training inputs also serve as calibration data)."""
+        present = {
+            "train_data": self.train_data,
+            "calibration_data": self.calibration_inputs(),
+            "eval_data": self.eval_data,
+        }
+        return frozenset(kind for kind, data in present.items() if data is not None)
 
     def calibration_inputs(self) -> np.ndarray | None:
         """Representative inputs: calibration data, else the training inputs."""

@@ -41,6 +41,7 @@ class ResolvedSource:
     model: onnx.ModelProto
     latency_only: bool
     load_torch: Callable[[], TorchModel] | None = None
+    provides: frozenset[str] = frozenset()  # of DATA_KINDS: what the torch model brings
     _torch_model: TorchModel | None = field(default=None, repr=False)
 
     @property
@@ -114,7 +115,7 @@ def _export_zoo_model(name: str, progress: ProgressCallback) -> ResolvedSource:
     torch_version = importlib.metadata.version("torch")
     weights_key = entry.weights_key(zoo_cache, progress)
     path = zoo_cache / f"{name}-{weights_key}-torch{torch_version}-opset{DEFAULT_OPSET}.onnx"
-    source = ResolvedSource(name, "zoo", path, onnx.ModelProto(), entry.latency_only, load_torch)
+    source = ResolvedSource(name, "zoo", path, onnx.ModelProto(), entry.latency_only, load_torch, entry.provides)
     if not path.exists():
         progress(f"exporting {name} to ONNX (once; cached in {zoo_cache})")
         temporary = path.with_suffix(f".{os.getpid()}.partial.onnx")
@@ -166,7 +167,13 @@ def _export_function_source(
     path = work_dir / f"{function_name}.onnx"
     export_torch_model(torch_model, path)
     return ResolvedSource(
-        function_name, "function", path, load_onnx_model(path), torch_model.latency_only, lambda: torch_model
+        function_name,
+        "function",
+        path,
+        load_onnx_model(path),
+        torch_model.latency_only,
+        lambda: torch_model,
+        torch_model.provided_data(),
     )
 
 

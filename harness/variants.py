@@ -24,11 +24,12 @@ from harness.compression import apply_torch_steps, copy_torch_model
 from harness.errors import SpeedproofError
 from harness.inputs import ModelInput
 from harness.model_sources import ResolvedSource, export_torch_model
-from harness.quality import FIDELITY_BATCH, accuracy, data_feeds, fidelity, generated_feeds, run_first_output
+from harness.quality import accuracy, data_feeds, fidelity, generated_feeds, run_first_output
 from harness.recipes import Recipe, RecipeStep
 from targets.profiles import BackendSpec
 
 ProgressCallback = Callable[[str], None]
+CALIBRATION_BATCH = 8
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
@@ -118,7 +119,7 @@ class VariantBuilder:
             return copy_model(self.source.onnx_path, path)
         torch_steps, onnx_steps = recipe.torch_steps(), recipe.onnx_steps()
         current = self.source.onnx_path
-        transformed = self.source.torch_model() if self.source.is_torch else None
+        transformed = None
         if torch_steps:
             transformed, variant.steps = apply_torch_steps(self.source.torch_model(), torch_steps)
             current = export_torch_model(transformed, path if not onnx_steps else _step_path(path, 0))
@@ -128,8 +129,9 @@ class VariantBuilder:
             if current != self.source.onnx_path and current != destination:
                 current.unlink(missing_ok=True)  # an intermediate of this chain
             current = destination
-        if transformed is not None and [step.name for step in onnx_steps] == ["fp16"]:
+        if [step.name for step in onnx_steps] == ["fp16"] and self.source.is_torch:
             # a float16 artifact still computes the same function: hold it to float16's tolerance
+            transformed = transformed or self.source.torch_model()
             names = [model_input.name for model_input in self.model_inputs]
             check_outputs_match(transformed.module, transformed.example_inputs, current, names, precision="float16")
         return current
@@ -155,13 +157,14 @@ class VariantBuilder:
         variant.steps.append({"step": step.name, **dict(step.options)})
 
     def _calibration_feeds(self, samples: int, variant: BuiltVariant) -> list[dict[str, np.ndarray]]:
-        representative = self.source.torch_model().calibration_inputs() if self.source.is_torch else None
+        has_data = "calibration_data" in self.source.provides
+        representative = self.source.torch_model().calibration_inputs() if has_data else None
         if representative is not None:
             if len(representative) < samples:
                 variant.warnings.append(
                     f"asked for {samples} calibration samples, the source has {len(representative)}"
                 )
-            return data_feeds(self.model_inputs, representative[:samples], FIDELITY_BATCH)
+            return data_feeds(self.model_inputs, representative[:samples], CALIBRATION_BATCH)
         variant.warnings.append(
             f"calibrated on {samples} generated inputs because the source has no calibration data; "
             "scales fitted to random inputs may not suit real data"
@@ -169,9 +172,10 @@ class VariantBuilder:
         return generated_feeds(self.model_inputs, self.overrides, samples)
 
     def _quality(self, path: Path, is_reference: bool) -> dict[str, Any]:
-        torch_model = self.source.torch_model() if self.source.is_torch else None
-        if torch_model is not None and torch_model.eval_data is not None:
-            return accuracy(path, self.quality_backend, self.threads, self.model_inputs, torch_model.eval_data)
+        if "eval_data" in self.source.provides:
+            eval_data = self.source.torch_model().eval_data
+            assert eval_data is not None
+            return accuracy(path, self.quality_backend, self.threads, self.model_inputs, eval_data)
         if is_reference:
             # fidelity is measured against the baseline: computed once another variant needs it
             return {"metric": "fidelity", "reference": True}

@@ -12,6 +12,7 @@ from typing import Any
 from exporters.onnx_file import read_model_inputs
 from harness.errors import SpeedproofError
 from harness.inputs import ModelInput, resolve_input_specs, shape_overrides
+from harness.model_data import DATA_KINDS
 from harness.model_sources import ResolvedSource, is_onnx_file_source, resolve_model_source
 from harness.provenance import new_run_id, record_header
 from harness.recipes import check_recipes_apply, parse_recipe_list
@@ -77,17 +78,12 @@ def _check_shapes_resolve(model_inputs: list[ModelInput], overrides: dict[str | 
 
 def model_source_entry(spec: str, prepared: PreparedVariants) -> dict[str, Any]:
     source = prepared.source
-    torch_model = source.torch_model() if source.is_torch else None
     return {
         "spec": spec,
         "kind": source.kind,
         "latency_only": source.latency_only,
         "inputs": [model_input.as_dict() for model_input in prepared.model_inputs],
-        "provides": {
-            "train_data": torch_model is not None and torch_model.train_data is not None,
-            "calibration_data": torch_model is not None and torch_model.calibration_inputs() is not None,
-            "eval_data": torch_model is not None and torch_model.eval_data is not None,
-        },
+        "provides": {kind: kind in source.provides for kind in DATA_KINDS},
     }
 
 

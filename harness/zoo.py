@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SpeedproofError, unknown_choice
-from harness.model_data import TorchModel
+from harness.model_data import DATA_KINDS, TorchModel
 
 ZOO_SEED = 0
 RANDOM_WEIGHTS_KEY = f"random-seed{ZOO_SEED}"
@@ -30,6 +30,7 @@ class ZooModel:
     # cache folder, progress -> a key that changes whenever the weights do (names cached exports)
     weights_key: Callable[[Path, ProgressCallback], str]
     latency_only: bool = True
+    provides: frozenset[str] = frozenset()  # of DATA_KINDS, known without loading the model
 
 
 def _random_weights_key(cache_folder: Path, progress: ProgressCallback) -> str:
@@ -91,6 +92,7 @@ ZOO: dict[str, ZooModel] = {
             _load_digits,
             _digits_weights_key,
             latency_only=False,
+            provides=frozenset(DATA_KINDS),
         ),
         _torchvision_entry("resnet18", "ResNet-18"),
         _torchvision_entry("resnet50", "ResNet-50"),

@@ -10,6 +10,7 @@ from harness import digits
 from harness.compression import apply_torch_steps
 from harness.recipes import parse_recipe
 from harness.training import torch_accuracy
+from harness.zoo import ZOO
 
 pytest.importorskip("sklearn", reason="digits-cnn needs scikit-learn")
 
@@ -61,6 +62,7 @@ def test_model_provides_training_calibration_and_test_data(one_epoch_cache):
     assert model.train_data is not None and model.eval_data is not None and model.calibration_data is not None
     assert len(model.calibration_data) == digits.CALIBRATION_SAMPLES
     assert not model.latency_only
+    assert model.provided_data() == ZOO["digits-cnn"].provides  # the zoo declares it without loading
     assert torch_accuracy(model.module, model.eval_data) > 0.8
 
 
