@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,10 +76,23 @@ def export_to_onnx(
                 verbose=False,
             )
     except Exception as error:
-        raise SpeedproofError(f"torch -> ONNX export of {type(module).__name__} failed: {error}") from error
+        raise SpeedproofError(
+            f"torch -> ONNX export of {type(module).__name__} failed: {export_error_summary(error)}"
+        ) from error
     check_graph(path)
     check_outputs_match(module, example_inputs, path, names)
     return path
+
+
+_ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def export_error_summary(error: Exception) -> str:
+    """The exporter's own exception summary, without its colours and generic advice."""
+    text = _ANSI_ESCAPES.sub("", str(error))
+    if "## Exception summary" in text:
+        text = text.split("## Exception summary", 1)[1].split("(Refer to the full stack trace", 1)[0]
+    return " ".join(text.split())
 
 
 def check_graph(path: Path) -> None:

@@ -16,6 +16,7 @@ class LowRankResult:
     factored: int
     skipped_too_small: int
     skipped_no_saving: int
+    skipped_read_directly: int  # linears of torch's attention/transformer layers, which read .weight directly
 
 
 def _kept_rank(in_features: int, out_features: int, fraction: float) -> int:
@@ -76,9 +77,13 @@ def factorize_low_rank(module: torch.nn.Module, fraction: float, min_features: i
     """Factor every eligible layer of `module` in place."""
     from torch import nn
 
-    factored = too_small = no_saving = 0
+    factored = too_small = no_saving = read_directly = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
+            if isinstance(parent, nn.MultiheadAttention | nn.TransformerEncoderLayer | nn.TransformerDecoderLayer):
+                # their forward reads their linears' .weight itself (fused paths): a factored pair breaks it
+                read_directly += isinstance(child, nn.Linear)
+                continue
             layer: Any = child
             if isinstance(layer, nn.Linear):
                 in_features, out_features = layer.in_features, layer.out_features
@@ -98,4 +103,4 @@ def factorize_low_rank(module: torch.nn.Module, fraction: float, min_features: i
             )
             setattr(parent, name, replacement)
             factored += 1
-    return LowRankResult(factored, too_small, no_saving)
+    return LowRankResult(factored, too_small, no_saving, read_directly)

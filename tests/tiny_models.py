@@ -2,7 +2,8 @@
 
 `tiny_cnn` is a residual CNN with awkward widths (so pruning and alignment have something to do)
 and a little labelled data, `tiny_cnn_without_data` the same module without data, `tiny_encoder`
-a two-layer transformer encoder with the zoo encoder's attention (prunable heads).
+a two-layer transformer encoder with the zoo encoder's attention (prunable heads),
+`tiny_torch_transformer` one built from torch's nn.TransformerEncoder.
 """
 
 from __future__ import annotations
@@ -66,3 +67,22 @@ def tiny_encoder() -> TorchModel:
     module.layers = module.layers[:2]
     tokens = torch.randint(0, 1000, (2, 32))
     return TorchModel(module=module.eval(), example_inputs=(tokens,), input_names=("input_ids",), latency_only=True)
+
+
+class TinyTorchTransformer(nn.Module):
+    """Built from torch's own nn.TransformerEncoder, whose layers read their linears' weights directly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.project = nn.Linear(32, 64)
+        layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True, dropout=0.0)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.classifier = nn.Linear(64, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.encoder(self.project(x))[:, 0])
+
+
+def tiny_torch_transformer() -> TorchModel:
+    torch.manual_seed(0)
+    return TorchModel(module=TinyTorchTransformer().eval(), example_inputs=(torch.randn(2, 10, 32),))

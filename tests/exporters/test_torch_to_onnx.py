@@ -77,3 +77,17 @@ def test_float16_artifacts_are_held_to_float16_tolerance(tmp_path):
         module[2].bias.add_(1.0)  # a real change is beyond float16's tolerance too
     with pytest.raises(SpeedproofError, match="allowed for float16"):
         check_outputs_match(module, example, half, ["input"], precision="float16")
+
+
+def test_export_errors_keep_the_exception_summary_without_colours_or_advice():
+    from exporters.torch_to_onnx import export_error_summary
+
+    message = (
+        "Failed to export the model with torch.export. \x1b[96mThis is step 1/3\x1b[0m\n- Modify the model code\n\n"
+        "## Exception summary\n\n<class 'AttributeError'>: 'Sequential' object has no attribute 'weight'\n\n"
+        "(Refer to the full stack trace above for more information.)"
+    )
+    assert export_error_summary(RuntimeError(message)) == (
+        "<class 'AttributeError'>: 'Sequential' object has no attribute 'weight'"
+    )
+    assert export_error_summary(ValueError("plain \x1b[1mmessage\x1b[0m")) == "plain message"

@@ -175,3 +175,18 @@ def test_bench_measures_each_variant_and_a_failed_variant_fails_only_its_cells(t
     assert cells["structured:0.5:finetune=1"]["status"] == "failed"
     assert "needs training data" in cells["structured:0.5:finetune=1"]["error"]
     assert np.isfinite(cells["structured:0.5"]["latency_ms"]["p50"])
+
+
+def test_torch_transformer_layers_survive_lowrank_and_structured(tmp_path):
+    request = VariantsRequest(
+        model="tests.tiny_models:tiny_torch_transformer",
+        recipes=("lowrank:0.5,structured:0.5",),
+        threads=1,
+        out_dir=tmp_path,
+    )
+    variants = _variants(run_variants(request)[0])
+    assert all(variant["status"] == "ok" for variant in variants.values()), variants
+    (lowrank_step,) = variants["lowrank:0.5"]["steps"]
+    # the encoder layers read their linears' weights directly: those are left whole, the others factored
+    assert lowrank_step["skipped_read_directly"] > 0 and lowrank_step["factored"] > 0
+    assert variants["structured:0.5"]["artifact"]["macs"] < variants["baseline"]["artifact"]["macs"]
