@@ -104,8 +104,17 @@ class VariantBuilder:
             variant.error = str(error)
         except Exception as error:  # a bug or a library failure in one recipe must not stop the others
             variant.error = f"{type(error).__name__}: {error} (at {_last_frame(error)})"
+        if not variant.ok:
+            self._remove_partial_files(index, variant)
         variant.build_s = round(time.monotonic() - started, 2)
         return variant
+
+    def _remove_partial_files(self, index: int, variant: BuiltVariant) -> None:
+        """A failed variant leaves no half-made artifact behind (the source file is never touched)."""
+        for leftover in self.artifact_dir.glob(f"{index:02d}-*"):
+            if leftover.resolve() != self.source.onnx_path.resolve():
+                leftover.unlink(missing_ok=True)
+        variant.artifact_path = None
 
     def _make_artifact(self, recipe: Recipe, path: Path, variant: BuiltVariant) -> Path:
         if recipe.is_baseline:

@@ -127,10 +127,14 @@ def test_without_labels_quality_is_fidelity_to_the_baseline(tmp_path):
 
 
 def test_a_failing_recipe_is_recorded_and_the_others_still_build(tmp_path):
-    variants = _variants_without_data("structured:0.5:finetune=1,unstructured:0.5", tmp_path)
+    variants = _variants_without_data("structured:0.5:finetune=1,unstructured:0.5,fp16+int8-dynamic", tmp_path)
     assert variants["structured:0.5:finetune=1"]["status"] == "failed"
     assert "needs training data" in variants["structured:0.5:finetune=1"]["error"]
     assert variants["unstructured:0.5"]["status"] == "ok"
+    # int8-dynamic on a float16 graph makes one onnxruntime refuses to load; no half-made file is left behind
+    assert variants["fp16+int8-dynamic"]["status"] == "failed"
+    (artifacts,) = tmp_path.glob("variants-*/artifacts")
+    assert sorted(path.name for path in artifacts.iterdir()) == ["00-baseline.onnx", "02-unstructured_0.5.onnx"]
 
 
 def test_onnx_sources_take_onnx_recipes_and_refuse_torch_ones(tiny_conv_onnx, tmp_path):
