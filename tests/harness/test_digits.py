@@ -18,13 +18,12 @@ pytest.importorskip("sklearn", reason="digits-cnn needs scikit-learn")
 @pytest.fixture(scope="module")
 def one_epoch_cache(tmp_path_factory):
     """Weights trained for three epochs (instead of eight) in a private cache folder."""
-    patch = pytest.MonkeyPatch()
-    patch.setattr(digits, "TRAIN_EPOCHS", 3)
     folder = tmp_path_factory.mktemp("digits-cache")
     messages: list[str] = []
-    digits.trained_weights(folder, messages.append)
-    yield folder, messages
-    patch.undo()
+    with pytest.MonkeyPatch.context() as patch:  # shortened for this training only
+        patch.setattr(digits, "TRAIN_EPOCHS", 3)
+        digits.trained_weights(folder, messages.append)
+    return folder, messages
 
 
 def test_split_is_fixed_disjoint_and_upscaled():
@@ -73,3 +72,10 @@ def test_finetune_recovers_accuracy_after_structured_pruning(one_epoch_cache):
     assert notes[0]["finetune_epochs"] == 1
     assert model.eval_data is not None
     assert torch_accuracy(finetuned.module, model.eval_data) > torch_accuracy(pruned.module, model.eval_data)
+
+
+@pytest.mark.slow
+def test_the_full_schedule_reaches_97_percent_test_accuracy(tmp_path):
+    path, _ = digits.trained_weights(tmp_path)
+    facts = json.loads(path.with_suffix(".json").read_text())
+    assert facts["test_accuracy"] >= 0.97, facts

@@ -137,6 +137,13 @@ def test_a_failing_recipe_is_recorded_and_the_others_still_build(tmp_path):
     assert sorted(path.name for path in artifacts.iterdir()) == ["00-baseline.onnx", "02-unstructured_0.5.onnx"]
 
 
+def test_variants_json_prints_only_the_record(tiny_conv_onnx, tmp_path, capsys):
+    argv = ["variants", str(tiny_conv_onnx), "--recipes", "fp16", "--threads", "1", "--out", str(tmp_path), "--json"]
+    assert main(argv) == EXIT_OK
+    record = json.loads(capsys.readouterr().out)
+    assert record["command"] == "variants" and [v["recipe"] for v in record["variants"]] == ["baseline", "fp16"]
+
+
 def test_onnx_sources_take_onnx_recipes_and_refuse_torch_ones(tiny_conv_onnx, tmp_path):
     record, _ = run_variants(
         VariantsRequest(model=str(tiny_conv_onnx), recipes=("identity,int8-dynamic",), threads=1, out_dir=tmp_path)
