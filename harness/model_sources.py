@@ -64,10 +64,6 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def describe_valid_sources() -> str:
-    return f"an .onnx file, a zoo name ({', '.join(sorted(ZOO))}), or package.module:function"
-
-
 def is_onnx_file_source(spec: str) -> bool:
     """Whether MODEL names an ONNX file (known before anything is loaded or exported)."""
     return spec.endswith(".onnx") or (Path(spec).is_file() and Path(spec).suffix not in TORCH_FILE_SUFFIXES)
