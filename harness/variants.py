@@ -96,7 +96,8 @@ class VariantBuilder:
             variant.artifact_path = self._make_artifact(recipe, path, variant)
             if recipe.is_baseline:
                 self._baseline_path = variant.artifact_path
-            model = load_onnx_model(variant.artifact_path)
+            # the baseline graph was loaded and checked when the source was resolved
+            model = self.source.model if recipe.is_baseline else load_onnx_model(variant.artifact_path)
             variant.artifact = artifact_facts(variant.artifact_path, model).as_dict()
             variant.quality = self._quality(variant.artifact_path, is_reference=recipe.is_baseline)
             variant.status = "ok"
