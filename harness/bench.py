@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.errors import SpeedproofError
-from harness.inputs import DEFAULT_SEED, ModelInput, resolve_input_specs
+from harness.inputs import DEFAULT_SEED, InputSpec, ModelInput, resolve_input_specs
 from harness.protocol import MeasurementProtocol
 from harness.provenance import new_run_id, record_header
 from harness.results_store import Record, write_record
@@ -111,6 +111,28 @@ def run_bench(
     return record, path
 
 
+def build_worker_request(
+    artifact_path: Path,
+    backend: BackendSpec,
+    resolved: ResolvedProfile,
+    specs: list[InputSpec],
+    batch_size: int,
+    protocol: MeasurementProtocol,
+) -> dict[str, Any]:
+    """What a worker (one-shot or live) needs to load and time one artifact."""
+    return {
+        "artifact_path": str(artifact_path.resolve()),
+        "backend": backend.name,
+        "options": backend.options,
+        "threads": resolved.threads,
+        "cpu_affinity": list(resolved.cpu_affinity),
+        "inputs": [spec.as_dict() for spec in specs],
+        "seed": DEFAULT_SEED,
+        "batch_size": batch_size,
+        "protocol": protocol.as_dict(),
+    }
+
+
 @dataclass(frozen=True)
 class _RunContext:
     """What every cell of one run shares."""
@@ -134,17 +156,14 @@ def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> dict[str, Any
         cell["error"] = str(error)
         return cell
     load_average = load_average_1m()
-    worker_request = {
-        "artifact_path": str(plan.variant.artifact_path.resolve()),  # type: ignore[union-attr]
-        "backend": plan.backend.name,
-        "options": plan.backend.options,
-        "threads": context.resolved.threads,
-        "cpu_affinity": list(context.resolved.cpu_affinity),
-        "inputs": [spec.as_dict() for spec in specs],
-        "seed": DEFAULT_SEED,
-        "batch_size": plan.batch_size,
-        "protocol": context.protocol.as_dict(),
-    }
+    worker_request = build_worker_request(
+        plan.variant.artifact_path,  # type: ignore[arg-type]
+        plan.backend,
+        context.resolved,
+        specs,
+        plan.batch_size,
+        context.protocol,
+    )
     result = context.runner.run_cell(worker_request, timeout_s=context.protocol.cell_timeout_s())
     if result.get("status") != "ok":
         cell["error"] = result.get("error") or "worker failed without a message"

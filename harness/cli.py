@@ -70,6 +70,38 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _add_policy_options(parser: argparse.ArgumentParser) -> None:
+    from harness.policy import policy_fields
+
+    group = parser.add_argument_group(
+        "verification policy (each overrides --policy, which overrides the target profile's defaults)"
+    )
+    group.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="TOML file with a [policy] table (keys as the options below, with underscores)",
+    )
+    for name, item in policy_fields().items():
+        kind = {"str": str, "int": int, "float": float}[str(item.type)]
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"policy_{name}",
+            type=kind,
+            default=None,
+            choices=item.metadata.get("choices"),
+            metavar=None if item.metadata.get("choices") else {"int": "N", "float": "X"}.get(str(item.type), "S"),
+            help=f"{item.metadata['help']} (default {item.default})",
+        )
+
+
+def _policy_overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    from harness.policy import policy_fields
+
+    return {name: getattr(args, f"policy_{name}") for name in policy_fields()}
+
+
 def _add_out_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
@@ -196,6 +228,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out_option(variants)
     variants.add_argument("--json", action="store_true", help="print the result record on stdout and nothing else")
 
+    verify = commands.add_parser(
+        "verify",
+        help="A/B-measure each compressed variant against its baseline and ACCEPT or REJECT it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrapped(
+            "Build the variants, then compare each against the baseline in the same session: both load in "
+            "live worker processes and run in alternating bursts (A B, B A, ...) so that drift of a noisy "
+            "machine hits both, until the bootstrap interval of the speedup lies clearly on one side of "
+            "--min-speedup or --max-pair-duration-s runs out. ACCEPT only when the interval's lower end "
+            "reaches --min-speedup and quality and memory hold; otherwise REJECT with every reason that "
+            "applies (NO_REAL_SPEEDUP, SLOWER, INCONCLUSIVE, ACCURACY_DROP, FIDELITY_LOW, MEMORY_GREW, "
+            "FAILED, FELL_BACK) and hardware hints. Exit code 0 when every variant is accepted, 1 when one "
+            "is rejected, 2 on a usage or configuration error."
+        ),
+        epilog=_recipes_epilog(),
+    )
+    _add_model_argument(verify)
+    _add_recipe_options(verify, required=True)
+    _add_target_options(verify)
+    _add_out_option(verify)
+    verify.add_argument("--json", action="store_true", help="print the result record on stdout and nothing else")
+    _add_policy_options(verify)
+
     targets = commands.add_parser(
         "targets",
         help="list target profiles and whether this host can run them",
@@ -263,6 +318,32 @@ def _run_variants_command(args: argparse.Namespace) -> int:
         lambda: f"{variants_table(record)}\n\nartifacts in {record['artifact_dir']}\nrecord written to {path}",
     )
     return EXIT_OK if all(variant["status"] == "ok" for variant in record["variants"]) else EXIT_CELL_FAILED
+
+
+def _run_verify_command(args: argparse.Namespace) -> int:
+    from harness.report_table import verify_table
+    from harness.verify import VerifyRequest, run_verify
+
+    request = VerifyRequest(
+        model=args.model,
+        recipes=tuple(args.recipes),
+        target=args.target,
+        threads=args.threads,
+        input_shapes=tuple(args.input_shape),
+        policy_file=args.policy,
+        policy_overrides=_policy_overrides_from(args),
+        out_dir=args.out,
+    )
+    record, path = run_verify(request, progress=_command_progress(args))
+    _print_result(args, record, lambda: f"{verify_table(record)}\n\nrecord written to {path}")
+    return EXIT_OK if all_verdicts_accepted(record) else EXIT_CELL_FAILED
+
+
+def all_verdicts_accepted(record: dict[str, Any]) -> bool:
+    return all(
+        cell.get("reference") and cell["status"] == "ok" or (cell.get("verdict") or {}).get("decision") == "ACCEPT"
+        for cell in record["cells"]
+    )
 
 
 def _run_targets_command(args: argparse.Namespace) -> int:
@@ -342,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "bench": _run_bench_command,
         "variants": _run_variants_command,
+        "verify": _run_verify_command,
         "targets": _run_targets_command,
         "demo": _run_demo_command,
     }

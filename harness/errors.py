@@ -20,3 +20,7 @@ def unknown_choice(kind: str, word: str, choices: Iterable[str]) -> SpeedproofEr
     """Error for a name that is not one of `choices`, listing the valid ones."""
     ordered = sorted(choices)
     return SpeedproofError(f"unknown {kind} {word!r}{did_you_mean(word, ordered)}; valid: {', '.join(ordered)}")
+
+
+class BackendFellBack(SpeedproofError):
+    """The backend ran on something other than what was asked (e.g. ORT on CPU instead of CUDA)."""

@@ -132,3 +132,123 @@ def variants_table(record: dict[str, Any]) -> str:
     if source.get("latency_only"):
         notes.append(f"{source.get('spec')} has random weights: quality is fidelity to the baseline, not accuracy")
     return table + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def _relative(variant_value: float | None, baseline_value: float | None) -> str:
+    if not variant_value or not baseline_value:
+        return ""
+    return f" ({variant_value / baseline_value:.2f}x)"
+
+
+def speedup_text(speedup: dict[str, Any] | None) -> str:
+    if not speedup:
+        return "-"
+    return f"{speedup['ratio']:.2f}x [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]"
+
+
+def baseline_cell(record: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any] | None:
+    """The reference cell of the same model and backend (and target, in a gate record)."""
+    for other in record["cells"]:
+        if (
+            other.get("reference")
+            and other["model"] == cell["model"]
+            and other["backend"] == cell["backend"]
+            and other.get("target") == cell.get("target")
+            and other.get("check") == cell.get("check")
+        ):
+            return other
+    return None
+
+
+def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the verdict table (shared by the text, markdown and HTML reports)."""
+    with_target = any(cell.get("target") for cell in record["cells"])
+    rows = []
+    for cell in record["cells"]:
+        reference = baseline_cell(record, cell) or {}
+        facts, base_facts = cell.get("artifact") or {}, reference.get("artifact") or {}
+        memory = cell.get("memory") or {}
+        base_memory = ((cell.get("ab") or {}).get("baseline") or {}).get("memory") or {}
+        verdict = cell.get("verdict")
+        if cell.get("reference"):
+            decision, codes = ("reference" if cell["status"] == "ok" else "FAILED"), ""
+        elif verdict:
+            decision, codes = verdict["decision"], " ".join(reason["code"] for reason in verdict["reasons"])
+        else:
+            decision, codes = "-", ""
+        realization = (verdict or {}).get("realization")
+        rows.append(
+            [
+                *([cell.get("target") or "-"] if with_target else []),
+                cell["model"],
+                cell["variant"],
+                (_number(facts["bytes"] / 1e6, 2) + _relative(facts.get("bytes"), base_facts.get("bytes")))
+                if facts
+                else "-",
+                (
+                    _number(facts["zipped_bytes"] / 1e6, 2)
+                    + _relative(facts.get("zipped_bytes"), base_facts.get("zipped_bytes"))
+                )
+                if facts
+                else "-",
+                (_scaled_count(facts.get("macs")) + _relative(facts.get("macs"), base_facts.get("macs")))
+                if facts
+                else "-",
+                speedup_text(cell.get("speedup")),
+                _number(realization, 2) if realization is not None else "-",
+                quality_text(cell.get("quality")),
+                (
+                    _number(memory["peak_rss_bytes"] / MIB, 0)
+                    + _relative(memory.get("peak_rss_bytes"), base_memory.get("peak_rss_bytes"))
+                )
+                if memory
+                else "-",
+                decision,
+                codes,
+            ]
+        )
+    headers = [
+        *(["target"] if with_target else []),
+        "model",
+        "variant",
+        "file MB (vs base)",
+        "zipped MB",
+        "MACs",
+        "speedup [CI]",
+        "realized",
+        "quality",
+        "peak RSS MiB",
+        "decision",
+        "reasons",
+    ]
+    return headers, rows
+
+
+def verdict_notes(record: dict[str, Any]) -> list[str]:
+    """Every reason's sentence, hint and note, one line each, named by the cell."""
+    lines = []
+    for cell in record["cells"]:
+        where = " ".join(part for part in (cell.get("target"), cell["model"], cell["variant"]) if part)
+        if cell.get("reference") and cell["status"] != "ok":
+            lines.append(f"FAILED {where}: {cell['error']}")
+        verdict = cell.get("verdict") or {}
+        lines.extend(f"{reason['code']} {where}: {reason['message']}" for reason in verdict.get("reasons", []))
+        lines.extend(f"hint {where}: {hint}" for hint in verdict.get("hints", []))
+        lines.extend(f"note {where}: {note}" for note in verdict.get("notes", []))
+        lines.extend(f"warning {where}: {warning}" for warning in cell.get("warnings", []))
+    return lines
+
+
+def verify_table(record: dict[str, Any]) -> str:
+    """The verdict table: one row per (variant, backend), then the reasons and hints in words."""
+    headers, rows = verdict_rows(record)
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    policy = record.get("policy") or {}
+    header = (
+        f"policy: {policy.get('metric')} speedup at batch {policy.get('batch_size')}, interval lower end >= "
+        f"{policy.get('min_speedup')} at {policy.get('confidence', 0):.0%} confidence\n\n"
+        if policy
+        else ""
+    )
+    notes = verdict_notes(record)
+    return header + table + ("\n\n" + "\n".join(notes) if notes else "")

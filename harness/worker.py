@@ -14,13 +14,15 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 BUSY_CPU_TIME_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
     """Peak resident memory of this process.
 
     On Linux VmHWM is read, not ru_maxrss: ru_maxrss survives exec and so would report the
@@ -48,22 +50,40 @@ def _own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure_cell(request: dict[str, Any]) -> dict[str, Any]:
-    """Run the request's cell in this process and return the result document."""
+@dataclass
+class LoadedSession:
+    """An artifact loaded on its backend, checked against the input plan, with its feed ready."""
+
+    runner: Any
+    run_once: Callable[[], object]
+    session_ms: float
+    first_inference_ms: float
+    rss_before_load_bytes: int
+
+    @property
+    def provider(self) -> str:
+        return str(self.runner.actual_provider)
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+
+def pin_to_cpus(request: dict[str, Any]) -> None:
+    """Pin this process to the request's CPUs; call before the runtime is imported, so its thread
+    pools start on the pinned CPUs."""
     affinity = request.get("cpu_affinity")
     if affinity and hasattr(os, "sched_setaffinity"):
-        # before the runtime is imported, so its thread pools start on the pinned CPUs
         os.sched_setaffinity(0, set(affinity))
 
+
+def load_session(request: dict[str, Any]) -> LoadedSession:
+    """Load the request's artifact on its backend, check its inputs, run the first inference."""
     import psutil
 
     from harness.errors import SpeedproofError
     from harness.inputs import InputSpec, generate_feed
-    from harness.measure import time_iterations, warm_up
-    from harness.protocol import MeasurementProtocol
     from targets.backends import load_runner_class
 
-    protocol = MeasurementProtocol.from_dict(request["protocol"])
     specs = [InputSpec.from_dict(item) for item in request["inputs"]]
     runner_class = load_runner_class(request["backend"])
     rss_before_load = psutil.Process().memory_info().rss
@@ -86,19 +106,45 @@ def measure_cell(request: dict[str, Any]) -> dict[str, Any]:
         first_start = time.perf_counter_ns()
         run_once()
         first_inference_ms = (time.perf_counter_ns() - first_start) / 1e6
-        warmup_iterations = warm_up(run_once, protocol)
+    except BaseException:
+        runner.deactivate()
+        raise
+    return LoadedSession(runner, run_once, session_ms, first_inference_ms, rss_before_load)
 
+
+def memory_entry(session: LoadedSession) -> dict[str, int]:
+    peak_rss = peak_rss_bytes()
+    return {"peak_rss_bytes": peak_rss, "rss_increase_bytes": max(0, peak_rss - session.rss_before_load_bytes)}
+
+
+def failure_result(error: BaseException) -> dict[str, Any]:
+    """A failed result; `kind` says whether the backend fell back (a verdict reason of its own)."""
+    from harness.errors import BackendFellBack, SpeedproofError
+
+    message = str(error) if isinstance(error, SpeedproofError) else f"{type(error).__name__}: {error}"
+    return {"status": "failed", "error": message, "kind": "fell_back" if isinstance(error, BackendFellBack) else None}
+
+
+def measure_cell(request: dict[str, Any]) -> dict[str, Any]:
+    """Run the request's cell in this process and return the result document."""
+    pin_to_cpus(request)
+    from harness.measure import time_iterations, warm_up
+    from harness.protocol import MeasurementProtocol
+
+    protocol = MeasurementProtocol.from_dict(request["protocol"])
+    session = load_session(request)
+    try:
+        warmup_iterations = warm_up(session.run_once, protocol)
         busy_before_s, own_before_s, wall_before = _system_busy_s(), _own_cpu_s(), time.monotonic()
-        timed = time_iterations(run_once, protocol)
+        timed = time_iterations(session.run_once, protocol)
         busy_s = _system_busy_s() - busy_before_s
         own_s = _own_cpu_s() - own_before_s
         wall_s = time.monotonic() - wall_before
         total_cpus = os.cpu_count() or 1
         other_busy_share = max(0.0, busy_s - own_s) / (wall_s * total_cpus) if wall_s > 0 else 0.0
-        provider = runner.actual_provider
+        provider = session.provider
     finally:
-        runner.deactivate()
-    peak_rss = _peak_rss_bytes()
+        session.close()
     return {
         "status": "ok",
         "error": None,
@@ -107,8 +153,8 @@ def measure_cell(request: dict[str, Any]) -> dict[str, Any]:
         "duration_s": timed.duration_s,
         "stopped_by": timed.stopped_by,
         "warmup_iterations": warmup_iterations,
-        "cold_start_ms": {"session": session_ms, "first_inference": first_inference_ms},
-        "memory": {"peak_rss_bytes": peak_rss, "rss_increase_bytes": max(0, peak_rss - rss_before_load)},
+        "cold_start_ms": {"session": session.session_ms, "first_inference": session.first_inference_ms},
+        "memory": memory_entry(session),
         "other_processes_cpu_share": round(other_busy_share, 4),
     }
 
@@ -123,11 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = measure_cell(request)
     except Exception as error:  # any failure becomes a failed cell; the parent carries on
-        from harness.errors import SpeedproofError
-
-        message = str(error) if isinstance(error, SpeedproofError) else f"{type(error).__name__}: {error}"
         traceback.print_exc(file=sys.stderr)
-        result = {"status": "failed", "error": message}
+        result = failure_result(error)
     result_path.write_text(json.dumps(result))
     return 0
 

@@ -19,7 +19,7 @@ STDERR_TAIL_LINES = 8
 DEFAULT_WORKER_COMMAND = (sys.executable, "-m", "harness.worker")
 
 
-def _stderr_tail(path: Path) -> str:
+def stderr_tail(path: Path) -> str:
     try:
         lines = path.read_text(errors="replace").strip().splitlines()
     except OSError:
@@ -27,7 +27,7 @@ def _stderr_tail(path: Path) -> str:
     return "\n".join(lines[-STDERR_TAIL_LINES:])
 
 
-def _signal_name(returncode: int) -> str:
+def signal_name(returncode: int) -> str:
     try:
         return signal.Signals(-returncode).name
     except ValueError:
@@ -61,12 +61,12 @@ class LocalWorkerRunner:
                     process.wait()
                     return _failed(f"worker hung: killed after {timeout_s:.0f} s without finishing")
             if returncode < 0:
-                tail = _stderr_tail(stderr_path)
+                tail = stderr_tail(stderr_path)
                 return _failed(
-                    f"worker crashed with {_signal_name(returncode)}" + (f"; its last output:\n{tail}" if tail else "")
+                    f"worker crashed with {signal_name(returncode)}" + (f"; its last output:\n{tail}" if tail else "")
                 )
             if not result_path.exists():
-                tail = _stderr_tail(stderr_path)
+                tail = stderr_tail(stderr_path)
                 return _failed(
                     f"worker exited with code {returncode} and wrote no result"
                     + (f"; its last output:\n{tail}" if tail else "")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpeedproofError, did_you_mean, unknown_choice
+from harness.policy import Policy, apply_overrides, check_policy_table
 from targets.backends import backend_entry
 from targets.host import HostFingerprint, normalize_isa
 
@@ -34,6 +35,7 @@ TOP_LEVEL_HELP = {
     "resources": 'table: cores (integer or "all") and memory_gb (0 = no cap)',
     "requires": "table: isa, cuda_device (bool), cpu_flags (list) the host must have",
     "backends": "array of tables: name plus the backend's options",
+    "policy": "table: the verification policy's defaults on this target (keys as in a --policy file)",
 }
 RESOURCES_HELP = {
     "cores": 'logical CPUs the worker is pinned to: an integer, or "all"',
@@ -78,6 +80,7 @@ class TargetProfile:
     requires: HostRequirements
     backends: tuple[BackendSpec, ...]
     source: str  # file the profile came from
+    policy: dict[str, Any] = field(default_factory=dict)  # verification policy defaults on this target
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -202,6 +205,8 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     if not backends_list:
         raise SpeedproofError(f"{path}: backends is empty; a profile needs at least one [[backends]] table")
     backends = tuple(_parse_backend(table, index, path) for index, table in enumerate(backends_list))
+    policy = check_policy_table(data.get("policy", {}), f"{path} [policy]")
+    apply_overrides(Policy(), policy, f"{path} [policy]")  # values out of range fail here, not at verify time
 
     return TargetProfile(
         name=name,
@@ -213,6 +218,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
         requires=requires,
         backends=backends,
         source=str(path),
+        policy=policy,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from harness.errors import SpeedproofError
+from harness.errors import BackendFellBack, SpeedproofError
 from targets.backends.base import BackendRunner, TensorMetadata
 
 DEFAULT_PROVIDER = "CPUExecutionProvider"
@@ -71,7 +71,7 @@ class OnnxRuntimeRunner(BackendRunner):
             raise SpeedproofError(f"onnxruntime could not load {self.artifact_path}: {error}") from error
         actual = self.session.get_providers()[0]
         if actual != self.provider:
-            raise SpeedproofError(
+            raise BackendFellBack(
                 f"onnxruntime fell back: asked for {self.provider}, the session runs on {actual} "
                 f"(session providers: {', '.join(self.session.get_providers())})"
             )
