@@ -1,4 +1,4 @@
-"""The `speedproof` command line: bench, variants, targets, demo.
+"""The `speedproof` command line: bench, variants, verify, gate, compare, report, targets, demo.
 
 Exit codes: 0 success; 1 a cell or variant failed (the rest still ran and the record was written);
 2 usage, configuration or input error (nothing measured).
@@ -23,7 +23,7 @@ from harness.protocol import MeasurementProtocol
 EXIT_OK = 0
 EXIT_CELL_FAILED = 1
 EXIT_USAGE = 2
-DEMO_MODELS = ("resnet18", "mobilenet_v2")
+DEMO_MODELS = ("digits-cnn", "resnet18")
 
 
 class _Progress:
@@ -70,19 +70,20 @@ def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def _add_policy_options(parser: argparse.ArgumentParser) -> None:
+def _add_policy_options(parser: argparse.ArgumentParser, with_file: bool = True) -> None:
     from harness.policy import policy_fields
 
     group = parser.add_argument_group(
-        "verification policy (each overrides --policy, which overrides the target profile's defaults)"
+        "verification policy (each overrides the policy file or config, which overrides the target profile's defaults)"
     )
-    group.add_argument(
-        "--policy",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="TOML file with a [policy] table (keys as the options below, with underscores)",
-    )
+    if with_file:
+        group.add_argument(
+            "--policy",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="TOML file with a [policy] table (keys as the options below, with underscores)",
+        )
     for name, item in policy_fields().items():
         kind = {"str": str, "int": int, "float": float}[str(item.type)]
         group.add_argument(
@@ -258,17 +259,124 @@ def build_parser() -> argparse.ArgumentParser:
     )
     targets.add_argument("--json", action="store_true", help="print the list as JSON")
 
+    gate = commands.add_parser(
+        "gate",
+        help="CI release gate: verify the checks of a config; exit 1 when a required variant is rejected",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrapped(
+            "Verify every [[check]] of a TOML config on each target it names (targets this host cannot run "
+            "are reported as skipped with the reason). Writes the record, a JUnit XML file (one testcase per "
+            "cell; failures carry the reasons) and a markdown summary, which is also appended to "
+            "$GITHUB_STEP_SUMMARY when that is set. Exit codes: 0 every required variant accepted; 1 a "
+            "required variant rejected, a regression against --baseline, nothing verified, or a skipped "
+            "target with --require-all-targets; 2 usage or config error."
+        ),
+        epilog=textwrap.dedent(
+            """\
+            config example (speedproof.toml):
+              [[check]]
+              model = "resnet18"                 # any model source
+              input_shape = [1, 3, 224, 224]     # when the source needs one
+              recipes = ["structured:0.5", "unstructured:0.9"]
+              required = ["structured:0.5"]      # these must be ACCEPTED
+              targets = ["x86-cpu", "cuda-gpu"]  # default: the one that suits the host
+              [policy]                           # for every check; [check.policy] for one
+              min_speedup = 1.2
+            """
+        ),
+    )
+    gate.add_argument(
+        "--config", type=Path, default=Path("speedproof.toml"), metavar="FILE", help="gate config (default %(default)s)"
+    )
+    gate.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="RECORD",
+        help="a stored gate or verify record: a speedup that fell beyond max_regression, or an ACCEPT that "
+        "became a REJECT, is a regression (exit 1)",
+    )
+    gate.add_argument(
+        "--allow-other-host",
+        action="store_true",
+        help="compare against a --baseline record measured on another host (refused by default)",
+    )
+    gate.add_argument("--require-all-targets", action="store_true", help="a target this host cannot run fails the gate")
+    gate.add_argument(
+        "--junit", type=Path, default=None, metavar="FILE", help="JUnit XML path (default: beside the record)"
+    )
+    gate.add_argument(
+        "--summary", type=Path, default=None, metavar="FILE", help="markdown summary path (default: beside the record)"
+    )
+    _add_out_option(gate)
+    _add_policy_options(gate, with_file=False)
+
+    compare = commands.add_parser(
+        "compare",
+        help="structured vs unstructured pruning across sparsity levels, measured A/B, with a plot",
+        description=_wrapped(
+            "For each sparsity level build a structured and an unstructured variant (and 2:4 semi-structured "
+            "once), verify each A/B against the baseline, and print a table and write a PNG plot of the "
+            "speedup with its interval against sparsity beside the size and MAC reductions: the gap between "
+            "smaller and faster at a glance."
+        ),
+    )
+    _add_model_argument(compare)
+    compare.add_argument(
+        "--sparsity",
+        type=_sparsity_list,
+        default=(0.3, 0.5, 0.7, 0.9),
+        metavar="0.3,0.5,...",
+        help="sparsity levels (default 0.3,0.5,0.7,0.9)",
+    )
+    compare.add_argument(
+        "--finetune",
+        type=int,
+        default=0,
+        metavar="E",
+        help="fine-tune every pruned variant for E epochs (needs a source with training data; default 0)",
+    )
+    _add_target_options(compare)
+    _add_out_option(compare)
+    compare.add_argument(
+        "--plot", type=Path, default=None, metavar="FILE", help="PNG path (default: beside the record)"
+    )
+    compare.add_argument("--json", action="store_true", help="print the result record on stdout and nothing else")
+    _add_policy_options(compare)
+
+    report = commands.add_parser(
+        "report",
+        help="render a result record as a table, markdown, self-contained HTML or JUnit XML",
+        description="Render a result record (any command's) as a terminal table, markdown, one self-contained "
+        "HTML file with the tables and plots embedded, or JUnit XML.",
+    )
+    report.add_argument("record", type=Path, metavar="RECORD.json", help="a record written by speedproof")
+    report.add_argument("--format", choices=("table", "md", "html", "junit"), default="table")
+    report.add_argument(
+        "--output", "-o", type=Path, default=None, metavar="FILE", help="write to FILE instead of stdout"
+    )
+
     demo = commands.add_parser(
         "demo",
-        help="benchmark resnet18 and mobilenet_v2 on this host's target",
-        description=(
-            "The main job on a fresh machine: benchmark the built-in resnet18 and mobilenet_v2 (random "
-            "weights) on the target profile that suits this host, print the tables and write records."
+        help="verify compressed digits-cnn and resnet18 variants on this host's target",
+        description=_wrapped(
+            "The main job on a fresh machine: build compressed variants of digits-cnn (trained here on "
+            "scikit-learn's digits: real accuracy; pruned variants are fine-tuned) and resnet18 (random "
+            "weights: latency only), verify each A/B against its baseline on the target that suits this host, "
+            "print the verdict tables and write the records and one HTML report."
         ),
     )
     _add_out_option(demo)
     _add_protocol_options(demo)
+    _add_policy_options(demo, with_file=False)
     return parser
+
+
+def _sparsity_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions like 0.3,0.5,0.9, got {text!r}") from None
 
 
 def _command_progress(args: argparse.Namespace) -> _Progress:
@@ -392,25 +500,140 @@ def _run_targets_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_gate_command(args: argparse.Namespace) -> int:
+    import os
+
+    from harness.gate import GateRequest, run_gate
+    from harness.report_junit import junit_xml
+    from harness.report_markdown import markdown_report
+    from harness.report_table import record_text
+
+    request = GateRequest(
+        config_path=args.config,
+        out_dir=args.out,
+        baseline_record=args.baseline,
+        allow_other_host=args.allow_other_host,
+        require_all_targets=args.require_all_targets,
+        policy_overrides=_policy_overrides_from(args),
+    )
+    record, path = run_gate(request, progress=_Progress(enabled=sys.stderr.isatty()))
+    gate = record["gate"]
+    status = ["**gate passed**" if gate["exit_code"] == 0 else "**gate failed**"]
+    status.extend(f"- {failure}" for failure in gate["failures"])
+    status.extend(f"- skipped: {item['model']} on {item['target']}: {item['reason']}" for item in gate["skipped"])
+    summary = markdown_report(record, status)
+    junit_path = args.junit or path.with_suffix(".xml")
+    summary_path = args.summary or path.with_suffix(".md")
+    junit_path.write_text(junit_xml(record))
+    summary_path.write_text(summary)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a") as handle:
+            handle.write(summary + "\n")
+    print(record_text(record))
+    print()
+    print("gate passed" if gate["exit_code"] == 0 else "gate FAILED:\n  " + "\n  ".join(gate["failures"]))
+    for item in gate["skipped"]:
+        print(f"skipped: {item['model']} on {item['target']}: {item['reason']}")
+    print(f"record written to {path}\nJUnit XML: {junit_path}\nsummary: {summary_path}")
+    return int(gate["exit_code"])
+
+
+def _run_compare_command(args: argparse.Namespace) -> int:
+    from harness.compare import CompareRequest, compare_table, run_compare
+    from harness.report_plots import compare_figure
+
+    request = CompareRequest(
+        model=args.model,
+        sparsities=args.sparsity,
+        finetune_epochs=args.finetune,
+        target=args.target,
+        threads=args.threads,
+        input_shapes=tuple(args.input_shape),
+        policy_file=args.policy,
+        policy_overrides=_policy_overrides_from(args),
+        out_dir=args.out,
+    )
+    record, path = run_compare(request, progress=_command_progress(args))
+    plot_path = args.plot or path.with_suffix(".png")
+    plot_path.write_bytes(compare_figure(record))
+    _print_result(
+        args,
+        record,
+        lambda: f"{compare_table(record)}\n\nplot written to {plot_path}\nrecord written to {path}",
+    )
+    failed = any(cell["status"] != "ok" for cell in record["cells"])
+    return EXIT_CELL_FAILED if failed else EXIT_OK
+
+
+def _run_report_command(args: argparse.Namespace) -> int:
+    from harness.report_html import html_report
+    from harness.report_junit import junit_xml
+    from harness.report_markdown import markdown_report
+    from harness.report_table import record_text
+    from harness.results_store import load_record
+
+    record = load_record(args.record)
+    renderers: dict[str, Callable[[dict[str, Any]], str]] = {
+        "table": lambda r: record_text(r) + "\n",
+        "md": markdown_report,
+        "html": lambda r: html_report([r]),
+        "junit": junit_xml,
+    }
+    text = renderers[args.format](record)
+    if args.output:
+        args.output.write_text(text)
+        print(f"{args.format} report written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def demo_recipes(model: str, gpu_target: bool) -> tuple[str, ...]:
+    """The demo's recipes: pruned digits-cnn variants are fine-tuned (it has training data); fp16
+    only where the target suits it (a GPU)."""
+    finetune = {"digits-cnn": {"unstructured:0.9": ":finetune=2", "structured:0.5": ":finetune=4"}}.get(model, {})
+    recipes = ["identity", "unstructured:0.9", "structured:0.5", "int8-static", *(["fp16"] if gpu_target else [])]
+    return tuple(recipe + finetune.get(recipe, "") for recipe in recipes)
+
+
 def _run_demo_command(args: argparse.Namespace) -> int:
-    from harness.bench import BenchRequest, run_bench
-    from harness.report_table import bench_table
+    from harness.report_html import html_report
+    from harness.report_table import verify_table
+    from harness.verify import VerifyRequest, run_verify
     from targets.compatibility import default_target_name
     from targets.host import fingerprint_host
+    from targets.profiles import load_target
 
     host = fingerprint_host()
     target = default_target_name(host)
+    gpu_target = load_target(target).requires.cuda_device
     progress = _Progress(enabled=True)
-    progress(f"demo: benchmarking {', '.join(DEMO_MODELS)} on target {target} ({host.cpu_model})")
+    progress(f"demo: verifying {', '.join(DEMO_MODELS)} variants on target {target} ({host.cpu_model})")
+    records = []
     exit_code = EXIT_OK
     for model in DEMO_MODELS:
-        request = BenchRequest(model=model, target=target, protocol=_protocol_from(args), out_dir=args.out)
-        record, path = run_bench(request, progress=progress, host=host)
+        request = VerifyRequest(
+            model=model,
+            recipes=demo_recipes(model, gpu_target),
+            target=target,
+            policy_overrides=_policy_overrides_from(args),
+            protocol=_protocol_from(args),
+            out_dir=args.out,
+        )
+        record, path = run_verify(request, progress=progress, host=host)
+        records.append(record)
         print(f"\n== {model} on {target} ==")
-        print(bench_table(record))
+        print(verify_table(record))
         print(f"record written to {path}")
-        if any(cell["status"] != "ok" for cell in record["cells"]):
-            exit_code = EXIT_CELL_FAILED
+        failed_codes = {"FAILED", "FELL_BACK"}
+        for cell in record["cells"]:
+            codes = {reason["code"] for reason in (cell.get("verdict") or {}).get("reasons", [])}
+            if codes & failed_codes or cell["status"] != "ok":
+                exit_code = EXIT_CELL_FAILED
+    report_path = args.out / f"demo-{records[0]['run_id'][:8]}.html"
+    report_path.write_text(html_report(records, title=f"speedproof demo on {target}"))
+    print(f"\nHTML report: {report_path}")
     return exit_code
 
 
@@ -424,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         "bench": _run_bench_command,
         "variants": _run_variants_command,
         "verify": _run_verify_command,
+        "gate": _run_gate_command,
+        "compare": _run_compare_command,
+        "report": _run_report_command,
         "targets": _run_targets_command,
         "demo": _run_demo_command,
     }

@@ -45,8 +45,9 @@ def git_commit(folder: Path | None = None) -> tuple[str | None, bool | None]:
     return commit, bool(status)
 
 
-def record_header(command: str, host: HostFingerprint, resolved: ResolvedProfile, run_id: str) -> dict[str, Any]:
-    """The fields every result record starts with: schema, provenance, host and target."""
+def record_header(command: str, host: HostFingerprint, resolved: ResolvedProfile | None, run_id: str) -> dict[str, Any]:
+    """The fields every result record starts with: schema, provenance, host and target (None for a
+    record that spans several targets: its cells name theirs)."""
     from harness import __version__
     from harness.results_store import SCHEMA_VERSION
 
@@ -60,5 +61,5 @@ def record_header(command: str, host: HostFingerprint, resolved: ResolvedProfile
         "git_dirty": dirty,
         "command": command,
         "host": host.as_dict(),
-        "target": resolved.as_dict(),
+        "target": resolved.as_dict() if resolved is not None else None,
     }

@@ -14,6 +14,13 @@ def _number(value: float | None, digits: int = 2) -> str:
 
 
 def bench_table(record: dict[str, Any]) -> str:
+    headers, rows = bench_rows(record)
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    notes = bench_notes(record)
+    return table + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def bench_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     # with variants, each row also says what the variant's quality is
     with_quality = len(record.get("variants") or []) > 1
     rows = []
@@ -65,7 +72,10 @@ def bench_table(record: dict[str, Any]) -> str:
         *(["quality"] if with_quality else []),
         "status",
     ]
-    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    return headers, rows
+
+
+def bench_notes(record: dict[str, Any]) -> list[str]:
     notes = []
     for cell in record["cells"]:
         where = f"{cell['model']} {cell['variant']} {cell['backend']} batch {cell['batch_size']}"
@@ -73,7 +83,7 @@ def bench_table(record: dict[str, Any]) -> str:
             notes.append(f"FAILED {where}: {cell['error']}")
         for warning in cell.get("warnings", []):
             notes.append(f"warning {where}: {warning}")
-    return table + ("\n\n" + "\n".join(notes) if notes else "")
+    return notes
 
 
 def _scaled_count(value: int | None) -> str:
@@ -101,6 +111,13 @@ def quality_text(quality: dict[str, Any] | None) -> str:
 
 def variants_table(record: dict[str, Any]) -> str:
     """One row per variant: the artifact's facts and quality, and whether it was built."""
+    headers, rows = variants_rows(record)
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    notes = variants_notes(record)
+    return table + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def variants_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for variant in record["variants"]:
         facts = variant.get("artifact") or {}
@@ -122,7 +139,10 @@ def variants_table(record: dict[str, Any]) -> str:
             ]
         )
     headers = ["recipe", "file MB", "zipped MB", "params", "non-zero", "MACs", "x8 / x16", "quality", "status"]
-    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    return headers, rows
+
+
+def variants_notes(record: dict[str, Any]) -> list[str]:
     notes = []
     for variant in record["variants"]:
         if variant["status"] != "ok":
@@ -131,7 +151,7 @@ def variants_table(record: dict[str, Any]) -> str:
     source = record.get("model_source") or {}
     if source.get("latency_only"):
         notes.append(f"{source.get('spec')} has random weights: quality is fidelity to the baseline, not accuracy")
-    return table + ("\n\n" + "\n".join(notes) if notes else "")
+    return notes
 
 
 def _relative(variant_value: float | None, baseline_value: float | None) -> str:
@@ -225,8 +245,10 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 
 def verdict_notes(record: dict[str, Any]) -> list[str]:
-    """Every reason's sentence, hint and note, one line each, named by the cell."""
+    """Every reason's sentence, hint and note, one line each, named by the cell. A note that every
+    variant of a model shares (e.g. random weights) is said once for the model."""
     lines = []
+    said_for_model: set[tuple[str, str]] = set()
     for cell in record["cells"]:
         where = " ".join(part for part in (cell.get("target"), cell["model"], cell["variant"]) if part)
         if cell.get("reference") and cell["status"] != "ok":
@@ -234,21 +256,45 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
         verdict = cell.get("verdict") or {}
         lines.extend(f"{reason['code']} {where}: {reason['message']}" for reason in verdict.get("reasons", []))
         lines.extend(f"hint {where}: {hint}" for hint in verdict.get("hints", []))
-        lines.extend(f"note {where}: {note}" for note in verdict.get("notes", []))
         lines.extend(f"warning {where}: {warning}" for warning in cell.get("warnings", []))
+        for note in verdict.get("notes", []):
+            if (cell["model"], note) not in said_for_model:
+                said_for_model.add((cell["model"], note))
+                lines.append(f"note {cell['model']}: {note}")
     return lines
 
 
 def verify_table(record: dict[str, Any]) -> str:
     """The verdict table: one row per (variant, backend), then the reasons and hints in words."""
-    headers, rows = verdict_rows(record)
-    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    return record_text(record)
+
+
+def record_tables(record: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[str]]:
+    """Headers, rows and notes of the main table of any record, by the command that wrote it."""
+    command = record.get("command")
+    if command in ("verify", "gate", "compare"):
+        headers, rows = verdict_rows(record)
+        return headers, rows, verdict_notes(record)
+    if command == "variants":
+        headers, rows = variants_rows(record)
+        return headers, rows, variants_notes(record)
+    headers, rows = bench_rows(record)
+    return headers, rows, bench_notes(record)
+
+
+def policy_line(record: dict[str, Any]) -> str:
     policy = record.get("policy") or {}
-    header = (
+    if not policy:
+        return ""
+    return (
         f"policy: {policy.get('metric')} speedup at batch {policy.get('batch_size')}, interval lower end >= "
-        f"{policy.get('min_speedup')} at {policy.get('confidence', 0):.0%} confidence\n\n"
-        if policy
-        else ""
+        f"{policy.get('min_speedup')} at {policy.get('confidence', 0):.0%} confidence"
     )
-    notes = verdict_notes(record)
-    return header + table + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def record_text(record: dict[str, Any]) -> str:
+    """The terminal table of any record, with its notes."""
+    headers, rows, notes = record_tables(record)
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    header = policy_line(record)
+    return (header + "\n\n" if header else "") + table + ("\n\n" + "\n".join(notes) if notes else "")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ ProgressCallback = Callable[[str], None]
 PROBE_MIN_MAC_REDUCTION = 1.05
 
 
-def _no_progress(message: str) -> None:
+def no_progress(message: str) -> None:
     pass
 
 
@@ -63,12 +63,12 @@ class VerifyContext:
     host: HostFingerprint
     protocol: MeasurementProtocol
     worker_factory: WorkerFactory = _live_worker
-    progress: ProgressCallback = _no_progress
+    progress: ProgressCallback = no_progress
 
 
 def run_verify(
     request: VerifyRequest,
-    progress: ProgressCallback = _no_progress,
+    progress: ProgressCallback = no_progress,
     host: HostFingerprint | None = None,
     worker_factory: WorkerFactory = _live_worker,
 ) -> tuple[Record, Path]:
@@ -83,16 +83,29 @@ def run_verify(
             request.model, request.recipes, request.input_shapes, resolved, Path(work_dir), progress
         )
         cells = verify_prepared(prepared, context)
-    record: Record = {
-        **record_header("verify", host, resolved, run_id),
-        "policy": policy.as_dict(),
-        "protocol": request.protocol.as_dict(),
-        "model_source": model_source_entry(request.model, prepared),
+    record = verification_record("verify", host, context, run_id, request.model, prepared, cells)
+    path = write_record(record, request.out_dir, label=f"verify-{prepared.source.name}")
+    return record, path
+
+
+def verification_record(
+    command: str,
+    host: HostFingerprint,
+    context: VerifyContext,
+    run_id: str,
+    model_spec: str,
+    prepared: PreparedVariants,
+    cells: list[dict[str, Any]],
+) -> Record:
+    """The record of a verification of one model on one target (verify, compare)."""
+    return {
+        **record_header(command, host, context.resolved, run_id),
+        "policy": context.policy.as_dict(),
+        "protocol": context.protocol.as_dict(),
+        "model_source": model_source_entry(model_spec, prepared),
         "variants": [variant.as_dict() for variant in prepared.variants],
         "cells": cells,
     }
-    path = write_record(record, request.out_dir, label=f"verify-{prepared.source.name}")
-    return record, path
 
 
 def verify_prepared(prepared: PreparedVariants, context: VerifyContext) -> list[dict[str, Any]]:
@@ -251,8 +264,6 @@ def _measure_pair(
 
 
 def _at_batch(policy: Policy, batch_size: int) -> Policy:
-    from dataclasses import replace
-
     return replace(policy, batch_size=batch_size)
 
 

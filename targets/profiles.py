@@ -7,20 +7,14 @@ A profile is data. Resolving "physical" threads or "all" cores against a host ha
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import SpeedproofError, did_you_mean, unknown_choice
-from harness.policy import Policy, apply_overrides, check_policy_table
+from harness.policy import Policy, apply_overrides, check_policy_table, read_toml_file
 from targets.backends import backend_entry
 from targets.host import HostFingerprint, normalize_isa
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 BYTES_PER_GB = 1024**3
@@ -223,16 +217,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
 
 
 def load_profile_file(path: Path) -> TargetProfile:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpeedproofError(f"target profile file not found: {path}") from None
-    except OSError as error:
-        raise SpeedproofError(f"cannot read target profile {path}: {error}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise SpeedproofError(f"{path}: not valid TOML: {error}") from None
+    data = read_toml_file(path, "target profile")
     return parse_profile(data, path)
 
 

@@ -57,3 +57,20 @@ def test_a_worker_that_dies_between_bursts_is_reported(tmp_path, tiny_conv_onnx)
         worker.start(timeout_s=60)
         with pytest.raises(LiveWorkerFailed, match="exited with code 9 while a timed burst(.|\n)*out of memory"):
             worker.burst(0.05)
+
+
+def test_a_backend_fall_back_is_reported_as_such(tmp_path, tiny_conv_onnx):
+    """No CUDA here to fall back from, so a script stands in for a worker whose runtime fell back."""
+    from harness.errors import BackendFellBack
+    from harness.worker import failure_result
+
+    reported = failure_result(BackendFellBack("onnxruntime fell back: asked for CUDAExecutionProvider, runs on CPU"))
+    assert reported["kind"] == "fell_back"
+    source = f"""
+    import json
+    print(json.dumps({reported!r}), flush=True)
+    """
+    with _script_worker(tmp_path, source, _request(tiny_conv_onnx)) as worker:
+        with pytest.raises(LiveWorkerFailed, match="fell back") as error:
+            worker.start(timeout_s=60)
+    assert error.value.kind == "fell_back"
