@@ -37,7 +37,7 @@ class BurstWorker(Protocol):
 WorkerFactory = Callable[[dict[str, Any], str], BurstWorker]
 
 
-def _live_worker(request: dict[str, Any], label: str) -> BurstWorker:
+def start_live_worker(request: dict[str, Any], label: str) -> BurstWorker:
     return LiveWorker(request, label)
 
 
@@ -99,7 +99,7 @@ def run_ab_pair(
     variant_request: dict[str, Any],
     policy: Policy,
     load_timeout_s: float,
-    worker_factory: WorkerFactory = _live_worker,
+    worker_factory: WorkerFactory = start_live_worker,
     progress: Callable[[str], None] | None = None,
 ) -> PairOutcome:
     """Measure the pair; a worker failure becomes a failed outcome with the worker's message."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.ab_compare import PairOutcome, WorkerFactory, _live_worker, run_ab_pair
+from harness.ab_compare import PairOutcome, WorkerFactory, run_ab_pair, start_live_worker
 from harness.bench import build_worker_request
 from harness.errors import SpeedproofError
 from harness.inputs import resolve_input_specs
@@ -62,7 +62,7 @@ class VerifyContext:
     policy: Policy
     host: HostFingerprint
     protocol: MeasurementProtocol
-    worker_factory: WorkerFactory = _live_worker
+    worker_factory: WorkerFactory = start_live_worker
     progress: ProgressCallback = no_progress
 
 
@@ -70,13 +70,12 @@ def run_verify(
     request: VerifyRequest,
     progress: ProgressCallback = no_progress,
     host: HostFingerprint | None = None,
-    worker_factory: WorkerFactory = _live_worker,
 ) -> tuple[Record, Path]:
     """Verify every recipe of the request and write the record; return it and its path."""
     host = host or fingerprint_host()
     resolved = resolve_target_for_host(request.target, request.threads, host)
     policy = build_policy(resolved.profile.policy, request.policy_file, request.policy_overrides)
-    context = VerifyContext(resolved, policy, host, request.protocol, worker_factory, progress)
+    context = VerifyContext(resolved, policy, host, request.protocol, progress=progress)
     run_id = new_run_id()
     with tempfile.TemporaryDirectory(prefix="speedproof-verify-") as work_dir:
         prepared = prepare_variants(
@@ -252,7 +251,7 @@ def _measure_pair(
         build_worker_request(built.artifact_path, backend, context.resolved, specs, batch_size, context.protocol)  # type: ignore[arg-type]
         for built in (baseline, variant)
     ]
-    policy = context.policy if batch_size == context.policy.batch_size else _at_batch(context.policy, batch_size)
+    policy = replace(context.policy, batch_size=batch_size)
     return run_ab_pair(
         requests[0],
         requests[1],
@@ -261,10 +260,6 @@ def _measure_pair(
         worker_factory=context.worker_factory,
         progress=context.progress,
     )
-
-
-def _at_batch(policy: Policy, batch_size: int) -> Policy:
-    return replace(policy, batch_size=batch_size)
 
 
 def _larger_batch_probe(
