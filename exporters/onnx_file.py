@@ -11,8 +11,8 @@ from pathlib import Path
 import onnx
 from onnx import helper
 
-from harness.errors import SpeedproofError
-from harness.inputs import DEFAULT_INT_HIGH, ModelInput
+from targets.errors import SpeedproofError
+from targets.inputs import DEFAULT_INT_HIGH, ModelInput
 
 
 def external_data_files(model: onnx.ModelProto, model_path: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from harness.errors import SpeedproofError
+from targets.errors import SpeedproofError
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.errors import SpeedproofError
+from targets.errors import SpeedproofError
 
 if TYPE_CHECKING:
     import torch

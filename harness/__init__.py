@@ -1,10 +1,11 @@
 """speedproof: does a compressed model really run faster on the hardware it will run on?
 
-`harness` is the engine: model sources, the measurement protocol, statistics, result records,
-the bench orchestration and the CLI. It imports nothing heavy at import time.
+`harness` is the engine that plans and judges: model sources, recipes, variants, measurement
+orchestration and statistics, verdicts, records, reports and the CLI. It sits on `exporters`
+(artifacts) and `targets` (hardware, backends, runners). It imports nothing heavy at import time.
 """
 
-from harness.errors import SpeedproofError
+from targets.errors import SpeedproofError
 
 __version__ = "0.1.0"
 

@@ -23,11 +23,11 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.bench import BenchRequest, run_bench
-from harness.protocol import MeasurementProtocol
-from harness.statistics import summarize_latencies_ns
-from targets.host import fingerprint_host
+from harness.measure.bench import BenchRequest, run_bench
+from harness.measure.statistics import summarize_latencies_ns
 from targets.profiles import load_target, resolve_profile
+from targets.runners.local import LocalRunner
+from targets.runners.protocol import MeasurementProtocol
 
 
 def conv_stack_model(channels: int, size: int, layers: int) -> onnx.ModelProto:
@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the x86-cpu profile's)")
     args = parser.parse_args()
 
-    host = fingerprint_host()
+    runner = LocalRunner()
+    host = runner.fingerprint()
     threads = args.threads or resolve_profile(load_target("x86-cpu"), host).threads
     protocol = MeasurementProtocol(min_duration_s=args.duration_s, max_duration_s=max(60.0, args.duration_s))
     print(f"host: {host.cpu_model}, {host.logical_cores} CPUs, onnxruntime {ort.__version__}, {threads} threads")
@@ -109,7 +110,7 @@ def main() -> None:
                 request = BenchRequest(
                     model=str(path), batch_sizes=(1,), threads=threads, protocol=protocol, out_dir=Path(folder) / "r"
                 )
-                record, _ = run_bench(request, host=host)
+                record, _ = run_bench(request, runner=runner)
                 cell = record["cells"][0]
                 bench.append(cell["latency_ms"]["p50"])
                 # wall time of the timed phase not covered by any timed interval: the loop's own cost

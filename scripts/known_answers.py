@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness.verify import VerifyRequest, run_verify
-from targets.host import fingerprint_host
+from harness.verdict.rules import X86_INT8_FLAGS
+from harness.verdict.verify import VerifyRequest, run_verify
+from targets.runners.local import LocalRunner
 
 RECIPES = ("unstructured:0.9", "structured:0.5", "int8-dynamic", "int8-static", "identity")
 # recipe -> (expected decision, reason codes of which one must be present; empty: any)
@@ -29,7 +30,6 @@ EXPECTED = {
     "int8-static": ("REJECT", {"SLOWER"}),
     "identity": ("REJECT", set()),
 }
-X86_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def _verdict_key(cell: dict) -> str:
@@ -45,7 +45,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("results/known-answers"))
     args = parser.parse_args()
 
-    host = fingerprint_host()
+    runner = LocalRunner()
+    host = runner.fingerprint()
     int8_capable = bool(set(X86_INT8_FLAGS) & set(host.cpu_flags))
     print(f"host: {host.cpu_model}, {host.logical_cores} CPUs, int8 dot-product instructions: {int8_capable}")
     if int8_capable:
@@ -57,7 +58,7 @@ def main() -> int:
         for model in args.models.split(","):
             run_started = time.monotonic()
             record, path = run_verify(
-                VerifyRequest(model=model, recipes=RECIPES, target=args.target, out_dir=args.out), host=host
+                VerifyRequest(model=model, recipes=RECIPES, target=args.target, out_dir=args.out), runner=runner
             )
             build_s = {variant["recipe"]: variant.get("build_s") or 0.0 for variant in record["variants"]}
             print(f"\nrepetition {repetition}, {model} ({time.monotonic() - run_started:.0f} s in all; {path})")

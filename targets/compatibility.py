@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from harness.errors import SpeedproofError
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from targets.backends import load_runner_class
+from targets.errors import SpeedproofError
 from targets.host import HostFingerprint
 from targets.profiles import ResolvedProfile, TargetProfile, load_target, resolve_profile
+
+if TYPE_CHECKING:
+    from targets.runners.base import Runner
 
 GIB = 1024**3
 
@@ -37,18 +43,22 @@ def reasons_host_cannot_run(profile: TargetProfile, host: HostFingerprint) -> li
     return reasons
 
 
-def default_target_name(host: HostFingerprint) -> str:
-    """The built-in profile that suits this host: cuda-gpu with a GPU, else the CPU profile of its ISA."""
-    if host.gpus and not reasons_host_cannot_run(load_target("cuda-gpu"), host):
+def default_target_name(host: HostFingerprint, can_run: Callable[[TargetProfile], list[str]] | None = None) -> str:
+    """The built-in profile that suits this host: cuda-gpu with a usable GPU, else the CPU profile of
+    its ISA. `can_run` answers where the measurements run (default: this process's host)."""
+    reasons = can_run or (lambda profile: reasons_host_cannot_run(profile, host))
+    if host.gpus and not reasons(load_target("cuda-gpu")):
         return "cuda-gpu"
     return "arm-edge" if host.isa == "aarch64" else "x86-cpu"
 
 
-def resolve_target_for_host(target: str | None, threads: int | None, host: HostFingerprint) -> ResolvedProfile:
-    """Load `target` (None: the built-in profile that suits the host), check this host can run it,
-    and resolve its threads and cores here; a host that cannot run it is an error with the reasons."""
-    profile = load_target(target or default_target_name(host))
-    reasons = reasons_host_cannot_run(profile, host)
+def resolve_target(target: str | None, threads: int | None, runner: Runner) -> ResolvedProfile:
+    """Load `target` (None: the built-in profile that suits the runner's machine), check that machine
+    can run it, and resolve its threads and cores there; a machine that cannot run it is an error
+    with the reasons."""
+    host = runner.fingerprint()
+    profile = load_target(target or default_target_name(host, runner.can_run))
+    reasons = runner.can_run(profile)
     if reasons:
         raise SpeedproofError(f"this host cannot run target {profile.name}: {'; '.join(reasons)}")
     return resolve_profile(profile, host, threads)

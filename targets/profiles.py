@@ -1,7 +1,8 @@
 """Target profiles: TOML data describing a deployment target, loaded and strictly validated.
 
 A profile is data. Resolving "physical" threads or "all" cores against a host happens in
-`resolve_profile`, a separate step that needs a host fingerprint.
+`resolve_profile`, a separate step that needs a host fingerprint. The `[policy]` table is kept as
+data: harness validates it when it builds the verification policy.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import SpeedproofError, did_you_mean, unknown_choice
-from harness.policy import Policy, apply_overrides, check_policy_table, read_toml_file
 from targets.backends import backend_entry
+from targets.errors import SpeedproofError, did_you_mean, unknown_choice
 from targets.host import HostFingerprint, normalize_isa
+from targets.toml_files import read_toml_file
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 BYTES_PER_GB = 1024**3
@@ -199,8 +200,9 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     if not backends_list:
         raise SpeedproofError(f"{path}: backends is empty; a profile needs at least one [[backends]] table")
     backends = tuple(_parse_backend(table, index, path) for index, table in enumerate(backends_list))
-    policy = check_policy_table(data.get("policy", {}), f"{path} [policy]")
-    apply_overrides(Policy(), policy, f"{path} [policy]")  # values out of range fail here, not at verify time
+    policy = data.get("policy", {})
+    if not isinstance(policy, dict):
+        raise SpeedproofError(f"{path}: [policy] must be a table of policy keys, got {type(policy).__name__}")
 
     return TargetProfile(
         name=name,

@@ -11,17 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.protocol import MeasurementProtocol
-
-# enough to exercise every phase of the protocol in well under a second per cell
-FAST_PROTOCOL = MeasurementProtocol(
-    warmup_min_iterations=2,
-    warmup_min_duration_s=0.0,
-    min_iterations=5,
-    min_duration_s=0.02,
-    max_duration_s=5.0,
-    load_allowance_s=60.0,
-)
+from tests.helpers import make_onnx_model
 
 
 def _has_cuda_device() -> bool:
@@ -60,19 +50,6 @@ def tiny_conv_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("zoo") / "tiny_conv.onnx"
     export_to_onnx(module, [torch.randn(2, 3, 16, 16)], path)
     return path
-
-
-def make_onnx_model(
-    inputs: list[onnx.ValueInfoProto],
-    nodes: list[onnx.NodeProto],
-    outputs: list[onnx.ValueInfoProto],
-    initializers: list[onnx.TensorProto] | None = None,
-) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "test", inputs, outputs, initializer=initializers or [])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
 
 
 @pytest.fixture

@@ -48,3 +48,45 @@ def test_importing_harness_loads_no_heavy_runtime():
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def _imports_of(path):
+    """Every module a file imports (top level or inside functions)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _package_files(package):
+    from pathlib import Path
+
+    return sorted(Path(package.__path__[0]).rglob("*.py"))
+
+
+def test_dependencies_point_down():
+    """harness plans and judges; exporters make artifacts; targets run them. targets imports neither
+    of the others (a board or a cluster worker needs only it), exporters does not import harness."""
+    for package, forbidden in ((targets, ("harness", "exporters")), (exporters, ("harness",))):
+        for path in _package_files(package):
+            bad = sorted(name for name in _imports_of(path) if name.split(".")[0] in forbidden)
+            assert not bad, f"{path} imports {bad}"
+
+
+def test_commands_do_not_import_each_other_and_stages_do_not_import_commands():
+    from harness.commands import COMMAND_MODULES
+
+    commands = {f"harness.commands.{name}" for name in COMMAND_MODULES}
+    for path in _package_files(harness):
+        imported = _imports_of(path)
+        if path.parent.name == "commands":
+            own = f"harness.commands.{path.stem}"
+            assert not (imported & commands) - {own}, f"{path} imports another command"
+        elif path.name != "cli.py":
+            assert not any(name.startswith(("harness.commands", "harness.cli")) for name in imported), path

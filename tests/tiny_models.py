@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.model_data import LabelledData, TorchModel
+from harness.models.data import LabelledData, TorchModel
 
 IMAGE_SHAPE = (3, 16, 16)
 NUM_CLASSES = 4

@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.errors import SpeedproofError, unknown_choice
+from targets.errors import SpeedproofError, unknown_choice
 
 if TYPE_CHECKING:
     from targets.backends.base import BackendRunner

@@ -1,7 +1,11 @@
-"""The lifecycle every backend runner follows: activate -> input metadata -> infer -> deactivate.
+"""The lifecycle every backend runner follows (as Polygraphy's runners): activate -> input
+metadata -> infer -> synchronize -> deactivate.
 
 Public methods validate state and call the subclass's `_impl` methods; a runner is also a context
-manager. Runners report what really ran (`actual_provider`), never what was merely asked for.
+manager. Runners report what really ran (`actual_provider`), never what was merely asked for, and
+say which clock their latencies come from (`timing`). A backend whose `infer` returns before the
+work is done (a GPU stream) overrides `synchronize_impl`; the timing loop calls it before the clock
+stops.
 """
 
 from __future__ import annotations
@@ -13,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import SpeedproofError
+from targets.errors import SpeedproofError, TextEnum
+
+
+class TimingKind(TextEnum):
+    """Which clock a backend's latencies come from."""
+
+    HOST = "host"  # perf_counter around infer + synchronize: what a caller on the host waits
+    DEVICE_KERNEL = "device-kernel"  # device events around the kernels only (no copies)
+    DEVICE_END_TO_END = "device-end-to-end"  # device events around copies in, kernels and copies out
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,9 @@ class BackendRunner(ABC):
     """Base class of runners. Subclasses implement the `_impl` methods."""
 
     name = "base"
+    timing = TimingKind.HOST
+    # whether `infer` can return before the work is done; the timing loop then calls synchronize()
+    needs_synchronize = False
 
     def __init__(self, artifact_path: str, threads: int, options: Mapping[str, Any]) -> None:
         self.artifact_path = artifact_path
@@ -55,6 +70,10 @@ class BackendRunner(ABC):
     def infer(self, feed: Mapping[str, np.ndarray]) -> Any:
         """Run one inference. Deliberately thin: it sits inside the timed loop."""
         return self.infer_impl(feed)
+
+    def synchronize(self) -> None:
+        """Wait until the work `infer` started is done (a no-op for synchronous backends)."""
+        self.synchronize_impl()
 
     def deactivate(self) -> None:
         if self.is_active:
@@ -87,6 +106,9 @@ class BackendRunner(ABC):
 
     @abstractmethod
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> Any: ...
+
+    def synchronize_impl(self) -> None:  # noqa: B027 - deliberately optional: most backends are synchronous
+        """Synchronous backends have nothing to wait for."""
 
     @abstractmethod
     def deactivate_impl(self) -> None: ...

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from harness.errors import BackendFellBack, SpeedproofError
 from targets.backends.base import BackendRunner, TensorMetadata
+from targets.errors import BackendFellBack, SpeedproofError
 
 DEFAULT_PROVIDER = "CPUExecutionProvider"
 OPTIMIZATION_LEVELS = {

@@ -7,8 +7,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from exporters.artifact_facts import artifact_facts
 from exporters.onnx_file import load_onnx_model
-from harness.errors import SpeedproofError
-from tests.conftest import make_onnx_model
+from targets.errors import SpeedproofError
+from tests.helpers import make_onnx_model
 
 
 def _matmul_model() -> onnx.ModelProto:

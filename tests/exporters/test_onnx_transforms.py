@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from exporters.onnx_transforms import copy_model, sort_nodes_topologically
-from harness.errors import SpeedproofError
+from targets.errors import SpeedproofError
 
 
 def _chain_graph(nodes):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from exporters.torch_to_onnx import check_outputs_match, export_to_onnx
-from harness.errors import SpeedproofError
+from targets.errors import SpeedproofError
 
 
 def test_export_has_a_dynamic_batch_axis(tiny_conv_onnx):

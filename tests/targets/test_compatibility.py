@@ -1,23 +1,23 @@
 from targets.compatibility import default_target_name, reasons_host_cannot_run
 from targets.host import GpuInfo, fingerprint_host
 from targets.profiles import load_target
-from tests.targets.test_profiles import _host
+from tests.helpers import synthetic_host
 
 
 def test_x86_host_runs_x86_cpu_and_says_why_not_arm():
-    host = _host()
+    host = synthetic_host()
     assert reasons_host_cannot_run(load_target("x86-cpu"), host) == []
     assert "host is x86_64, profile needs aarch64" in reasons_host_cannot_run(load_target("arm-edge"), host)
 
 
 def test_gpu_profile_without_a_gpu_says_so():
-    reasons = reasons_host_cannot_run(load_target("cuda-gpu"), _host())
+    reasons = reasons_host_cannot_run(load_target("cuda-gpu"), synthetic_host())
     assert any(reason.startswith("no CUDA device") for reason in reasons)
 
 
 def test_gpu_profile_with_a_gpu_but_cpu_only_onnxruntime_names_the_providers():
     # a GPU described by hand: this host may have none, and the check only reads the fingerprint
-    host = _host(gpus=(GpuInfo("NVIDIA H100", "9.0", "580", 80 * 1024**3),))
+    host = synthetic_host(gpus=(GpuInfo("NVIDIA H100", "9.0", "580", 80 * 1024**3),))
     reasons = reasons_host_cannot_run(load_target("cuda-gpu"), host)
     assert not any("no CUDA device" in reason for reason in reasons)
     import onnxruntime
@@ -27,7 +27,7 @@ def test_gpu_profile_with_a_gpu_but_cpu_only_onnxruntime_names_the_providers():
 
 
 def test_arm_host_defaults_to_arm_edge_and_cannot_run_x86():
-    host = _host(isa="aarch64")
+    host = synthetic_host(isa="aarch64")
     assert default_target_name(host) == "arm-edge"
     assert "host is aarch64, profile needs x86_64" in reasons_host_cannot_run(load_target("x86-cpu"), host)
 

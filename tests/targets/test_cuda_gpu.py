@@ -3,11 +3,11 @@
 import onnxruntime
 import pytest
 
-from harness.bench import BenchRequest, run_bench
+from harness.measure.bench import BenchRequest, run_bench
 from targets.compatibility import reasons_host_cannot_run
 from targets.host import fingerprint_host
 from targets.profiles import load_target
-from tests.conftest import FAST_PROTOCOL
+from tests.helpers import FAST_PROTOCOL
 
 
 @pytest.mark.gpu

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import SpeedproofError
-from targets.host import HostFingerprint
+from targets.errors import SpeedproofError
 from targets.profiles import builtin_profile_names, load_profile_file, load_target, resolve_profile
+from tests.helpers import synthetic_host
 
 VALID_PROFILE = """
 name = "my-box"
@@ -21,25 +21,6 @@ memory_gb = 2
 name = "onnxruntime"
 execution_provider = "CPUExecutionProvider"
 """
-
-
-def _host(**changes) -> HostFingerprint:
-    fields = dict(
-        hostname="h",
-        os="Linux",
-        isa="x86_64",
-        cpu_model="Test CPU",
-        cpu_flags=("avx2",),
-        physical_cores=2,
-        logical_cores=2,
-        memory_bytes=8 * 1024**3,
-        python="3.11",
-        cpu_governor=None,
-        load_average_1m=0.0,
-        emulated=False,
-    )
-    fields.update(changes)
-    return HostFingerprint(**fields)
 
 
 def test_the_three_builtin_profiles_load():
@@ -98,11 +79,11 @@ def test_missing_or_malformed_file(tmp_path):
 
 
 def test_resolve_physical_threads_and_core_caps(tmp_path):
-    x86 = resolve_profile(load_target("x86-cpu"), _host(physical_cores=1, logical_cores=2))
+    x86 = resolve_profile(load_target("x86-cpu"), synthetic_host(physical_cores=1, logical_cores=2))
     assert x86.threads == 1
     assert x86.cpu_affinity
     path = tmp_path / "box.toml"
     path.write_text(VALID_PROFILE.replace("cores = 1", "cores = 4096"))
-    resolved = resolve_profile(load_profile_file(Path(path)), _host(), threads_override=3)
+    resolved = resolve_profile(load_profile_file(Path(path)), synthetic_host(), threads_override=3)
     assert resolved.threads == 3
     assert any("asks for 4096 cores" in note for note in resolved.notes)

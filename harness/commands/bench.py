@@ -1,0 +1,66 @@
+"""`speedproof bench`: measure latency, throughput and memory of a model (and its variants)."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.commands.options import (
+    EXIT_CELL_FAILED,
+    EXIT_OK,
+    add_json_option,
+    add_model_argument,
+    add_out_option,
+    add_protocol_options,
+    add_recipe_options,
+    add_target_options,
+    batch_list,
+    command_progress,
+    print_result,
+    protocol_from,
+    recipes_epilog,
+    target_fields,
+    wrapped,
+)
+
+NAME = "bench"
+HELP = "measure latency, throughput and memory of one model (and its variants) on a target"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = recipes_epilog()
+    parser.description = wrapped(
+        "Measure one model, and with --recipes its compressed variants, on one target profile. Each "
+        "(variant, backend, batch size) cell runs in its own worker process: load, warm up, then time "
+        "every iteration until both --min-iterations and --min-duration-s are met (capped by "
+        "--max-duration-s). Prints a table and writes a JSON result record to --out."
+    )
+    add_model_argument(parser)
+    add_target_options(parser)
+    parser.add_argument(
+        "--batch",
+        type=batch_list,
+        default=None,
+        metavar="1,8,32",
+        help="batch sizes to measure (default: the profile's)",
+    )
+    add_recipe_options(parser, required=False)
+    add_out_option(parser)
+    add_json_option(parser)
+    add_protocol_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.measure.bench import BenchRequest, run_bench
+    from harness.reports.table import bench_table
+
+    request = BenchRequest(
+        **target_fields(args),
+        batch_sizes=args.batch,
+        recipes=tuple(args.recipes),
+        protocol=protocol_from(args),
+        out_dir=args.out,
+    )
+    record, path = run_bench(request, progress=command_progress(args))
+    print_result(args, record, lambda: f"{bench_table(record)}\n\nrecord written to {path}")
+    return EXIT_OK if all(cell["status"] == "ok" for cell in record["cells"]) else EXIT_CELL_FAILED

@@ -1,0 +1,85 @@
+"""`speedproof compare`: structured vs unstructured pruning across sparsity levels, measured A/B."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.commands.options import (
+    EXIT_CELL_FAILED,
+    EXIT_OK,
+    add_json_option,
+    add_model_argument,
+    add_out_option,
+    add_policy_options,
+    add_target_options,
+    command_progress,
+    policy_overrides_from,
+    print_result,
+    target_fields,
+    wrapped,
+)
+
+NAME = "compare"
+HELP = "structured vs unstructured pruning across sparsity levels, measured A/B, with a plot"
+
+
+def sparsity_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions like 0.3,0.5,0.9, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = wrapped(
+        "For each sparsity level build a structured and an unstructured variant (and 2:4 semi-structured "
+        "once), verify each A/B against the baseline, and print a table and write a PNG plot of the "
+        "speedup with its interval against sparsity beside the size and MAC reductions: the gap between "
+        "smaller and faster at a glance."
+    )
+    add_model_argument(parser)
+    parser.add_argument(
+        "--sparsity",
+        type=sparsity_list,
+        default=(0.3, 0.5, 0.7, 0.9),
+        metavar="0.3,0.5,...",
+        help="sparsity levels (default 0.3,0.5,0.7,0.9)",
+    )
+    parser.add_argument(
+        "--finetune",
+        type=int,
+        default=0,
+        metavar="E",
+        help="fine-tune every pruned variant for E epochs (needs a source with training data; default 0)",
+    )
+    add_target_options(parser)
+    add_out_option(parser)
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE", help="PNG path (default: beside the record)")
+    add_json_option(parser)
+    add_policy_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.reports.plots import compare_figure
+    from harness.reports.table import compare_table
+    from harness.verdict.pruning_sweep import CompareRequest, run_compare
+
+    request = CompareRequest(
+        **target_fields(args),
+        sparsities=args.sparsity,
+        finetune_epochs=args.finetune,
+        policy_file=args.policy,
+        policy_overrides=policy_overrides_from(args),
+        out_dir=args.out,
+    )
+    record, path = run_compare(request, progress=command_progress(args))
+    plot_path = args.plot or path.with_suffix(".png")
+    plot_path.write_bytes(compare_figure(record))
+    print_result(
+        args,
+        record,
+        lambda: f"{compare_table(record)}\n\nplot written to {plot_path}\nrecord written to {path}",
+    )
+    failed = any(cell["status"] != "ok" for cell in record["cells"])
+    return EXIT_CELL_FAILED if failed else EXIT_OK

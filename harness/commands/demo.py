@@ -1,0 +1,83 @@
+"""`speedproof demo`: the main job on a fresh machine: verify compressed digits-cnn and resnet18
+variants on the target that suits this host, and write the records and one HTML report."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.commands.options import (
+    EXIT_CELL_FAILED,
+    EXIT_OK,
+    add_out_option,
+    add_policy_options,
+    add_protocol_options,
+    policy_overrides_from,
+    protocol_from,
+    wrapped,
+)
+from harness.progress import TerminalProgress
+
+NAME = "demo"
+HELP = "verify compressed digits-cnn and resnet18 variants on this host's target"
+DEMO_MODELS = ("digits-cnn", "resnet18")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = wrapped(
+        "The main job on a fresh machine: build compressed variants of digits-cnn (trained here on "
+        "scikit-learn's digits: real accuracy; pruned variants are fine-tuned) and resnet18 (random "
+        "weights: latency only), verify each A/B against its baseline on the target that suits this host, "
+        "print the verdict tables and write the records and one HTML report."
+    )
+    add_out_option(parser)
+    add_protocol_options(parser)
+    add_policy_options(parser, with_file=False)
+
+
+def demo_recipes(model: str, gpu_target: bool) -> tuple[str, ...]:
+    """The demo's recipes: pruned digits-cnn variants are fine-tuned (it has training data); fp16
+    only where the target suits it (a GPU)."""
+    finetune = {"digits-cnn": {"unstructured:0.9": ":finetune=2", "structured:0.5": ":finetune=4"}}.get(model, {})
+    recipes = ["identity", "unstructured:0.9", "structured:0.5", "int8-static", *(["fp16"] if gpu_target else [])]
+    return tuple(recipe + finetune.get(recipe, "") for recipe in recipes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.reports.html import html_report
+    from harness.reports.table import record_text
+    from harness.verdict.reasons import FAILURE_CODES
+    from harness.verdict.verify import VerifyRequest, run_verify
+    from targets.compatibility import default_target_name
+    from targets.profiles import load_target
+    from targets.runners.local import LocalRunner
+
+    runner = LocalRunner()
+    host = runner.fingerprint()
+    target = default_target_name(host, runner.can_run)
+    gpu_target = load_target(target).requires.cuda_device
+    progress = TerminalProgress(enabled=True)
+    progress(f"demo: verifying {', '.join(DEMO_MODELS)} variants on target {target} ({host.cpu_model})")
+    records = []
+    exit_code = EXIT_OK
+    for model in DEMO_MODELS:
+        request = VerifyRequest(
+            model=model,
+            recipes=demo_recipes(model, gpu_target),
+            target=target,
+            policy_overrides=policy_overrides_from(args),
+            protocol=protocol_from(args),
+            out_dir=args.out,
+        )
+        record, path = run_verify(request, progress=progress, runner=runner)
+        records.append(record)
+        print(f"\n== {model} on {target} ==")
+        print(record_text(record))
+        print(f"record written to {path}")
+        for cell in record["cells"]:
+            codes = {reason["code"] for reason in (cell.get("verdict") or {}).get("reasons", [])}
+            if codes & FAILURE_CODES or cell["status"] != "ok":
+                exit_code = EXIT_CELL_FAILED
+    report_path = args.out / f"demo-{records[0]['run_id'][:8]}.html"
+    report_path.write_text(html_report(records, title=f"speedproof demo on {target}"))
+    print(f"\nHTML report: {report_path}")
+    return exit_code

@@ -1,0 +1,104 @@
+"""`speedproof gate`: the CI release gate over the checks of a TOML config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from harness.commands.options import add_out_option, add_policy_options, policy_overrides_from, wrapped
+from harness.progress import TerminalProgress
+
+NAME = "gate"
+HELP = "CI release gate: verify the checks of a config; exit 1 when a required variant is rejected"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = wrapped(
+        "Verify every [[check]] of a TOML config on each target it names (targets this host cannot run "
+        "are reported as skipped with the reason). Writes the record, a JUnit XML file (one testcase per "
+        "cell; failures carry the reasons) and a markdown summary, which is also appended to "
+        "$GITHUB_STEP_SUMMARY when that is set. Exit codes: 0 every required variant accepted; 1 a "
+        "required variant rejected, a regression against --baseline, nothing verified, or a skipped "
+        "target with --require-all-targets; 2 usage or config error."
+    )
+    parser.epilog = textwrap.dedent(
+        """\
+        config example (speedproof.toml):
+          [[check]]
+          model = "resnet18"                 # any model source
+          input_shape = [1, 3, 224, 224]     # when the source needs one
+          recipes = ["structured:0.5", "unstructured:0.9"]
+          required = ["structured:0.5"]      # these must be ACCEPTED
+          targets = ["x86-cpu", "cuda-gpu"]  # default: the one that suits the host
+          [policy]                           # for every check; [check.policy] for one
+          min_speedup = 1.2
+        """
+    )
+    parser.add_argument(
+        "--config", type=Path, default=Path("speedproof.toml"), metavar="FILE", help="gate config (default %(default)s)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="RECORD",
+        help="a stored gate or verify record: a speedup that fell beyond max_regression, or an ACCEPT that "
+        "became a REJECT, is a regression (exit 1)",
+    )
+    parser.add_argument(
+        "--allow-other-host",
+        action="store_true",
+        help="compare against a --baseline record measured on another host (refused by default)",
+    )
+    parser.add_argument(
+        "--require-all-targets", action="store_true", help="a target this host cannot run fails the gate"
+    )
+    parser.add_argument(
+        "--junit", type=Path, default=None, metavar="FILE", help="JUnit XML path (default: beside the record)"
+    )
+    parser.add_argument(
+        "--summary", type=Path, default=None, metavar="FILE", help="markdown summary path (default: beside the record)"
+    )
+    add_out_option(parser)
+    add_policy_options(parser, with_file=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.reports.junit import junit_xml
+    from harness.reports.markdown import markdown_report
+    from harness.reports.table import record_text
+    from harness.verdict.gate import GateRequest, run_gate
+
+    request = GateRequest(
+        config_path=args.config,
+        out_dir=args.out,
+        baseline_record=args.baseline,
+        allow_other_host=args.allow_other_host,
+        require_all_targets=args.require_all_targets,
+        policy_overrides=policy_overrides_from(args),
+    )
+    record, path = run_gate(request, progress=TerminalProgress(enabled=sys.stderr.isatty()))
+    gate = record["gate"]
+    status = ["**gate passed**" if gate["exit_code"] == 0 else "**gate failed**"]
+    status.extend(f"- {failure}" for failure in gate["failures"])
+    status.extend(f"- skipped: {item['model']} on {item['target']}: {item['reason']}" for item in gate["skipped"])
+    summary = markdown_report(record, status)
+    junit_path = args.junit or path.with_suffix(".xml")
+    summary_path = args.summary or path.with_suffix(".md")
+    junit_path.write_text(junit_xml(record))
+    summary_path.write_text(summary)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a") as handle:
+            handle.write(summary + "\n")
+    print(record_text(record))
+    print()
+    print("gate passed" if gate["exit_code"] == 0 else "gate FAILED:\n  " + "\n  ".join(gate["failures"]))
+    for item in gate["skipped"]:
+        print(f"skipped: {item['model']} on {item['target']}: {item['reason']}")
+    print(f"record written to {path}\nJUnit XML: {junit_path}\nsummary: {summary_path}")
+    return int(gate["exit_code"])

@@ -1,0 +1,36 @@
+"""`speedproof report`: render a result record in one of the registered report formats."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.commands.options import EXIT_OK
+from harness.reports import REPORT_FORMATS, render_report
+
+NAME = "report"
+HELP = "render a result record as a table, markdown, self-contained HTML or JUnit XML"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Render a result record (any command's) as: " + "; ".join(
+        f"{report.name}: {report.help}" for report in REPORT_FORMATS.values()
+    )
+    parser.add_argument("record", type=Path, metavar="RECORD.json", help="a record written by speedproof")
+    parser.add_argument("--format", choices=tuple(REPORT_FORMATS), default="table")
+    parser.add_argument(
+        "--output", "-o", type=Path, default=None, metavar="FILE", help="write to FILE instead of stdout"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.records.store import load_record
+
+    text = render_report(load_record(args.record), args.format)
+    if args.output:
+        args.output.write_text(text)
+        print(f"{args.format} report written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

@@ -1,0 +1,65 @@
+"""`speedproof verify`: A/B-measure each compressed variant against its baseline and ACCEPT or REJECT it."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.commands.options import (
+    EXIT_CELL_FAILED,
+    EXIT_OK,
+    add_json_option,
+    add_model_argument,
+    add_out_option,
+    add_policy_options,
+    add_recipe_options,
+    add_target_options,
+    all_verdicts_accepted,
+    command_progress,
+    policy_overrides_from,
+    print_result,
+    recipes_epilog,
+    target_fields,
+    wrapped,
+)
+from harness.verdict.reasons import ReasonCode
+
+NAME = "verify"
+HELP = "A/B-measure each compressed variant against its baseline and ACCEPT or REJECT it"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = wrapped(
+        "Build the variants, then compare each against the baseline in the same session: both load in "
+        "live worker processes and run in alternating bursts (A B, B A, ...) so that drift of a noisy "
+        "machine hits both, until the bootstrap interval of the speedup lies clearly on one side of "
+        "--min-speedup or --max-pair-duration-s runs out. ACCEPT only when the interval's lower end "
+        "reaches --min-speedup and quality and memory hold; otherwise REJECT with every reason that "
+        f"applies ({', '.join(map(str, ReasonCode))}) and hardware hints. Exit code 0 when every variant "
+        "is accepted, 1 when one is rejected, 2 on a usage or configuration error."
+    )
+    parser.epilog = (
+        recipes_epilog() + "\n\nreason codes:\n" + "\n".join(f"  {code}: {code.meaning}" for code in ReasonCode)
+    )
+    add_model_argument(parser)
+    add_recipe_options(parser, required=True)
+    add_target_options(parser)
+    add_out_option(parser)
+    add_json_option(parser)
+    add_policy_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.reports.table import record_text
+    from harness.verdict.verify import VerifyRequest, run_verify
+
+    request = VerifyRequest(
+        **target_fields(args),
+        recipes=tuple(args.recipes),
+        policy_file=args.policy,
+        policy_overrides=policy_overrides_from(args),
+        out_dir=args.out,
+    )
+    record, path = run_verify(request, progress=command_progress(args))
+    print_result(args, record, lambda: f"{record_text(record)}\n\nrecord written to {path}")
+    return EXIT_OK if all_verdicts_accepted(record) else EXIT_CELL_FAILED

@@ -1,0 +1,181 @@
+"""One A/B comparison: baseline and variant, each in its own live worker, timed in alternating
+bursts (A B, B A, A B, ...) until the speedup interval lies clearly on one side of the threshold
+or the pair's time budget runs out.
+
+Alternating the order within pairs (ABBA) cancels a steady drift as well as a step; stopping
+needs at least `min_pairs` pairs and enough iterations per side for the metric's percentile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.measure.schedule import ABSchedule
+from harness.measure.speedup import BurstPair, SpeedupEstimate, min_iterations_for, speedup_interval
+from harness.measure.statistics import summarize_latencies_ns
+from targets.errors import FailureKind, TextEnum
+from targets.runners.base import BurstWorker, Runner, WorkerRequest
+from targets.runners.live import LiveWorkerFailed
+
+
+class PairStop(TextEnum):
+    """Why the bursts of a pair stopped."""
+
+    ABOVE = "interval_above_threshold"
+    BELOW = "interval_below_threshold"
+    OUT_OF_TIME = "time_budget"
+    # out of time before min_pairs pairs (or the metric's iterations) were measured
+    TOO_LITTLE_DATA = "too_little_data"
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When the interval decides the pair: its level, and the threshold it must lie clearly above or below."""
+
+    min_speedup: float
+    confidence: float
+
+
+@dataclass
+class SideSummary:
+    """What one side's worker reported: provider, cold start, memory, pooled latencies."""
+
+    provider: str | None = None
+    cold_start_ms: dict[str, float] | None = None
+    memory: dict[str, int] | None = None
+    latency_ms: dict[str, float] | None = None
+    iterations: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "cold_start_ms": self.cold_start_ms,
+            "memory": self.memory,
+            "latency_ms": self.latency_ms,
+            "iterations": self.iterations,
+        }
+
+
+@dataclass
+class PairOutcome:
+    status: str = "failed"  # "ok" | "failed"
+    error: str | None = None
+    error_kind: FailureKind | None = None  # FELL_BACK when a backend ran something other than asked
+    speedup: SpeedupEstimate | None = None
+    stopped_by: PairStop | None = None
+    duration_s: float = 0.0
+    baseline: SideSummary = field(default_factory=SideSummary)
+    variant: SideSummary = field(default_factory=SideSummary)
+    # per pair: the metric of each side's burst (ms, or items/s for throughput)
+    bursts: list[dict[str, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "error": self.error,
+            "pairs": len(self.bursts),
+            "stopped_by": None if self.stopped_by is None else str(self.stopped_by),
+            "duration_s": round(self.duration_s, 3),
+            "baseline": self.baseline.as_dict(),
+            "variant": self.variant.as_dict(),
+            "bursts": self.bursts,
+        }
+
+
+def _burst_metric(latencies_ns: Sequence[int], duration_s: float, metric: str, batch_size: int) -> float:
+    if metric == "throughput":
+        return batch_size * len(latencies_ns) / duration_s
+    summary = summarize_latencies_ns(latencies_ns)
+    return float(getattr(summary, metric))
+
+
+def run_ab_pair(
+    baseline_request: WorkerRequest,
+    variant_request: WorkerRequest,
+    schedule: ABSchedule,
+    stop_rule: StopRule,
+    runner: Runner,
+    load_timeout_s: float,
+    progress: Callable[[str], None] | None = None,
+) -> PairOutcome:
+    """Measure the pair on `runner`; a worker failure becomes a failed outcome with the worker's message."""
+    outcome = PairOutcome()
+    baseline = runner.start_live_worker(baseline_request, "baseline")
+    variant = runner.start_live_worker(variant_request, "variant")
+    started = time.monotonic()
+    try:
+        for side, worker in ((outcome.baseline, baseline), (outcome.variant, variant)):
+            ready = worker.start(load_timeout_s)
+            side.provider = ready.get("provider")
+            side.cold_start_ms = ready.get("cold_start_ms")
+        pairs = _alternate_bursts(baseline, variant, schedule, stop_rule, outcome, progress)
+        outcome.baseline.memory = baseline.stop().get("memory")
+        outcome.variant.memory = variant.stop().get("memory")
+        outcome.baseline.latency_ms, outcome.baseline.iterations = _pooled_summary([p.baseline_ns for p in pairs])
+        outcome.variant.latency_ms, outcome.variant.iterations = _pooled_summary([p.variant_ns for p in pairs])
+        outcome.status = "ok"
+    except LiveWorkerFailed as error:
+        outcome.error, outcome.error_kind = str(error), error.kind
+    finally:
+        baseline.close()
+        variant.close()
+        outcome.duration_s = time.monotonic() - started
+    return outcome
+
+
+def _alternate_bursts(
+    baseline: BurstWorker,
+    variant: BurstWorker,
+    schedule: ABSchedule,
+    stop_rule: StopRule,
+    outcome: PairOutcome,
+    progress: Callable[[str], None] | None,
+) -> list[BurstPair]:
+    pairs: list[BurstPair] = []
+    needed_iterations = min_iterations_for(schedule.metric)
+    started = time.monotonic()
+    while True:
+        first, second = (baseline, variant) if len(pairs) % 2 == 0 else (variant, baseline)
+        results = {first.label: first.burst(schedule.burst_duration_s)}
+        results[second.label] = second.burst(schedule.burst_duration_s)
+        a, b = results["baseline"], results["variant"]
+        pairs.append(BurstPair(a["latencies_ns"], b["latencies_ns"], a["duration_s"], b["duration_s"]))
+        outcome.bursts.append(
+            {
+                "baseline": _burst_metric(a["latencies_ns"], a["duration_s"], schedule.metric, schedule.batch_size),
+                "variant": _burst_metric(b["latencies_ns"], b["duration_s"], schedule.metric, schedule.batch_size),
+            }
+        )
+        elapsed = time.monotonic() - started
+        enough = len(pairs) >= schedule.min_pairs and all(
+            sum(len(getattr(p, side)) for p in pairs) >= needed_iterations for side in ("baseline_ns", "variant_ns")
+        )
+        out_of_time = elapsed + 2 * schedule.burst_duration_s > schedule.max_pair_duration_s
+        if enough or out_of_time:
+            estimate = speedup_interval(pairs, schedule.metric, schedule.batch_size, stop_rule.confidence)
+            outcome.speedup = estimate
+            if not enough:
+                outcome.stopped_by = PairStop.TOO_LITTLE_DATA
+            elif estimate.ci_low >= stop_rule.min_speedup:
+                outcome.stopped_by = PairStop.ABOVE
+            elif estimate.ci_high < stop_rule.min_speedup:
+                outcome.stopped_by = PairStop.BELOW
+            elif out_of_time:
+                outcome.stopped_by = PairStop.OUT_OF_TIME
+            if outcome.stopped_by:
+                return pairs
+            if progress:
+                progress(
+                    f"  {len(pairs)} pairs, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
+                    f"{estimate.ci_high:.2f}] still straddles {stop_rule.min_speedup:.2f}"
+                )
+
+
+def _pooled_summary(bursts: list[Sequence[int]]) -> tuple[dict[str, float] | None, int]:
+    pooled = [value for burst in bursts for value in burst]
+    if not pooled:
+        return None, 0
+    return summarize_latencies_ns(pooled).as_dict(), len(pooled)

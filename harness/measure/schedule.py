@@ -1,0 +1,67 @@
+"""The A/B schedule: what an A/B pair measures (metric, batch size) and how long it may take. It is
+the measuring half of the verification policy; the acceptance rules are the other half."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from targets.errors import SpeedproofError, did_you_mean
+
+METRICS = ("p50", "p90", "p99", "throughput")
+
+
+def invalid_policy(problems: list[str]) -> None:
+    """Raise one error listing every out-of-range value of a policy part."""
+    if problems:
+        raise SpeedproofError("invalid policy: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class ABSchedule:
+    """What an A/B pair measures and how long it may take."""
+
+    metric: str = field(
+        default="p50",
+        metadata={
+            "help": "what the speedup is measured on: p50 | p90 | p99 latency, or throughput (items/s)",
+            "choices": METRICS,
+        },
+    )
+    batch_size: int = field(default=1, metadata={"help": "batch size of the A/B comparison"})
+    max_pair_duration_s: float = field(
+        default=120.0,
+        metadata={"help": "time budget of one A/B pair; out of time with the interval on the threshold: INCONCLUSIVE"},
+    )
+    burst_duration_s: float = field(
+        default=0.5, metadata={"help": "length of one timed burst of each side of an A/B pair"}
+    )
+    min_pairs: int = field(default=5, metadata={"help": "burst pairs measured before the interval may stop the pair"})
+    probe_batch_size: int = field(
+        default=0,
+        metadata={
+            "help": "when > 0, a variant with fewer MACs that misses the threshold is also compared at this batch "
+            "size, to show whether its gain appears only at larger batches; 0 = off"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.metric not in METRICS:
+            problems.append(
+                f"metric = {self.metric!r}{did_you_mean(self.metric, METRICS)}; valid: {', '.join(METRICS)}"
+            )
+        if self.batch_size < 1:
+            problems.append(f"batch_size = {self.batch_size}; must be >= 1")
+        if self.burst_duration_s <= 0:
+            problems.append(f"burst_duration_s = {self.burst_duration_s}; must be > 0")
+        if self.min_pairs < 2:
+            problems.append(f"min_pairs = {self.min_pairs}; must be >= 2 (an interval needs pairs to resample)")
+        if self.max_pair_duration_s < self.burst_duration_s * 2 * self.min_pairs:
+            problems.append(
+                f"max_pair_duration_s = {self.max_pair_duration_s} leaves no room for min_pairs = {self.min_pairs} "
+                f"pairs of {self.burst_duration_s} s bursts; raise it to at least "
+                f"{self.burst_duration_s * 2 * self.min_pairs:g}"
+            )
+        if self.probe_batch_size < 0:
+            problems.append(f"probe_batch_size = {self.probe_batch_size}; must be >= 0 (0 = off)")
+        invalid_policy(problems)

@@ -1,0 +1,205 @@
+"""Model sources: turn what the user named (an .onnx file, a zoo name, package.module:function)
+into a checked baseline ONNX file on disk (exported from torch where needed) and, for torch
+sources, the torch model with its data for the recipes that transform it."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from harness.models.data import TorchModel
+from harness.models.zoo import ZOO, zoo_model
+from harness.progress import ProgressCallback, no_progress
+from targets.errors import SpeedproofError
+
+FUNCTION_SOURCE_SEPARATOR = ":"
+TORCH_FILE_SUFFIXES = (".pt", ".pt2", ".pth")
+
+
+@dataclass
+class ResolvedSource:
+    """A model source made concrete: its display name, baseline ONNX file and parsed graph, and
+    for torch sources the way to get the torch model (loaded on first use, then kept)."""
+
+    name: str
+    kind: str  # "onnx-file" | "zoo" | "function"
+    onnx_path: Path
+    model: onnx.ModelProto
+    latency_only: bool
+    load_torch: Callable[[], TorchModel] | None = None
+    provides: frozenset[str] = frozenset()  # of DATA_KINDS: what the torch model brings
+    _torch_model: TorchModel | None = field(default=None, repr=False)
+
+    @property
+    def is_torch(self) -> bool:
+        return self.load_torch is not None
+
+    def torch_model(self) -> TorchModel:
+        if self.load_torch is None:
+            raise SpeedproofError(f"model {self.name!r} is an ONNX file: there is no torch model to transform")
+        if self._torch_model is None:
+            self._torch_model = self.load_torch()
+        return self._torch_model
+
+
+def cache_dir() -> Path:
+    """Per-user cache folder for exported artifacts (XDG_CACHE_HOME, else ~/.cache)."""
+    base = os.environ.get("SPEEDPROOF_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "speedproof"
+    )
+    return Path(base)
+
+
+def is_onnx_file_source(spec: str) -> bool:
+    """Whether MODEL names an ONNX file (known before anything is loaded or exported)."""
+    return spec.endswith(".onnx") or (Path(spec).is_file() and Path(spec).suffix not in TORCH_FILE_SUFFIXES)
+
+
+def resolve_model_source(
+    spec: str,
+    input_shapes: dict[str | None, tuple[int, ...]],
+    work_dir: Path,
+    progress: ProgressCallback = no_progress,
+) -> ResolvedSource:
+    """Resolve MODEL; torch sources are exported into `work_dir` (zoo exports are cached)."""
+    from exporters.onnx_file import load_onnx_model
+
+    if Path(spec).suffix in TORCH_FILE_SUFFIXES:
+        raise SpeedproofError(
+            f"model {spec!r}: torch files are not a model source yet; export it to ONNX, or pass "
+            "package.module:function that builds the module"
+        )
+    if is_onnx_file_source(spec):
+        path = Path(spec)
+        return ResolvedSource(path.stem, "onnx-file", path, load_onnx_model(path), latency_only=False)
+    if spec in ZOO:
+        return _export_zoo_model(spec, progress)
+    if FUNCTION_SOURCE_SEPARATOR in spec:
+        return _export_function_source(spec, input_shapes, work_dir)
+    if "/" in spec or "." in Path(spec).name:
+        raise SpeedproofError(f"model file not found: {spec}")
+    zoo_model(spec)  # raises the "unknown zoo model ..., valid: ..." error
+    raise AssertionError("unreachable")
+
+
+def _export_zoo_model(name: str, progress: ProgressCallback) -> ResolvedSource:
+    from exporters.onnx_file import load_onnx_model
+    from exporters.torch_to_onnx import DEFAULT_OPSET
+
+    entry = zoo_model(name)
+    zoo_cache = cache_dir() / "zoo"
+
+    def load_torch() -> TorchModel:
+        return entry.load(zoo_cache, progress)
+
+    # the export is the same for the same weights, torch and opset: reuse it
+    # (the version comes from package metadata: importing torch just for it costs seconds)
+    torch_version = importlib.metadata.version("torch")
+    weights_key = entry.weights_key(zoo_cache, progress)
+    path = zoo_cache / f"{name}-{weights_key}-torch{torch_version}-opset{DEFAULT_OPSET}.onnx"
+    source = ResolvedSource(name, "zoo", path, onnx.ModelProto(), entry.latency_only, load_torch, entry.provides)
+    if not path.exists():
+        progress(f"exporting {name} to ONNX (once; cached in {zoo_cache})")
+        temporary = path.with_suffix(f".{os.getpid()}.partial.onnx")
+        export_torch_model(source.torch_model(), temporary)
+        os.replace(temporary, path)
+    source.model = load_onnx_model(path)
+    return source
+
+
+def export_torch_model(torch_model: TorchModel, path: Path) -> Path:
+    """Export a TorchModel at `path` with its example inputs and input names."""
+    from exporters.torch_to_onnx import export_to_onnx
+
+    return export_to_onnx(torch_model.module, torch_model.example_inputs, path, input_names=torch_model.input_names)
+
+
+def _example_tensor(shape: tuple[int, ...]) -> Any:
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    # export at batch 2: a batch of 1 would let the exporter specialise the batch dim to 1
+    return torch.randn((2, *shape[1:]), generator=generator)
+
+
+def _export_function_source(
+    spec: str, input_shapes: dict[str | None, tuple[int, ...]], work_dir: Path
+) -> ResolvedSource:
+    from exporters.onnx_file import load_onnx_model
+
+    module_name, _, function_name = spec.partition(FUNCTION_SOURCE_SEPARATOR)
+    if not module_name or not function_name:
+        raise SpeedproofError(f"model {spec!r}: expected package.module:function")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like pytest: the user's own modules in the current folder
+    try:
+        python_module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise SpeedproofError(f"model {spec!r}: cannot import {module_name!r}: {error}") from None
+    function = getattr(python_module, function_name, None)
+    if not callable(function):
+        raise SpeedproofError(f"model {spec!r}: {module_name!r} has no function {function_name!r}")
+    try:
+        produced = function()
+    except SpeedproofError:
+        raise
+    except Exception as error:
+        raise SpeedproofError(f"model {spec!r}: calling {function_name}() failed: {error}") from error
+    torch_model = _as_torch_model(spec, function_name, produced, input_shapes)
+    path = work_dir / f"{function_name}.onnx"
+    export_torch_model(torch_model, path)
+    return ResolvedSource(
+        function_name,
+        "function",
+        path,
+        load_onnx_model(path),
+        torch_model.latency_only,
+        lambda: torch_model,
+        torch_model.provided_data(),
+    )
+
+
+def _as_torch_model(
+    spec: str, function_name: str, produced: Any, input_shapes: dict[str | None, tuple[int, ...]]
+) -> TorchModel:
+    """Normalise what a source function returned: TorchModel, (module, example_inputs) or module."""
+    import torch
+
+    if isinstance(produced, TorchModel):
+        return replace(produced, example_inputs=_batch_of_two(tuple(produced.example_inputs), spec))
+    if isinstance(produced, tuple) and len(produced) == 2 and isinstance(produced[0], torch.nn.Module):
+        module, example = produced
+        examples = (example,) if isinstance(example, torch.Tensor) else tuple(example)
+        return TorchModel(module=module, example_inputs=_batch_of_two(examples, spec))
+    if isinstance(produced, torch.nn.Module):
+        if not input_shapes:
+            raise SpeedproofError(
+                f"model {spec!r} returns a module without example inputs: pass --input-shape, e.g. 1x3x224x224"
+            )
+        named = tuple(name for name in input_shapes if name is not None)
+        return TorchModel(
+            module=produced,
+            example_inputs=tuple(_example_tensor(shape) for shape in input_shapes.values()),
+            input_names=named or None,
+        )
+    raise SpeedproofError(
+        f"model {spec!r}: {function_name}() returned {type(produced).__name__}; expected an nn.Module, "
+        "a tuple (module, example_inputs) or a harness.models.data.TorchModel"
+    )
+
+
+def _batch_of_two(examples: tuple[Any, ...], spec: str) -> tuple[Any, ...]:
+    """Re-batch example inputs to 2 so the batch axis stays dynamic in the export."""
+    import torch
+
+    if not all(isinstance(item, torch.Tensor) for item in examples):
+        raise SpeedproofError(f"model {spec!r}: example inputs must be a tensor or a tuple of tensors")
+    return tuple(torch.cat([item[:1], item[:1]]) if item.dim() > 0 else item for item in examples)

@@ -1,0 +1,56 @@
+"""Markdown summary of a result record (for pull requests and `$GITHUB_STEP_SUMMARY`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+from harness.reports.table import policy_line, record_tables
+
+
+def _escape_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|")
+
+
+def record_title(record: dict[str, Any]) -> str:
+    command = record.get("command", "run")
+    target = (record.get("target") or {}).get("name")
+    source = (record.get("model_source") or {}).get("spec")
+    what = source or ", ".join(sorted({cell["model"] for cell in record.get("cells", [])}))
+    return f"speedproof {command}: {what}" + (f" on {target}" if target and command != "gate" else "")
+
+
+def host_line(record: dict[str, Any]) -> str:
+    host = record.get("host") or {}
+    gpus = ", ".join(gpu["name"] for gpu in host.get("gpus", []))
+    return (
+        f"host: {host.get('cpu_model', '?')} ({host.get('logical_cores', '?')} CPUs"
+        + (f", {gpus}" if gpus else "")
+        + f"); run {str(record.get('run_id', ''))[:8]} at {record.get('created_at', '?')}"
+    )
+
+
+def markdown_report(record: dict[str, Any], extra_lines: list[str] | None = None) -> str:
+    headers, rows, notes = record_tables(record)
+    lines = [f"## {record_title(record)}", ""]
+    lines.extend(extra_lines or [])
+    if extra_lines:
+        lines.append("")
+    policy = policy_line(record)
+    if policy:
+        lines += [policy, ""]
+    lines.append(host_line(record))
+    lines.append("")
+    lines.append(
+        tabulate(
+            [[_escape_cell(value) for value in row] for row in rows],
+            headers=headers,
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
+    if notes:
+        lines.append("")
+        lines.extend(f"- {_escape_cell(note)}" for note in notes)
+    return "\n".join(lines) + "\n"

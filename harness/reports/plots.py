@@ -1,0 +1,131 @@
+"""Plots of verdict records as PNG bytes (matplotlib, headless Agg backend): speedup intervals per
+variant beside the size and MAC reductions, and the structured-vs-unstructured sweep of `compare`.
+
+Both put "faster" next to "smaller", so the gap between the two is visible at a glance.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from harness.reports.table import baseline_cell
+
+ACCEPT_COLOR = "#2e7d32"
+REJECT_COLOR = "#c62828"
+KIND_COLORS = {"structured": "#1565c0", "unstructured": "#ef6c00", "semi-structured": "#6a1b9a"}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def _reduction(cell: dict[str, Any], reference: dict[str, Any] | None, key: str) -> float | None:
+    facts, base = cell.get("artifact") or {}, (reference or {}).get("artifact") or {}
+    if not facts.get(key) or not base.get(key):
+        return None
+    return float(base[key]) / float(facts[key])
+
+
+def speedup_figure(record: dict[str, Any]) -> bytes | None:
+    """Speedup [CI] of every verdict cell against the threshold, beside its size and MAC reductions;
+    None when no cell has a measured speedup."""
+    cells = [cell for cell in record["cells"] if cell.get("speedup")]
+    if not cells:
+        return None
+    plt = _pyplot()
+    policy = record.get("policy") or {}
+    labels = [" ".join(p for p in (cell.get("target"), cell["model"], cell["variant"]) if p) for cell in cells]
+    height = 1.2 + 0.45 * len(cells)
+    figure, (speed_axis, size_axis) = plt.subplots(
+        1, 2, figsize=(11, height), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
+    )
+    for row, cell in enumerate(cells):
+        speedup = cell["speedup"]
+        accepted = (cell.get("verdict") or {}).get("decision") == "ACCEPT"
+        color = ACCEPT_COLOR if accepted else REJECT_COLOR
+        speed_axis.errorbar(
+            speedup["ratio"],
+            row,
+            xerr=[[speedup["ratio"] - speedup["ci_low"]], [speedup["ci_high"] - speedup["ratio"]]],
+            fmt="o",
+            color=color,
+            capsize=4,
+        )
+        reference = baseline_cell(record, cell)
+        bars = ((-0.15, "zipped_bytes", "zipped size", "#90a4ae"), (0.15, "macs", "MACs", "#455a64"))
+        for offset, key, name, shade in bars:
+            value = _reduction(cell, reference, key)
+            if value is not None:
+                size_axis.barh(row + offset, value, height=0.3, color=shade, label=name if row == 0 else None)
+    speed_axis.axvline(1.0, color="#777777", linestyle=":", linewidth=1)
+    if policy.get("min_speedup"):
+        speed_axis.axvline(policy["min_speedup"], color=REJECT_COLOR, linestyle="--", linewidth=1, label="threshold")
+        speed_axis.legend(loc="lower right", fontsize=8)
+    speed_axis.set_yticks(range(len(cells)), labels)
+    speed_axis.invert_yaxis()
+    speed_axis.set_xlabel(f"speedup ({policy.get('metric', 'p50')}, batch {policy.get('batch_size', 1)}) with interval")
+    speed_axis.set_title("measured: faster?  (green ACCEPT, red REJECT)", fontsize=10)
+    size_axis.axvline(1.0, color="#777777", linestyle=":", linewidth=1)
+    size_axis.set_xlabel("reduction vs baseline (x)")
+    size_axis.set_title("on paper: smaller?", fontsize=10)
+    size_axis.legend(loc="lower right", fontsize=8)
+    return _png(figure)
+
+
+def compare_figure(record: dict[str, Any]) -> bytes:
+    """Speedup with its interval against sparsity per pruning kind (left), and the size and MAC
+    reductions of the same variants (right)."""
+    plt = _pyplot()
+    points = record.get("compare", {}).get("points", [])
+    policy = record.get("policy") or {}
+    figure, (speed_axis, size_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for kind, color in KIND_COLORS.items():
+        kind_points = sorted((p for p in points if p["kind"] == kind and p.get("speedup")), key=lambda p: p["sparsity"])
+        if not kind_points:
+            continue
+        xs = [p["sparsity"] for p in kind_points]
+        ratios = [p["speedup"]["ratio"] for p in kind_points]
+        errors = [
+            [p["speedup"]["ratio"] - p["speedup"]["ci_low"] for p in kind_points],
+            [p["speedup"]["ci_high"] - p["speedup"]["ratio"] for p in kind_points],
+        ]
+        style = "o-" if len(xs) > 1 else "D"
+        speed_axis.errorbar(xs, ratios, yerr=errors, fmt=style, color=color, capsize=4, label=kind)
+        for key, marker, name in (("zipped_reduction", "s", "zipped size"), ("mac_reduction", "^", "MACs")):
+            values = [p.get(key) for p in kind_points]
+            if any(v is not None for v in values):
+                size_axis.plot(
+                    xs,
+                    values,
+                    marker=marker,
+                    linestyle="-" if len(xs) > 1 else "",
+                    color=color,
+                    label=f"{kind}: {name}",
+                    alpha=0.9 if key == "mac_reduction" else 0.55,
+                )
+    speed_axis.axhline(1.0, color="#777777", linestyle=":", linewidth=1)
+    if policy.get("min_speedup"):
+        speed_axis.axhline(policy["min_speedup"], color=REJECT_COLOR, linestyle="--", linewidth=1, label="threshold")
+    speed_axis.set_xlabel("sparsity (share of weights or channels removed)")
+    speed_axis.set_ylabel(f"measured speedup ({policy.get('metric', 'p50')}, batch {policy.get('batch_size', 1)})")
+    speed_axis.set_title(f"{record.get('compare', {}).get('model', '')}: faster?", fontsize=10)
+    speed_axis.legend(fontsize=8)
+    size_axis.axhline(1.0, color="#777777", linestyle=":", linewidth=1)
+    size_axis.set_xlabel("sparsity")
+    size_axis.set_ylabel("reduction vs baseline (x)")
+    size_axis.set_title("smaller? (squares: zipped size, triangles: MACs)", fontsize=10)
+    size_axis.legend(fontsize=7)
+    return _png(figure)

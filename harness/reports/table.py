@@ -1,0 +1,319 @@
+"""Plain-text tables of result records for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+MIB = 1024 * 1024
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def bench_table(record: dict[str, Any]) -> str:
+    headers, rows = bench_rows(record)
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    notes = bench_notes(record)
+    return table + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def bench_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    # with variants, each row also says what the variant's quality is
+    with_quality = len(record.get("variants") or []) > 1
+    rows = []
+    for cell in record["cells"]:
+        latency = cell.get("latency_ms") or {}
+        memory = cell.get("memory") or {}
+        cold = cell.get("cold_start_ms") or {}
+        if cell["status"] == "ok":
+            status = "ok" + (
+                f" ({len(cell['warnings'])} warning{'s' if len(cell['warnings']) > 1 else ''})"
+                if cell["warnings"]
+                else ""
+            )
+        else:
+            status = "FAILED"
+        rows.append(
+            [
+                cell["model"],
+                cell["variant"],
+                cell["backend"],
+                (cell.get("provider") or "-").replace("ExecutionProvider", ""),
+                cell["batch_size"],
+                _number(latency.get("p50"), 3),
+                _number(latency.get("p90"), 3),
+                _number(latency.get("p99"), 3),
+                _number(cell["cv"] * 100, 1) if cell.get("cv") is not None else "-",
+                _number(cell.get("throughput_per_s"), 1),
+                cell.get("iterations") or 0,
+                _number(cold.get("session"), 0),
+                _number(memory["peak_rss_bytes"] / MIB, 0) if memory else "-",
+                *([quality_text(cell.get("quality"))] if with_quality else []),
+                status,
+            ]
+        )
+    headers = [
+        "model",
+        "variant",
+        "backend",
+        "provider",
+        "batch",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "CV %",
+        "items/s",
+        "iters",
+        "load ms",
+        "peak RSS MiB",
+        *(["quality"] if with_quality else []),
+        "status",
+    ]
+    return headers, rows
+
+
+def bench_notes(record: dict[str, Any]) -> list[str]:
+    notes = []
+    for cell in record["cells"]:
+        where = f"{cell['model']} {cell['variant']} {cell['backend']} batch {cell['batch_size']}"
+        if cell["status"] != "ok":
+            notes.append(f"FAILED {where}: {cell['error']}")
+        for warning in cell.get("warnings", []):
+            notes.append(f"warning {where}: {warning}")
+    return notes
+
+
+def _scaled_count(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for divisor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= divisor:
+            return f"{value / divisor:.2f}{suffix}"
+    return str(value)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def quality_text(quality: dict[str, Any] | None) -> str:
+    if not quality:
+        return "-"
+    if quality.get("reference"):
+        return "reference"
+    if quality["metric"] == "accuracy":
+        return f"acc {quality['accuracy'] * 100:.1f}%"
+    return f"agree {quality['top1_agreement'] * 100:.1f}% cos {quality['mean_cosine']:.4f}"
+
+
+def variants_table(record: dict[str, Any]) -> str:
+    """One row per variant: the artifact's facts and quality, and whether it was built."""
+    headers, rows = variants_rows(record)
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    notes = variants_notes(record)
+    return table + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def variants_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    rows = []
+    for variant in record["variants"]:
+        facts = variant.get("artifact") or {}
+        alignment = facts.get("alignment") or {}
+        params, nonzero = facts.get("params"), facts.get("nonzero_params")
+        rows.append(
+            [
+                variant["recipe"],
+                _number(facts["bytes"] / 1e6, 2) if facts else "-",
+                _number(facts["zipped_bytes"] / 1e6, 2) if facts else "-",
+                _scaled_count(params),
+                _share(nonzero / params) if params else "-",
+                _scaled_count(facts.get("macs")),
+                f"{_share(alignment.get('multiple_of_8'))} / {_share(alignment.get('multiple_of_16'))}"
+                if alignment
+                else "-",
+                quality_text(variant.get("quality")),
+                "ok" if variant["status"] == "ok" else "FAILED",
+            ]
+        )
+    headers = ["recipe", "file MB", "zipped MB", "params", "non-zero", "MACs", "x8 / x16", "quality", "status"]
+    return headers, rows
+
+
+def variants_notes(record: dict[str, Any]) -> list[str]:
+    notes = []
+    for variant in record["variants"]:
+        if variant["status"] != "ok":
+            notes.append(f"FAILED {variant['recipe']}: {variant['error']}")
+        notes.extend(f"warning {variant['recipe']}: {warning}" for warning in variant.get("warnings", []))
+    source = record.get("model_source") or {}
+    if source.get("latency_only"):
+        notes.append(f"{source.get('spec')} has random weights: quality is fidelity to the baseline, not accuracy")
+    return notes
+
+
+def _relative(variant_value: float | None, baseline_value: float | None) -> str:
+    if not variant_value or not baseline_value:
+        return ""
+    return f" ({variant_value / baseline_value:.2f}x)"
+
+
+def speedup_text(speedup: dict[str, Any] | None) -> str:
+    if not speedup:
+        return "-"
+    return f"{speedup['ratio']:.2f}x [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]"
+
+
+def baseline_cell(record: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any] | None:
+    """The reference cell of the same model and backend (and target, in a gate record)."""
+    for other in record["cells"]:
+        if (
+            other.get("reference")
+            and other["model"] == cell["model"]
+            and other["backend"] == cell["backend"]
+            and other.get("target") == cell.get("target")
+            and other.get("check") == cell.get("check")
+        ):
+            return other
+    return None
+
+
+def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the verdict table (shared by the text, markdown and HTML reports)."""
+    with_target = any(cell.get("target") for cell in record["cells"])
+    rows = []
+    for cell in record["cells"]:
+        reference = baseline_cell(record, cell) or {}
+        facts, base_facts = cell.get("artifact") or {}, reference.get("artifact") or {}
+        memory = cell.get("memory") or {}
+        base_memory = ((cell.get("ab") or {}).get("baseline") or {}).get("memory") or {}
+        verdict = cell.get("verdict")
+        if cell.get("reference"):
+            decision, codes = ("reference" if cell["status"] == "ok" else "FAILED"), ""
+        elif verdict:
+            decision, codes = verdict["decision"], " ".join(reason["code"] for reason in verdict["reasons"])
+        else:
+            decision, codes = "-", ""
+        realization = (verdict or {}).get("realization")
+        rows.append(
+            [
+                *([cell.get("target") or "-"] if with_target else []),
+                cell["model"],
+                cell["variant"],
+                (_number(facts["bytes"] / 1e6, 2) + _relative(facts.get("bytes"), base_facts.get("bytes")))
+                if facts
+                else "-",
+                (
+                    _number(facts["zipped_bytes"] / 1e6, 2)
+                    + _relative(facts.get("zipped_bytes"), base_facts.get("zipped_bytes"))
+                )
+                if facts
+                else "-",
+                (_scaled_count(facts.get("macs")) + _relative(facts.get("macs"), base_facts.get("macs")))
+                if facts
+                else "-",
+                speedup_text(cell.get("speedup")),
+                _number(realization, 2) if realization is not None else "-",
+                quality_text(cell.get("quality")),
+                (
+                    _number(memory["peak_rss_bytes"] / MIB, 0)
+                    + _relative(memory.get("peak_rss_bytes"), base_memory.get("peak_rss_bytes"))
+                )
+                if memory
+                else "-",
+                decision,
+                codes,
+            ]
+        )
+    headers = [
+        *(["target"] if with_target else []),
+        "model",
+        "variant",
+        "file MB (vs base)",
+        "zipped MB",
+        "MACs",
+        "speedup [CI]",
+        "realized",
+        "quality",
+        "peak RSS MiB",
+        "decision",
+        "reasons",
+    ]
+    return headers, rows
+
+
+def verdict_notes(record: dict[str, Any]) -> list[str]:
+    """Every reason's sentence, hint and note, one line each, named by the cell. A note that every
+    variant of a model shares (e.g. random weights) is said once for the model."""
+    lines = []
+    said_for_model: set[tuple[str, str]] = set()
+    for cell in record["cells"]:
+        where = " ".join(part for part in (cell.get("target"), cell["model"], cell["variant"]) if part)
+        if cell.get("reference") and cell["status"] != "ok":
+            lines.append(f"FAILED {where}: {cell['error']}")
+        verdict = cell.get("verdict") or {}
+        lines.extend(f"{reason['code']} {where}: {reason['message']}" for reason in verdict.get("reasons", []))
+        lines.extend(f"hint {where}: {hint}" for hint in verdict.get("hints", []))
+        lines.extend(f"warning {where}: {warning}" for warning in cell.get("warnings", []))
+        for note in verdict.get("notes", []):
+            if (cell["model"], note) not in said_for_model:
+                said_for_model.add((cell["model"], note))
+                lines.append(f"note {cell['model']}: {note}")
+    return lines
+
+
+def record_tables(record: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[str]]:
+    """Headers, rows and notes of the main table of any record, by the command that wrote it."""
+    command = record.get("command")
+    if command in ("verify", "gate", "compare"):
+        headers, rows = verdict_rows(record)
+        return headers, rows, verdict_notes(record)
+    if command == "variants":
+        headers, rows = variants_rows(record)
+        return headers, rows, variants_notes(record)
+    headers, rows = bench_rows(record)
+    return headers, rows, bench_notes(record)
+
+
+def policy_line(record: dict[str, Any]) -> str:
+    policy = record.get("policy") or {}
+    if not policy:
+        return ""
+    return (
+        f"policy: {policy.get('metric')} speedup at batch {policy.get('batch_size')}, interval lower end >= "
+        f"{policy.get('min_speedup')} at {policy.get('confidence', 0):.0%} confidence"
+    )
+
+
+def record_text(record: dict[str, Any]) -> str:
+    """The terminal table of any record, with its notes."""
+    headers, rows, notes = record_tables(record)
+    table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    header = policy_line(record)
+    return (header + "\n\n" if header else "") + table + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def compare_table(record: dict[str, Any]) -> str:
+    """kind, sparsity, size and MAC reductions, speedup [CI], decision: one row per point."""
+    rows = []
+    for point in record["compare"]["points"]:
+        rows.append(
+            [
+                point["kind"],
+                f"{point['sparsity']:.0%}",
+                f"{point['zipped_reduction']:.2f}x" if point["zipped_reduction"] else "-",
+                f"{point['mac_reduction']:.2f}x" if point["mac_reduction"] else "-",
+                speedup_text(point["speedup"]),
+                point["decision"] or "-",
+                " ".join(point["reasons"]),
+            ]
+        )
+    headers = ["kind", "sparsity", "zipped smaller", "MACs fewer", "speedup [CI]", "decision", "reasons"]
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+
+
+def record_report(record: dict[str, Any]) -> str:
+    """`record_text` as a report file: ends with a newline."""
+    return record_text(record) + "\n"

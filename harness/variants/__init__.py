@@ -1,0 +1,1 @@
+"""Variants of a baseline: build each recipe's artifact with its facts and quality, for every job."""

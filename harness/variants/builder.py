@@ -1,0 +1,212 @@
+"""Build the variants of one baseline: for each recipe, transform (torch level, then ONNX level),
+export, check, describe the artifact by its facts, and evaluate its quality on the target's
+backend. A recipe that fails is recorded with its reason; the others still build."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.artifacts import artifact_at
+from exporters.onnx_transforms import copy_model
+from exporters.torch_to_onnx import check_outputs_match
+from harness.models.sources import ResolvedSource, export_torch_model
+from harness.progress import ProgressCallback
+from harness.recipes.apply_torch import apply_torch_steps, copy_torch_model
+from harness.recipes.grammar import Recipe, RecipeStep
+from harness.records.store import safe_file_name
+from harness.variants.quality import QualityBackend, accuracy, data_feeds, fidelity, generated_feeds
+from targets.errors import SpeedproofError
+from targets.inputs import ModelInput
+
+CALIBRATION_BATCH = 8
+
+
+@dataclass
+class BuiltVariant:
+    """One recipe's outcome: its artifact and facts, or why it failed."""
+
+    recipe: str
+    status: str = "failed"  # "ok" | "failed"
+    error: str | None = None
+    artifact_path: Path | None = None
+    artifact: dict[str, Any] | None = None
+    quality: dict[str, Any] | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    build_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "status": self.status,
+            "error": self.error,
+            "artifact": self.artifact,
+            "quality": self.quality,
+            "steps": self.steps,
+            "warnings": self.warnings,
+            "build_s": self.build_s,
+        }
+
+
+@dataclass
+class VariantBuilder:
+    """Everything the recipes of one run share: the source, where artifacts go, how quality is
+    evaluated (backend and threads of the target), and the baseline's reference outputs."""
+
+    source: ResolvedSource
+    model_inputs: list[ModelInput]
+    overrides: dict[str | None, tuple[int, ...]]
+    artifact_dir: Path
+    quality: QualityBackend
+    progress: ProgressCallback
+    _baseline_path: Path | None = None
+    _baseline_outputs: np.ndarray | None = None
+    _fidelity_feeds: list[dict[str, np.ndarray]] | None = None
+
+    def build_all(self, recipes: list[Recipe]) -> list[BuiltVariant]:
+        self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        built = []
+        for index, recipe in enumerate(recipes):
+            self.progress(f"variant [{index + 1}/{len(recipes)}] {recipe.text}")
+            built.append(self.build(recipe, index))
+        return built
+
+    def build(self, recipe: Recipe, index: int) -> BuiltVariant:
+        variant = BuiltVariant(recipe.text)
+        started = time.monotonic()
+        try:
+            path = self.artifact_dir / f"{index:02d}-{safe_file_name(recipe.text)}.onnx"
+            variant.artifact_path = self._make_artifact(recipe, path, variant)
+            if recipe.is_baseline:
+                self._baseline_path = variant.artifact_path
+            artifact = artifact_at(variant.artifact_path)
+            # the baseline was loaded and checked when the source was resolved
+            parsed = self.source.model if recipe.is_baseline else artifact.kind.load_checked(artifact.path)
+            variant.artifact = artifact.facts(parsed)
+            variant.quality = self._quality(variant.artifact_path, is_reference=recipe.is_baseline)
+            variant.status = "ok"
+        except SpeedproofError as error:
+            variant.error = str(error)
+        except Exception as error:  # a bug or a library failure in one recipe must not stop the others
+            variant.error = f"{type(error).__name__}: {error} (at {_last_frame(error)})"
+        if not variant.ok:
+            self._remove_partial_files(index, variant)
+        variant.build_s = round(time.monotonic() - started, 2)
+        return variant
+
+    def _remove_partial_files(self, index: int, variant: BuiltVariant) -> None:
+        """A failed variant leaves no half-made artifact behind (the source file is never touched)."""
+        for leftover in self.artifact_dir.glob(f"{index:02d}-*"):
+            if leftover.resolve() != self.source.onnx_path.resolve():
+                leftover.unlink(missing_ok=True)
+        variant.artifact_path = None
+
+    def _make_artifact(self, recipe: Recipe, path: Path, variant: BuiltVariant) -> Path:
+        if recipe.is_baseline:
+            # a user's ONNX file is measured where it is (it may have external data beside it)
+            if self.source.kind == "onnx-file":
+                return self.source.onnx_path
+            return _link_or_copy(self.source.onnx_path, path)
+        if recipe.is_identity:
+            if self.source.is_torch:
+                return export_torch_model(copy_torch_model(self.source.torch_model()), path)
+            return copy_model(self.source.onnx_path, path)
+        torch_steps, onnx_steps = recipe.torch_steps(), recipe.onnx_steps()
+        current = self.source.onnx_path
+        transformed = None
+        if torch_steps:
+            transformed, variant.steps = apply_torch_steps(self.source.torch_model(), torch_steps)
+            current = export_torch_model(transformed, path if not onnx_steps else _step_path(path, 0))
+        for number, step in enumerate(onnx_steps, start=1):
+            destination = path if number == len(onnx_steps) else _step_path(path, number)
+            self._apply_onnx_step(step, current, destination, variant)
+            if current != self.source.onnx_path and current != destination:
+                current.unlink(missing_ok=True)  # an intermediate of this chain
+            current = destination
+        if [step.name for step in onnx_steps] == ["fp16"] and self.source.is_torch:
+            # a float16 artifact still computes the same function: hold it to float16's tolerance
+            transformed = transformed or self.source.torch_model()
+            names = [model_input.name for model_input in self.model_inputs]
+            check_outputs_match(transformed.module, transformed.example_inputs, current, names, precision="float16")
+        return current
+
+    def _apply_onnx_step(self, step: RecipeStep, source: Path, destination: Path, variant: BuiltVariant) -> None:
+        assert step.kind.apply_onnx is not None, f"not an ONNX-level step: {step.name}"
+        step.kind.apply_onnx(step, source, destination, _OnnxBuild(self, variant))
+        variant.steps.append({"step": step.name, **dict(step.options)})
+
+    def calibration_feeds(self, samples: int, variant: BuiltVariant) -> list[dict[str, np.ndarray]]:
+        """Representative inputs for calibration: the source's data, else generated (with a warning)."""
+        has_data = "calibration_data" in self.source.provides
+        representative = self.source.torch_model().calibration_inputs() if has_data else None
+        if representative is not None:
+            if len(representative) < samples:
+                variant.warnings.append(
+                    f"asked for {samples} calibration samples, the source has {len(representative)}"
+                )
+            return data_feeds(self.model_inputs, representative[:samples], CALIBRATION_BATCH)
+        variant.warnings.append(
+            f"calibrated on {samples} generated inputs because the source has no calibration data; "
+            "scales fitted to random inputs may not suit real data"
+        )
+        return generated_feeds(self.model_inputs, self.overrides, samples)
+
+    def _quality(self, path: Path, is_reference: bool) -> dict[str, Any]:
+        if "eval_data" in self.source.provides:
+            eval_data = self.source.torch_model().eval_data
+            assert eval_data is not None
+            return accuracy(self.quality, path, self.model_inputs, eval_data)
+        if is_reference:
+            # fidelity is measured against the baseline: computed once another variant needs it
+            return {"metric": "fidelity", "reference": True}
+        if self._fidelity_feeds is None:
+            self._fidelity_feeds = generated_feeds(self.model_inputs, self.overrides)
+        if self._baseline_outputs is None:
+            reference = self._baseline_path or self.source.onnx_path
+            self._baseline_outputs = self.quality.first_output(reference, self._fidelity_feeds)
+        outputs = self.quality.first_output(path, self._fidelity_feeds)
+        return fidelity(outputs, self._baseline_outputs)
+
+
+@dataclass(frozen=True)
+class _OnnxBuild:
+    """What an ONNX-level step of one variant may ask of its build (calibration data)."""
+
+    builder: VariantBuilder
+    variant: BuiltVariant
+
+    def calibration_feeds(self, samples: int) -> list[dict[str, np.ndarray]]:
+        return self.builder.calibration_feeds(samples, self.variant)
+
+
+def _step_path(path: Path, number: int) -> Path:
+    return path.with_name(f"{path.stem}.step{number}.onnx")
+
+
+def _link_or_copy(source: Path, destination: Path) -> Path:
+    """A hard link where the file system allows it (zoo exports can be 100 MB), else a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)
+    return destination
+
+
+def _last_frame(error: Exception) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "unknown location"
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}"

@@ -1,0 +1,52 @@
+"""The variants job: build every recipe's artifact into a folder that is kept under `--out`, and
+write the record (facts and quality of each variant) beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.models.sources import is_onnx_file_source
+from harness.progress import ProgressCallback, no_progress
+from harness.records.provenance import new_run_id
+from harness.records.run_record import Record, RecordHeader, RunRecord
+from harness.records.store import safe_file_name, write_record
+from harness.variants.preparation import model_source_entry, prepare_variants
+from targets.compatibility import resolve_target
+from targets.errors import SpeedproofError
+from targets.runners.base import Runner
+from targets.runners.local import LocalRunner
+
+
+@dataclass(frozen=True)
+class VariantsRequest:
+    model: str
+    recipes: tuple[str, ...]
+    target: str | None = None
+    threads: int | None = None
+    input_shapes: tuple[str, ...] = ()
+    out_dir: Path = Path("results")
+
+
+def run_variants(
+    request: VariantsRequest, progress: ProgressCallback = no_progress, runner: Runner | None = None
+) -> tuple[Record, Path]:
+    """Build the variants into a new folder under `out_dir` and write the record beside it."""
+    runner = runner or LocalRunner()
+    resolved = resolve_target(request.target, request.threads, runner)
+    run_id = new_run_id()
+    name = Path(request.model).stem if is_onnx_file_source(request.model) else request.model
+    label = "variants-" + safe_file_name(name)
+    work_dir = request.out_dir / f"{label}-{run_id[:8]}"
+    if work_dir.exists():
+        raise SpeedproofError(f"{work_dir} already exists; it is never overwritten")
+    prepared = prepare_variants(
+        request.model, request.recipes, request.input_shapes, resolved, runner, work_dir, progress
+    )
+    record = RunRecord(
+        header=RecordHeader.new("variants", runner.fingerprint(), resolved, run_id),
+        model_source=model_source_entry(request.model, prepared),
+        artifact_dir=str((work_dir / "artifacts").resolve()),
+        variants=[variant.as_dict() for variant in prepared.variants],
+    ).as_dict()
+    return record, write_record(record, request.out_dir, label=label)

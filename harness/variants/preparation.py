@@ -1,0 +1,78 @@
+"""Prepare the variants of one run: parse the recipes, resolve the model source, and build every
+recipe's artifact with its facts and quality. Every job that measures variants (bench, verify,
+gate, compare, variants) prepares them here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exporters.artifacts import artifact_at
+from harness.models.data import DATA_KINDS
+from harness.models.sources import ResolvedSource, is_onnx_file_source, resolve_model_source
+from harness.progress import ProgressCallback, no_progress
+from harness.recipes.grammar import check_recipes_apply, parse_recipe_list
+from harness.variants.builder import BuiltVariant, VariantBuilder
+from harness.variants.quality import QualityBackend
+from targets.inputs import ModelInput, resolve_input_specs, shape_overrides
+from targets.profiles import ResolvedProfile
+from targets.runners.base import Runner
+
+
+@dataclass(frozen=True)
+class PreparedVariants:
+    source: ResolvedSource
+    model_inputs: list[ModelInput]
+    overrides: dict[str | None, tuple[int, ...]]
+    variants: list[BuiltVariant]
+
+
+def prepare_variants(
+    model: str,
+    recipe_texts: tuple[str, ...],
+    input_shapes: tuple[str, ...],
+    resolved: ResolvedProfile,
+    runner: Runner,
+    work_dir: Path,
+    progress: ProgressCallback = no_progress,
+) -> PreparedVariants:
+    """Parse recipes (before any slow export), resolve the source, build every variant into
+    `work_dir/artifacts`. Errors about the whole run raise; one recipe's failure is recorded."""
+    recipes = parse_recipe_list(recipe_texts)
+    check_recipes_apply(recipes, source_is_torch=not is_onnx_file_source(model), source_name=model)
+    overrides = shape_overrides(list(input_shapes))
+    progress(f"preparing {model}")
+    source = resolve_model_source(model, overrides, work_dir, progress)
+    model_inputs = artifact_at(source.onnx_path).kind.model_inputs(source.model)
+    if source.kind == "onnx-file":
+        _check_shapes_resolve(model_inputs, overrides)
+    else:
+        overrides = {}  # exported with only the batch axis dynamic: the graph has every other dim
+    builder = VariantBuilder(
+        source=source,
+        model_inputs=model_inputs,
+        overrides=overrides,
+        artifact_dir=work_dir / "artifacts",
+        quality=QualityBackend(runner, resolved.profile.backends[0], resolved.threads),
+        progress=progress,
+    )
+    return PreparedVariants(source, model_inputs, overrides, builder.build_all(recipes))
+
+
+def _check_shapes_resolve(model_inputs: list[ModelInput], overrides: dict[str | None, tuple[int, ...]]) -> None:
+    """Raise the --input-shape error now if a non-batch dim cannot be resolved."""
+    first_dims = [model_input.dims[0] for model_input in model_inputs if model_input.dims]
+    declared_batch = next((dim for dim in first_dims if isinstance(dim, int)), 1)
+    resolve_input_specs(model_inputs, declared_batch, overrides)
+
+
+def model_source_entry(spec: str, prepared: PreparedVariants) -> dict[str, Any]:
+    source = prepared.source
+    return {
+        "spec": spec,
+        "kind": source.kind,
+        "latency_only": source.latency_only,
+        "inputs": [model_input.as_dict() for model_input in prepared.model_inputs],
+        "provides": {kind: kind in source.provides for kind in DATA_KINDS},
+    }

@@ -1,0 +1,335 @@
+"""The gate job: the CI release gate. A TOML config lists checks (model, recipes, the ones
+that must be ACCEPTED, targets); each check is verified on every target this host can run, the
+others are reported as skipped with the reason. Optionally compares against a stored record and
+calls a speedup that fell beyond the policy's `max_regression` a regression.
+
+Exit codes (decided here, in the record's `gate.exit_code`): 0 every required variant accepted and no regression;
+1 a required variant rejected, a regression, nothing verified at all, or (with
+`--require-all-targets`) a target skipped; 2 a usage or config error.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.progress import ProgressCallback, no_progress
+from harness.recipes.grammar import parse_recipe_list
+from harness.records.cells import NOT_MEASURED, CellKey, GatePlacement, VerdictCell
+from harness.records.provenance import new_run_id
+from harness.records.run_record import Record, RecordHeader, RunRecord
+from harness.records.store import load_record, write_record
+from harness.variants.preparation import prepare_variants
+from harness.verdict.policy import Policy, apply_overrides, build_policy, check_policy_table, target_policy
+from harness.verdict.reasons import Decision
+from harness.verdict.regression import Regression, RegressionCheck, cell_identity, stored_verdict_cells
+from harness.verdict.verify import VerifyContext, verify_prepared
+from targets.compatibility import default_target_name
+from targets.errors import SpeedproofError, did_you_mean
+from targets.host import HostFingerprint
+from targets.profiles import load_target, resolve_profile
+from targets.runners.base import Runner
+from targets.runners.local import LocalRunner
+from targets.runners.protocol import MeasurementProtocol
+from targets.toml_files import read_toml_file
+
+CHECK_KEYS = {
+    "model": "any model source: zoo name, .onnx file or package.module:function",
+    "recipes": "list of recipe strings to verify",
+    "required": "list of recipes (from `recipes`) that must be ACCEPTED for the gate to pass",
+    "targets": "list of target profiles (names or .toml paths); default: the one that suits the host",
+    "input_shape": "shape of the input, e.g. [1, 3, 224, 224], or a list of NAME=1x3x224x224 strings",
+    "threads": "intra-op threads (default: the profile's)",
+    "policy": "table: policy keys for this check only (over the config's [policy])",
+}
+TOP_KEYS = {"check": "array of [[check]] tables", "policy": "table: the policy for every check"}
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    model: str
+    recipes: tuple[str, ...]
+    required: tuple[str, ...]
+    targets: tuple[str | None, ...]
+    input_shapes: tuple[str, ...] = ()
+    threads: int | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    path: Path
+    checks: tuple[GateCheck, ...]
+    policy: dict[str, Any]
+
+
+def _string_list(value: Any, where: str, path: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SpeedproofError(f"{path}: {where} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _input_shapes(value: Any, where: str, path: Path) -> tuple[str, ...]:
+    if isinstance(value, list) and value and all(isinstance(d, int) and not isinstance(d, bool) for d in value):
+        return ("x".join(str(dim) for dim in value),)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise SpeedproofError(
+        f"{path}: {where} = {value!r}; expected a list of integers like [1, 3, 224, 224] or a list of "
+        '"NAME=1x3x224x224" strings'
+    )
+
+
+def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
+    where = f"check[{index}]"
+    if not isinstance(table, dict):
+        raise SpeedproofError(f"{path}: {where} must be a [[check]] table")
+    for key in table:
+        if key not in CHECK_KEYS:
+            raise SpeedproofError(
+                f"{path}: unknown key {key!r} in {where}{did_you_mean(key, CHECK_KEYS)}; valid keys: "
+                + ", ".join(CHECK_KEYS)
+            )
+    if not isinstance(table.get("model"), str) or not table["model"]:
+        raise SpeedproofError(f"{path}: {where}.model is missing; {CHECK_KEYS['model']}")
+    recipes = _string_list(table.get("recipes", []), f"{where}.recipes", path)
+    if not recipes:
+        raise SpeedproofError(f'{path}: {where}.recipes is missing or empty; e.g. recipes = ["structured:0.5"]')
+    try:
+        parse_recipe_list(recipes)
+    except SpeedproofError as error:
+        raise SpeedproofError(f"{path}: {where}.recipes: {error}") from None
+    required = _string_list(table.get("required", []), f"{where}.required", path)
+    for name in required:
+        if name not in recipes:
+            raise SpeedproofError(
+                f"{path}: {where}.required names {name!r}{did_you_mean(name, recipes)}, which is not in its "
+                f"recipes ({', '.join(recipes)})"
+            )
+    targets: tuple[str | None, ...] = _string_list(table.get("targets", []), f"{where}.targets", path) or (None,)
+    for target in targets:
+        if target is not None:
+            try:
+                load_target(target)
+            except SpeedproofError as error:
+                raise SpeedproofError(f"{path}: {where}.targets: {error}") from None
+    threads = table.get("threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise SpeedproofError(f"{path}: {where}.threads = {threads!r}; expected a positive integer")
+    policy = check_policy_table(table.get("policy", {}), f"{path} {where}.policy")
+    return GateCheck(
+        model=table["model"],
+        recipes=recipes,
+        required=required,
+        targets=targets,
+        input_shapes=(
+            _input_shapes(table["input_shape"], f"{where}.input_shape", path) if "input_shape" in table else ()
+        ),
+        threads=threads,
+        policy=policy,
+    )
+
+
+def load_gate_config(path: Path) -> GateConfig:
+    """Parse and validate the whole config before anything is measured."""
+    data = read_toml_file(path, "gate config")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise SpeedproofError(
+                f"{path}: unknown top-level key {key!r}{did_you_mean(key, TOP_KEYS)}; valid: [[check]], [policy]"
+            )
+    checks_data = data.get("check")
+    if not isinstance(checks_data, list) or not checks_data:
+        raise SpeedproofError(f'{path}: no [[check]] tables; add one with model = "..." and recipes = [...]')
+    policy = check_policy_table(data.get("policy", {}), f"{path} [policy]")
+    apply_overrides(build_policy(), policy, f"{path} [policy]")
+    checks = tuple(_parse_check(table, index, path) for index, table in enumerate(checks_data))
+    return GateConfig(path=path, checks=checks, policy=policy)
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    config_path: Path
+    out_dir: Path = Path("results")
+    baseline_record: Path | None = None
+    allow_other_host: bool = False
+    require_all_targets: bool = False
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
+    protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
+
+
+def run_gate(
+    request: GateRequest, progress: ProgressCallback = no_progress, runner: Runner | None = None
+) -> tuple[Record, Path]:
+    """Verify every check on every target it names; write and return the record (its `gate`
+    entry holds skips, regressions and the exit code)."""
+    config = load_gate_config(request.config_path)
+    runner = runner or LocalRunner()
+    host = runner.fingerprint()
+    stored = _load_baseline(request, host) if request.baseline_record else None
+    run_id = new_run_id()
+    runs = [
+        _run_check_on_target(index, check, target_name, config, request, runner, progress)
+        for index, check in enumerate(config.checks)
+        for target_name in check.targets
+    ]
+    policies = {f"check {run.check} on {run.target}": run.policy.as_dict() for run in runs if run.policy is not None}
+    regressions = _regressions(runs, stored) if stored else []
+    gate = {
+        "config": str(request.config_path),
+        "checks": len(config.checks),
+        "skipped": [run.skip for run in runs if run.skip],
+        "regressions": [regression.as_dict() for regression in regressions],
+        "baseline_record": str(request.baseline_record) if request.baseline_record else None,
+        "require_all_targets": request.require_all_targets,
+    }
+    record = (
+        RunRecord(
+            header=RecordHeader.new("gate", host, None, run_id),
+            policy=next(iter(policies.values()), build_policy(cli_overrides=request.policy_overrides).as_dict()),
+            policies=policies,
+            protocol=request.protocol.as_dict(),
+            cells=tuple(cell for run in runs for cell in run.cells),
+        )
+        .with_section("gate", gate)
+        .as_dict()
+    )
+    record["gate"]["failures"] = gate_failures(record)
+    record["gate"]["exit_code"] = 1 if record["gate"]["failures"] else 0
+    path = write_record(record, request.out_dir, label="gate")
+    return record, path
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """One check on one target: its cells, the policy it was verified under (None when skipped),
+    and why it was skipped."""
+
+    check: int
+    target: str
+    cells: list[VerdictCell]
+    policy: Policy | None = None
+    skip: dict[str, Any] | None = None
+
+
+def _run_check_on_target(
+    index: int,
+    check: GateCheck,
+    target_name: str | None,
+    config: GateConfig,
+    request: GateRequest,
+    runner: Runner,
+    progress: ProgressCallback,
+) -> CheckRun:
+    host = runner.fingerprint()
+    profile = load_target(target_name or default_target_name(host, runner.can_run))
+    reasons = runner.can_run(profile)
+
+    def placement(recipe: str) -> GatePlacement:
+        return GatePlacement(check=index, target=profile.name, required=recipe in check.required)
+
+    if reasons:
+        progress(f"check {index} {check.model} on {profile.name}: skipped ({'; '.join(reasons)})")
+        why = f"target {profile.name} cannot run here: {'; '.join(reasons)}"
+        return CheckRun(
+            index,
+            profile.name,
+            [
+                VerdictCell.skipped(CellKey(check.model, recipe, NOT_MEASURED, NOT_MEASURED), why, placement(recipe))
+                for recipe in check.recipes
+            ],
+            skip={"check": index, "model": check.model, "target": profile.name, "reason": "; ".join(reasons)},
+        )
+    resolved = resolve_profile(profile, host, check.threads)
+    policy = target_policy(
+        resolved.profile,
+        cli_overrides={**check.policy, **{k: v for k, v in request.policy_overrides.items() if v is not None}},
+        file_overrides=config.policy,
+        file_label=f"{config.path} [policy]",
+    )
+    context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
+    progress(f"check {index}: {check.model} on {profile.name}")
+    with tempfile.TemporaryDirectory(prefix="speedproof-gate-") as work_dir:
+        try:
+            prepared = prepare_variants(
+                check.model, check.recipes, check.input_shapes, resolved, runner, Path(work_dir), progress
+            )
+        except SpeedproofError as error:
+            # one check's source failing (a missing file, an unresolvable shape) fails that check only
+            failed = [
+                VerdictCell.failed(
+                    CellKey(check.model, recipe, NOT_MEASURED, policy.schedule.batch_size),
+                    str(error),
+                    reference=recipe == "baseline",
+                    placement=placement(recipe),
+                )
+                for recipe in ("baseline", *check.recipes)
+            ]
+            return CheckRun(index, profile.name, failed, policy)
+        cells = verify_prepared(prepared, context)
+    return CheckRun(index, profile.name, [cell.placed(placement(cell.key.variant)) for cell in cells], policy)
+
+
+def gate_failures(record: dict[str, Any]) -> list[str]:
+    """Why the gate fails, one sentence each; empty when it passes."""
+    failures = []
+    gate = record["gate"]
+    for cell in record["cells"]:
+        verdict = cell.get("verdict") or {}
+        if cell.get("required") and not cell.get("skipped") and verdict.get("decision") != Decision.ACCEPT:
+            codes = " ".join(reason["code"] for reason in verdict.get("reasons", [])) or cell.get("error") or "?"
+            failures.append(f"required {cell['model']} {cell['variant']} on {cell['target']} was rejected: {codes}")
+    failures.extend(f"regression: {item['message']}" for item in gate["regressions"])
+    if gate["require_all_targets"]:
+        failures.extend(
+            f"--require-all-targets: {item['model']} on {item['target']} was skipped: {item['reason']}"
+            for item in gate["skipped"]
+        )
+    if not any(not cell.get("skipped") for cell in record["cells"]):
+        failures.append("nothing was verified: every check's targets were skipped on this host")
+    return failures
+
+
+def _load_baseline(request: GateRequest, host: HostFingerprint) -> dict[str, Any]:
+    assert request.baseline_record is not None
+    stored = load_record(request.baseline_record)
+    if stored.get("command") not in ("gate", "verify"):
+        raise SpeedproofError(
+            f"{request.baseline_record}: a {stored.get('command')!r} record has no verdicts; --baseline needs a "
+            "record written by `speedproof gate` or `speedproof verify`"
+        )
+    stored_host = stored.get("host") or {}
+    stored_identity = (
+        stored_host.get("isa"),
+        stored_host.get("cpu_model"),
+        str(stored_host.get("logical_cores")),
+        *(gpu.get("name") for gpu in stored_host.get("gpus", [])),
+    )
+    if stored_identity != host.identity() and not request.allow_other_host:
+        raise SpeedproofError(
+            f"{request.baseline_record} was measured on another host ({', '.join(map(str, stored_identity))}); "
+            f"this host is {', '.join(host.identity())}. Speedups from different machines are not comparable; "
+            "pass --allow-other-host to compare anyway"
+        )
+    return stored
+
+
+def _regressions(runs: list[CheckRun], stored: dict[str, Any]) -> list[Regression]:
+    """Cells of this run that regressed against the stored record, each judged under the policy
+    of its own check and target."""
+    stored_cells = stored_verdict_cells(stored)
+    regressions = []
+    for run in runs:
+        if run.policy is None:
+            continue
+        check = RegressionCheck(run.policy.rules.max_regression)
+        for cell in run.cells:
+            now = cell.as_dict()
+            before = stored_cells.get(cell_identity(now, run.target))
+            if before is not None:
+                found = check.check(f"{now['model']} {now['variant']} on {run.target}", before, now)
+                if found is not None:
+                    regressions.append(found)
+    return regressions

@@ -1,0 +1,183 @@
+"""The verification policy, in two parts: the acceptance rules (what a variant must show on a target
+to be accepted) and the A/B schedule (what is measured and for how long).
+
+A policy is data, merged from four layers (later wins): built-in defaults, the target profile's
+`[policy]` table, a `--policy` TOML file, and CLI overrides. On disk and on the command line it is
+one flat table of keys; help text lives beside each field and the CLI and the docs take it from
+there. Every key is validated strictly: an unknown key names the file and the nearest valid key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from harness.measure.schedule import ABSchedule, invalid_policy
+from targets.errors import SpeedproofError, did_you_mean
+from targets.toml_files import read_toml_file
+
+
+@dataclass(frozen=True)
+class AcceptanceRules:
+    """What a variant must show to be accepted, and what counts as a regression in the gate."""
+
+    min_speedup: float = field(
+        default=1.10, metadata={"help": "the lower end of the speedup interval must reach this to accept"}
+    )
+    confidence: float = field(default=0.95, metadata={"help": "confidence level of the speedup interval"})
+    max_accuracy_drop: float = field(
+        default=0.01,
+        metadata={"help": "largest absolute top-1 accuracy drop allowed, when the source has labelled data"},
+    )
+    min_fidelity: float = field(
+        default=0.99,
+        metadata={"help": "smallest top-1 agreement with the baseline when the source has no labels; 0 disables"},
+    )
+    max_memory_ratio: float = field(
+        default=1.10, metadata={"help": "largest peak-RSS ratio variant / baseline allowed"}
+    )
+    max_regression: float = field(
+        default=0.05,
+        metadata={"help": "gate --baseline: a speedup this much (relative) below the stored one is a regression"},
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.min_speedup <= 0:
+            problems.append(f"min_speedup = {self.min_speedup}; must be > 0 (1.10 asks for 10% faster)")
+        if not 0.5 <= self.confidence < 1.0:
+            problems.append(f"confidence = {self.confidence}; must lie in [0.5, 1)")
+        if not 0.0 <= self.max_accuracy_drop <= 1.0:
+            problems.append(f"max_accuracy_drop = {self.max_accuracy_drop}; must lie in [0, 1] (absolute, 0.01 = 1 pt)")
+        if not 0.0 <= self.min_fidelity <= 1.0:
+            problems.append(f"min_fidelity = {self.min_fidelity}; must lie in [0, 1] (0 disables)")
+        if self.max_memory_ratio <= 0:
+            problems.append(f"max_memory_ratio = {self.max_memory_ratio}; must be > 0")
+        if not 0.0 <= self.max_regression < 1.0:
+            problems.append(f"max_regression = {self.max_regression}; must lie in [0, 1)")
+        invalid_policy(problems)
+
+
+# the flat order of keys in records, --help and the docs
+POLICY_KEYS = (
+    "metric",
+    "batch_size",
+    "min_speedup",
+    "confidence",
+    "max_accuracy_drop",
+    "min_fidelity",
+    "max_memory_ratio",
+    "max_pair_duration_s",
+    "burst_duration_s",
+    "min_pairs",
+    "probe_batch_size",
+    "max_regression",
+)
+_SCHEDULE_KEYS = frozenset(item.name for item in fields(ABSchedule))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The acceptance rules and the A/B schedule of one verification; flat on disk."""
+
+    rules: AcceptanceRules = field(default_factory=AcceptanceRules)
+    schedule: ABSchedule = field(default_factory=ABSchedule)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: getattr(self.schedule if key in _SCHEDULE_KEYS else self.rules, key) for key in POLICY_KEYS}
+
+    def with_values(self, values: Mapping[str, Any]) -> Policy:
+        """This policy with some flat keys changed (validated)."""
+        schedule = {key: value for key, value in values.items() if key in _SCHEDULE_KEYS}
+        rules = {key: value for key, value in values.items() if key not in _SCHEDULE_KEYS}
+        return Policy(
+            rules=replace(self.rules, **rules) if rules else self.rules,
+            schedule=replace(self.schedule, **schedule) if schedule else self.schedule,
+        )
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Policy:
+        return cls().with_values({key: value for key, value in values.items() if key in POLICY_KEYS})
+
+
+def policy_fields() -> dict[str, Any]:
+    """Flat key -> dataclass field, in POLICY_KEYS order (for the CLI and the docs)."""
+    every = {item.name: item for part in (ABSchedule, AcceptanceRules) for item in fields(part)}
+    return {key: every[key] for key in POLICY_KEYS}
+
+
+def _expected_type(name: str) -> type:
+    return {"str": str, "int": int, "float": float}[str(policy_fields()[name].type)]
+
+
+def check_policy_table(table: Any, where: str) -> dict[str, Any]:
+    """Validate the keys and types of a `[policy]` table; return it as overrides. `where` names the
+    file (and table) for error messages."""
+    if not isinstance(table, dict):
+        raise SpeedproofError(f"{where}: [policy] must be a table of keys, got {type(table).__name__}")
+    known = policy_fields()
+    overrides: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise SpeedproofError(
+                f"{where}: unknown policy key {key!r}{did_you_mean(key, known)}; valid keys: {', '.join(known)}"
+            )
+        expected = _expected_type(key)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise SpeedproofError(
+                f"{where}: policy.{key} = {value!r} has the wrong type; expected {expected.__name__} "
+                f"({known[key].metadata['help']})"
+            )
+        overrides[key] = value
+    return overrides
+
+
+def apply_overrides(policy: Policy, overrides: Mapping[str, Any], where: str) -> Policy:
+    """`policy` with `overrides` applied; a value out of range names `where` it came from."""
+    if not overrides:
+        return policy
+    try:
+        return policy.with_values(overrides)
+    except SpeedproofError as error:
+        raise SpeedproofError(f"{where}: {error}") from None
+
+
+def load_policy_overrides(path: Path) -> dict[str, Any]:
+    """The `[policy]` table of a policy file (the only table it may have)."""
+    data = read_toml_file(path, "policy")
+    for key in data:
+        if key != "policy":
+            raise SpeedproofError(
+                f"{path}: unknown table or key {key!r}{did_you_mean(key, ['policy'])}; a policy file holds one "
+                "[policy] table"
+            )
+    if "policy" not in data:
+        raise SpeedproofError(f"{path}: no [policy] table; write the keys under a [policy] header")
+    return check_policy_table(data["policy"], str(path))
+
+
+def build_policy(
+    profile_policy: Mapping[str, Any] | None = None,
+    policy_file: Path | None = None,
+    cli_overrides: Mapping[str, Any] | None = None,
+    file_overrides: Mapping[str, Any] | None = None,
+    file_label: str = "policy file",
+    profile_label: str = "target profile",
+) -> Policy:
+    """Defaults, then the profile's defaults, then the file's keys, then the CLI's."""
+    where = f"{profile_label} [policy]"
+    policy = apply_overrides(Policy(), check_policy_table(dict(profile_policy or {}), where), where)
+    if policy_file is not None:
+        policy = apply_overrides(policy, load_policy_overrides(policy_file), str(policy_file))
+    if file_overrides:
+        policy = apply_overrides(policy, file_overrides, file_label)
+    return apply_overrides(policy, {k: v for k, v in (cli_overrides or {}).items() if v is not None}, "command line")
+
+
+def target_policy(profile: Any, policy_file: Path | None = None, **layers: Any) -> Policy:
+    """`build_policy` with the profile's `[policy]` table, named by the profile's file in errors."""
+    return build_policy(profile.policy, policy_file, profile_label=profile.source, **layers)

@@ -1,0 +1,110 @@
+"""The pruning sweep (the compare job): structured against unstructured pruning at several sparsity
+levels (and 2:4 semi-structured once), each verified A/B against the baseline, so the gap between
+"smaller" and "faster" shows in one table and one plot."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.progress import ProgressCallback, no_progress
+from harness.records.provenance import new_run_id
+from harness.records.run_record import Record
+from harness.records.store import write_record
+from harness.variants.preparation import prepare_variants
+from harness.verdict.policy import target_policy
+from harness.verdict.rules import mac_reduction
+from harness.verdict.verify import VerifyContext, verification_record, verify_prepared
+from targets.compatibility import resolve_target
+from targets.errors import SpeedproofError
+from targets.runners.base import Runner
+from targets.runners.local import LocalRunner
+from targets.runners.protocol import MeasurementProtocol
+
+DEFAULT_SPARSITIES = (0.3, 0.5, 0.7, 0.9)
+SEMI_STRUCTURED_SPARSITY = 0.5  # 2 of every 4 weights
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    model: str
+    sparsities: tuple[float, ...] = DEFAULT_SPARSITIES
+    finetune_epochs: int = 0
+    target: str | None = None
+    threads: int | None = None
+    input_shapes: tuple[str, ...] = ()
+    policy_file: Path | None = None
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
+    protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
+    out_dir: Path = Path("results")
+
+
+def compare_recipes(sparsities: tuple[float, ...], finetune_epochs: int = 0) -> list[tuple[str, float, str]]:
+    """(kind, sparsity, recipe) for every point of the comparison."""
+    if not sparsities:
+        raise SpeedproofError("--sparsity needs at least one level, e.g. 0.3,0.5,0.7,0.9")
+    for level in sparsities:
+        if not 0.0 < level < 1.0:
+            raise SpeedproofError(f"--sparsity levels must lie strictly between 0 and 1, got {level:g}")
+    if len(set(sparsities)) != len(sparsities):
+        raise SpeedproofError(f"--sparsity has a level twice: {', '.join(f'{s:g}' for s in sparsities)}")
+    suffix = f":finetune={finetune_epochs}" if finetune_epochs else ""
+    points = []
+    for level in sorted(sparsities):
+        points.append(("structured", level, f"structured:{level:g}{suffix}"))
+        points.append(("unstructured", level, f"unstructured:{level:g}{suffix}"))
+    points.append(("semi-structured", SEMI_STRUCTURED_SPARSITY, f"semi-structured{suffix}"))
+    return points
+
+
+def run_compare(
+    request: CompareRequest, progress: ProgressCallback = no_progress, runner: Runner | None = None
+) -> tuple[Record, Path]:
+    runner = runner or LocalRunner()
+    resolved = resolve_target(request.target, request.threads, runner)
+    policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
+    points = compare_recipes(request.sparsities, request.finetune_epochs)
+    context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
+    run_id = new_run_id()
+    with tempfile.TemporaryDirectory(prefix="speedproof-compare-") as work_dir:
+        prepared = prepare_variants(
+            request.model,
+            tuple(recipe for _, _, recipe in points),
+            request.input_shapes,
+            resolved,
+            runner,
+            Path(work_dir),
+            progress,
+        )
+        cells = verify_prepared(prepared, context)
+    sweep = {"model": prepared.source.name, "points": _points(points, [cell.as_dict() for cell in cells])}
+    verified = verification_record("compare", context, run_id, request.model, prepared, cells)
+    record = verified.with_section("compare", sweep).as_dict()
+    path = write_record(record, request.out_dir, label=f"compare-{prepared.source.name}")
+    return record, path
+
+
+def _points(points: list[tuple[str, float, str]], cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_recipe = {cell["variant"]: cell for cell in cells if not cell.get("reference")}
+    baseline = next(cell for cell in cells if cell.get("reference"))
+    base_facts = baseline.get("artifact") or {}
+    out = []
+    for kind, level, recipe in points:
+        cell = by_recipe[recipe]
+        facts = cell.get("artifact") or {}
+        base_zipped, zipped = base_facts.get("zipped_bytes"), facts.get("zipped_bytes")
+        out.append(
+            {
+                "kind": kind,
+                "sparsity": level,
+                "recipe": recipe,
+                "speedup": cell.get("speedup"),
+                "zipped_reduction": base_zipped / zipped if base_zipped and zipped else None,
+                "mac_reduction": mac_reduction(base_facts, facts or None),
+                "decision": (cell.get("verdict") or {}).get("decision"),
+                "reasons": [reason["code"] for reason in (cell.get("verdict") or {}).get("reasons", [])],
+            }
+        )
+    return out

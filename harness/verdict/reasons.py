@@ -1,0 +1,96 @@
+"""The words of a verdict: the decision, the reason codes (with the sentence each stands for), and
+the verdict itself as it is written into records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from targets.errors import FailureKind, TextEnum
+
+
+class Decision(TextEnum):
+    ACCEPT = "ACCEPT"
+    REJECT = "REJECT"
+
+
+class ReasonCode(TextEnum):
+    """Why a variant was rejected. The docstring of each member is what `--help` and the docs say."""
+
+    NO_REAL_SPEEDUP = "NO_REAL_SPEEDUP"
+    SLOWER = "SLOWER"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    ACCURACY_DROP = "ACCURACY_DROP"
+    FIDELITY_LOW = "FIDELITY_LOW"
+    MEMORY_GREW = "MEMORY_GREW"
+    FAILED = "FAILED"
+    FELL_BACK = "FELL_BACK"
+
+    @property
+    def meaning(self) -> str:
+        return REASON_MEANINGS[self]
+
+    @classmethod
+    def for_failure(cls, kind: FailureKind | None) -> ReasonCode:
+        """FELL_BACK for a backend that ran something other than asked; FAILED for anything else."""
+        return cls.FELL_BACK if kind == FailureKind.FELL_BACK else cls.FAILED
+
+
+REASON_MEANINGS = {
+    ReasonCode.NO_REAL_SPEEDUP: "the interval's upper end is below min_speedup (but not below 1): smaller, not faster",
+    ReasonCode.SLOWER: "the whole interval lies below 1.00",
+    ReasonCode.INCONCLUSIVE: "out of time with the interval straddling min_speedup, too few pairs, or emulated timings",
+    ReasonCode.ACCURACY_DROP: "labelled data: top-1 accuracy fell by more than max_accuracy_drop",
+    ReasonCode.FIDELITY_LOW: "no labels: top-1 agreement with the baseline is below min_fidelity",
+    ReasonCode.MEMORY_GREW: "peak RSS grew beyond max_memory_ratio of the baseline's",
+    ReasonCode.FAILED: "the variant could not be built, or a worker failed, crashed or hung",
+    ReasonCode.FELL_BACK: "the backend ran on something other than what was asked",
+}
+# the reason codes that say the speed requirement was not shown (at most one per verdict)
+SPEED_CODES = frozenset({ReasonCode.NO_REAL_SPEEDUP, ReasonCode.SLOWER, ReasonCode.INCONCLUSIVE})
+# the reason codes that mean nothing was measured: a failed run, not a result
+FAILURE_CODES = frozenset({ReasonCode.FAILED, ReasonCode.FELL_BACK})
+
+
+def reason_codes_help() -> str:
+    """Every reason code with its meaning, for --help."""
+    return "; ".join(f"{code}: {code.meaning}" for code in ReasonCode)
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: ReasonCode
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": str(self.code), "message": self.message}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    reasons: tuple[Reason, ...] = ()
+    hints: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    realization: float | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.decision == Decision.ACCEPT
+
+    def codes(self) -> list[ReasonCode]:
+        return [reason.code for reason in self.reasons]
+
+    @classmethod
+    def failed(cls, message: str, kind: FailureKind | None = None) -> Verdict:
+        """The verdict on a variant that produced no measurement."""
+        return cls(Decision.REJECT, (Reason(ReasonCode.for_failure(kind), message),))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision": str(self.decision),
+            "reasons": [reason.as_dict() for reason in self.reasons],
+            "hints": list(self.hints),
+            "notes": list(self.notes),
+            "realization": self.realization,
+        }

@@ -1,0 +1,271 @@
+"""The verdict on one variant: ACCEPT only when every check holds (the speedup interval clears the
+policy's threshold, quality and memory hold); otherwise REJECT with every reason that applies, each
+a code and a sentence with the numbers, plus hardware hints and how much of the MAC reduction the
+hardware delivered (`realization`).
+
+Each rule is a small check object with one method (pytest-benchmark's `PercentageRegressionCheck`
+pattern): `evaluate(evidence)` returns its reasons and notes. Pure logic on measurements already
+taken, so every boundary can be tested on synthetic numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from harness.measure.ab_pair import PairStop
+from harness.measure.speedup import SpeedupEstimate
+from harness.verdict.policy import Policy
+from harness.verdict.reasons import Decision, Reason, ReasonCode, Verdict
+from targets.errors import FailureKind
+
+# an artifact counts as smaller on a measure when it is below this share of the baseline's
+SMALLER_BELOW = 0.95
+INT8_OPS = frozenset(
+    {"QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearConv", "QLinearMatMul"}
+)
+X86_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+ARM_INT8_FLAGS = ("asimddp",)
+# limits hold at equality: 0.50 - 0.49 must count as a drop of exactly 0.01
+FLOAT_SLACK = 1e-9
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the verdict is decided on (all already measured)."""
+
+    recipe: str
+    policy: Policy
+    baseline_facts: dict[str, Any]
+    variant_facts: dict[str, Any] | None
+    speedup: SpeedupEstimate | None = None
+    stopped_by: PairStop | None = None
+    failure: str | None = None
+    failure_kind: FailureKind | None = None  # FELL_BACK for the FELL_BACK reason
+    baseline_quality: dict[str, Any] | None = None
+    variant_quality: dict[str, Any] | None = None
+    latency_only: bool = False  # random weights: quality is not judged
+    baseline_peak_rss_bytes: int | None = None
+    variant_peak_rss_bytes: int | None = None
+    host_isa: str = "x86_64"
+    host_cpu_flags: tuple[str, ...] = ()
+    gpu_target: bool = False
+    emulated: bool = False
+    larger_batch_speedup: SpeedupEstimate | None = None
+    larger_batch_size: int | None = None
+    pairs_time_s: float | None = None
+    is_identity: bool = False  # the identity recipe: never accepted, whatever the noise says
+    extra_notes: tuple[str, ...] = field(default=())
+
+
+@dataclass
+class CheckResult:
+    reasons: list[Reason] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class VerdictCheck(Protocol):
+    def evaluate(self, evidence: Evidence) -> CheckResult: ...
+
+
+def interval_text(estimate: SpeedupEstimate) -> str:
+    return f"{estimate.ratio:.2f}x [{estimate.ci_low:.2f}, {estimate.ci_high:.2f}]"
+
+
+def mac_reduction(baseline_facts: dict[str, Any], variant_facts: dict[str, Any] | None) -> float | None:
+    """baseline MACs / variant MACs, when both are known."""
+    base = baseline_facts.get("macs")
+    var = (variant_facts or {}).get("macs")
+    if not base or not var:
+        return None
+    return float(base) / float(var)
+
+
+def size_reductions(baseline_facts: dict[str, Any], variant_facts: dict[str, Any]) -> list[str]:
+    """How the artifact is smaller than the baseline, as short phrases ("4.9x smaller zipped")."""
+    phrases = []
+    for key, label in (("zipped_bytes", "zipped"), ("params", "in params"), ("macs", "in MACs")):
+        base, var = baseline_facts.get(key), variant_facts.get(key)
+        if base and var and var < base * SMALLER_BELOW:
+            phrases.append(f"{base / var:.1f}x smaller {label}")
+    base_nonzero, var_nonzero = baseline_facts.get("nonzero_params"), variant_facts.get("nonzero_params")
+    if base_nonzero and var_nonzero is not None and var_nonzero < base_nonzero * SMALLER_BELOW:
+        phrases.append(f"{var_nonzero / base_nonzero:.0%} of the baseline's non-zero weights")
+    return phrases
+
+
+class SpeedupCheck:
+    """The interval's lower end must reach min_speedup; says at most one speed reason."""
+
+    def evaluate(self, evidence: Evidence) -> CheckResult:
+        reason = self._reason(evidence)
+        return CheckResult(reasons=[reason] if reason else [])
+
+    def _reason(self, evidence: Evidence) -> Reason | None:
+        rules, schedule, estimate = evidence.policy.rules, evidence.policy.schedule, evidence.speedup
+        if estimate is None:
+            return Reason(ReasonCode.INCONCLUSIVE, "no speedup was measured")
+        measured = f"{schedule.metric} speedup {interval_text(estimate)} at batch {schedule.batch_size}"
+        if evidence.emulated:
+            return Reason(
+                ReasonCode.INCONCLUSIVE, f"{measured} was timed under emulation, which never decides a verdict"
+            )
+        if evidence.stopped_by == PairStop.TOO_LITTLE_DATA:
+            return Reason(
+                ReasonCode.INCONCLUSIVE,
+                f"only {estimate.pairs} burst pairs fit in max_pair_duration_s = {schedule.max_pair_duration_s:g} s "
+                f"(min_pairs = {schedule.min_pairs}); {measured} is not enough to decide",
+            )
+        required = f"{rules.min_speedup:.2f} required"
+        if evidence.is_identity and estimate.ci_low >= rules.min_speedup:
+            return Reason(
+                ReasonCode.NO_REAL_SPEEDUP,
+                f"identity compresses nothing, so {measured} is noise or a re-export artifact, not a speedup",
+            )
+        if estimate.ci_low >= rules.min_speedup:
+            return None
+        if estimate.ci_high < 1.0:
+            return Reason(
+                ReasonCode.SLOWER,
+                f"{measured}: the whole {estimate.confidence:.0%} interval lies below 1.00 ({required})",
+            )
+        if estimate.ci_high >= rules.min_speedup:
+            took = f" after {evidence.pairs_time_s:.0f} s" if evidence.pairs_time_s is not None else ""
+            return Reason(
+                ReasonCode.INCONCLUSIVE,
+                f"{measured} still straddles {rules.min_speedup:.2f}{took} ({estimate.pairs} burst pairs); "
+                "a longer max_pair_duration_s or a quieter machine may decide it",
+            )
+        smaller = size_reductions(evidence.baseline_facts, evidence.variant_facts or {})
+        what = ", ".join(smaller) if smaller else "not smaller either (zipped size, params, non-zeros, MACs)"
+        return Reason(ReasonCode.NO_REAL_SPEEDUP, f"{what}; {measured} < {required}")
+
+
+class QualityCheck:
+    """Labelled data: accuracy may drop by at most max_accuracy_drop. Without labels: top-1 agreement
+    with the baseline must reach min_fidelity (not judged for random-weight sources)."""
+
+    def evaluate(self, evidence: Evidence) -> CheckResult:
+        rules, quality, base = evidence.policy.rules, evidence.variant_quality, evidence.baseline_quality
+        result = CheckResult()
+        if not quality:
+            result.notes.append("quality was not measured")
+            return result
+        if quality.get("metric") == "accuracy" and base and base.get("accuracy") is not None:
+            drop = base["accuracy"] - quality["accuracy"]
+            if drop > rules.max_accuracy_drop + FLOAT_SLACK:
+                result.reasons.append(
+                    Reason(
+                        ReasonCode.ACCURACY_DROP,
+                        f"top-1 accuracy {quality['accuracy']:.1%} vs baseline {base['accuracy']:.1%}: a drop of "
+                        f"{drop * 100:.1f} pts > {rules.max_accuracy_drop * 100:.1f} allowed",
+                    )
+                )
+            return result
+        if quality.get("metric") == "fidelity":
+            if evidence.latency_only:
+                result.notes.append("fidelity not judged: the source has random weights (latency only)")
+                return result
+            if rules.min_fidelity > 0 and quality["top1_agreement"] < rules.min_fidelity - FLOAT_SLACK:
+                result.reasons.append(
+                    Reason(
+                        ReasonCode.FIDELITY_LOW,
+                        f"top-1 agreement with the baseline {quality['top1_agreement']:.1%} < "
+                        f"{rules.min_fidelity:.1%} required (mean cosine "
+                        f"{quality.get('mean_cosine', float('nan')):.4f})",
+                    )
+                )
+        return result
+
+
+class MemoryCheck:
+    """Peak RSS of the variant's worker over the baseline's may be at most max_memory_ratio."""
+
+    def evaluate(self, evidence: Evidence) -> CheckResult:
+        base, var = evidence.baseline_peak_rss_bytes, evidence.variant_peak_rss_bytes
+        if not base or var is None:
+            return CheckResult()
+        ratio = var / base
+        allowed = evidence.policy.rules.max_memory_ratio
+        if ratio <= allowed + FLOAT_SLACK:
+            return CheckResult()
+        return CheckResult(
+            reasons=[
+                Reason(
+                    ReasonCode.MEMORY_GREW,
+                    f"peak RSS {var / 2**20:.0f} MiB vs baseline {base / 2**20:.0f} MiB: {ratio:.2f}x > "
+                    f"{allowed:.2f} allowed",
+                )
+            ]
+        )
+
+
+SPEED_CHECK = SpeedupCheck()
+VERDICT_CHECKS: tuple[VerdictCheck, ...] = (SPEED_CHECK, QualityCheck(), MemoryCheck())
+
+
+def decide(evidence: Evidence) -> Verdict:
+    """ACCEPT or REJECT with reasons, hints and realization."""
+    if evidence.failure is not None:
+        return Verdict.failed(evidence.failure, evidence.failure_kind)
+    reasons: list[Reason] = []
+    notes: list[str] = list(evidence.extra_notes)
+    speed_ok = True
+    for check in VERDICT_CHECKS:
+        result = check.evaluate(evidence)
+        reasons.extend(result.reasons)
+        notes.extend(result.notes)
+        if check is SPEED_CHECK:
+            speed_ok = not result.reasons
+    hints = hardware_hints(evidence) if not speed_ok else []
+    realization = None
+    reduction = mac_reduction(evidence.baseline_facts, evidence.variant_facts)
+    if reduction and evidence.speedup is not None:
+        realization = evidence.speedup.ratio / reduction
+    decision = Decision.ACCEPT if not reasons else Decision.REJECT
+    return Verdict(decision, tuple(reasons), tuple(hints), tuple(notes), realization)
+
+
+def hardware_hints(evidence: Evidence) -> list[str]:
+    """Why the hardware may not deliver the gain (only given when the speed requirement failed)."""
+    hints = []
+    base, facts = evidence.baseline_facts, evidence.variant_facts or {}
+    reduction = mac_reduction(base, facts)
+    params, nonzero = facts.get("params"), facts.get("nonzero_params")
+    base_params, base_nonzero = base.get("params"), base.get("nonzero_params")
+    if params and nonzero is not None and base_params and base_nonzero:
+        zero_share = 1 - nonzero / params
+        base_zero_share = 1 - base_nonzero / base_params
+        if zero_share - base_zero_share > 0.2 and (reduction is None or reduction < 1 / SMALLER_BELOW):
+            hints.append(
+                f"{zero_share:.0%} of the weights are zero, but dense kernels multiply the zeros too: the MACs "
+                "are unchanged. Structured pruning (whole channels or heads) shrinks the work itself; 2:4 "
+                "sparsity needs sparse tensor cores"
+            )
+    ops = set((facts.get("op_histogram") or {}).keys())
+    if ops & INT8_OPS and not evidence.gpu_target:
+        if evidence.host_isa == "x86_64" and not set(X86_INT8_FLAGS) & set(evidence.host_cpu_flags):
+            hints.append(
+                "int8 on an x86 CPU without VNNI or AMX (no avx512_vnni, avx_vnni or amx_int8): int8 dot "
+                "products take several instructions each, plus the (de)quantize steps, so int8 is often "
+                "slower than float32 here"
+            )
+        elif evidence.host_isa == "aarch64" and not set(ARM_INT8_FLAGS) & set(evidence.host_cpu_flags):
+            hints.append(
+                "int8 on an ARM CPU without dot-product instructions (no asimddp): int8 matmuls gain little "
+                "over float32"
+            )
+    alignment = facts.get("alignment") or {}
+    if evidence.gpu_target and alignment.get("multiple_of_8") is not None and alignment["multiple_of_8"] < 1.0:
+        examples = ", ".join(str(item) for item in (alignment.get("misaligned_examples") or [])[:4])
+        hints.append(
+            f"only {alignment['multiple_of_8']:.0%} of the layer widths are multiples of 8 "
+            f"({examples}): tensor cores want multiples of 8 (fp16) or 16 (int8); try round_to=8"
+        )
+    larger = evidence.larger_batch_speedup
+    if larger is not None and larger.ci_low >= evidence.policy.rules.min_speedup:
+        hints.append(
+            f"at batch {evidence.larger_batch_size} the speedup is {interval_text(larger)}: the gain appears "
+            "only at larger batch sizes"
+        )
+    return hints

@@ -1,0 +1,285 @@
+"""The verify job: build the variants, compare each against the baseline in a same-session A/B run,
+and give each an ACCEPT/REJECT verdict under the policy. The gate and the pruning sweep verify
+through `verify_prepared` too.
+
+A cell is (variant, backend) at the schedule's batch size. The baseline's cell is the reference
+and has no verdict; a variant that failed to build, or whose pair failed, is REJECTED with FAILED
+(or FELL_BACK) while the others still run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.measure.ab_pair import PairOutcome, StopRule, run_ab_pair
+from harness.measure.speedup import SpeedupEstimate
+from harness.progress import ProgressCallback, no_progress
+from harness.recipes.grammar import parse_recipe
+from harness.records.cells import CellKey, CellStatus, VerdictCell
+from harness.records.provenance import new_run_id
+from harness.records.run_record import Record, RecordHeader, RunRecord
+from harness.records.store import write_record
+from harness.variants.builder import BuiltVariant
+from harness.variants.preparation import PreparedVariants, model_source_entry, prepare_variants
+from harness.verdict.policy import Policy, target_policy
+from harness.verdict.reasons import SPEED_CODES, Verdict
+from harness.verdict.rules import Evidence, decide, interval_text, mac_reduction
+from targets.compatibility import resolve_target
+from targets.errors import SpeedproofError
+from targets.inputs import resolve_input_specs
+from targets.profiles import BackendSpec, ResolvedProfile
+from targets.runners.base import Runner, WorkerRequest
+from targets.runners.local import LocalRunner
+from targets.runners.protocol import MeasurementProtocol
+
+# extra reduction in MACs that makes a larger-batch probe worth its time
+PROBE_MIN_MAC_REDUCTION = 1.05
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    model: str
+    recipes: tuple[str, ...]
+    target: str | None = None
+    threads: int | None = None
+    input_shapes: tuple[str, ...] = ()
+    policy_file: Path | None = None
+    policy_overrides: dict[str, Any] = field(default_factory=dict)  # from the command line
+    protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)  # warm-up and load allowance
+    out_dir: Path = Path("results")
+
+
+@dataclass(frozen=True)
+class VerifyContext:
+    """What every pair of one verification shares."""
+
+    resolved: ResolvedProfile
+    policy: Policy
+    runner: Runner
+    protocol: MeasurementProtocol
+    progress: ProgressCallback = no_progress
+
+
+def run_verify(
+    request: VerifyRequest,
+    progress: ProgressCallback = no_progress,
+    runner: Runner | None = None,
+) -> tuple[Record, Path]:
+    """Verify every recipe of the request and write the record; return it and its path."""
+    runner = runner or LocalRunner()
+    resolved = resolve_target(request.target, request.threads, runner)
+    policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
+    context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
+    run_id = new_run_id()
+    with tempfile.TemporaryDirectory(prefix="speedproof-verify-") as work_dir:
+        prepared = prepare_variants(
+            request.model, request.recipes, request.input_shapes, resolved, runner, Path(work_dir), progress
+        )
+        cells = verify_prepared(prepared, context)
+    record = verification_record("verify", context, run_id, request.model, prepared, cells).as_dict()
+    path = write_record(record, request.out_dir, label=f"verify-{prepared.source.name}")
+    return record, path
+
+
+def verification_record(
+    command: str,
+    context: VerifyContext,
+    run_id: str,
+    model_spec: str,
+    prepared: PreparedVariants,
+    cells: list[VerdictCell],
+) -> RunRecord:
+    """The record of a verification of one model on one target (verify, compare)."""
+    return RunRecord(
+        header=RecordHeader.new(command, context.runner.fingerprint(), context.resolved, run_id),
+        policy=context.policy.as_dict(),
+        protocol=context.protocol.as_dict(),
+        model_source=model_source_entry(model_spec, prepared),
+        variants=[variant.as_dict() for variant in prepared.variants],
+        cells=tuple(cells),
+    )
+
+
+def verify_prepared(prepared: PreparedVariants, context: VerifyContext) -> list[VerdictCell]:
+    """One reference cell for the baseline and one verdict cell per other variant, per backend."""
+    baseline = prepared.variants[0]
+    cells = []
+    for backend in context.resolved.profile.backends:
+        cells.append(_baseline_cell(prepared, baseline, backend, context.policy))
+        others = prepared.variants[1:]
+        for index, variant in enumerate(others, start=1):
+            context.progress(f"[{index}/{len(others)}] A/B {prepared.source.name}: baseline vs {variant.recipe}")
+            cells.append(_verify_variant(prepared, baseline, variant, backend, context))
+    return cells
+
+
+def _key(prepared: PreparedVariants, variant: BuiltVariant, backend: BackendSpec, policy: Policy) -> CellKey:
+    return CellKey(prepared.source.name, variant.recipe, backend.name, policy.schedule.batch_size)
+
+
+def _unmeasured_cell(
+    prepared: PreparedVariants, variant: BuiltVariant, backend: BackendSpec, policy: Policy
+) -> VerdictCell:
+    """A variant's cell before its pair ran: the artifact's facts and quality, not yet a measurement."""
+    return VerdictCell(
+        key=_key(prepared, variant, backend, policy),
+        provider=backend.options.get("execution_provider"),
+        status=CellStatus.FAILED,
+        artifact=variant.artifact,
+        quality=variant.quality,
+        warnings=tuple(variant.warnings),
+    )
+
+
+def _baseline_cell(
+    prepared: PreparedVariants, baseline: BuiltVariant, backend: BackendSpec, policy: Policy
+) -> VerdictCell:
+    return replace(
+        _unmeasured_cell(prepared, baseline, backend, policy),
+        status=CellStatus.OK if baseline.ok else CellStatus.FAILED,
+        error=baseline.error,
+        reference=True,
+    )
+
+
+def _verify_variant(
+    prepared: PreparedVariants,
+    baseline: BuiltVariant,
+    variant: BuiltVariant,
+    backend: BackendSpec,
+    context: VerifyContext,
+) -> VerdictCell:
+    policy = context.policy
+    cell = _unmeasured_cell(prepared, variant, backend, policy)
+    evidence = _evidence_base(prepared, baseline, variant, context)
+    if not baseline.ok:
+        failure = f"the baseline could not be built: {baseline.error}"
+    elif not variant.ok:
+        failure = f"variant {variant.recipe!r} could not be built: {variant.error}"
+    else:
+        failure = None
+    if failure is not None:
+        return replace(cell, error=failure, verdict=Verdict.failed(failure))
+    try:
+        outcome = _measure_pair(prepared, baseline, variant, backend, policy.schedule.batch_size, context)
+    except SpeedproofError as error:
+        return replace(cell, error=str(error), verdict=Verdict.failed(str(error)))
+    cell = replace(cell, ab=outcome.as_dict())
+    if outcome.status != "ok":
+        return replace(cell, error=outcome.error, verdict=Verdict.failed(outcome.error or "", outcome.error_kind))
+    cell = replace(
+        cell,
+        status=CellStatus.OK,
+        provider=outcome.variant.provider,
+        speedup=outcome.speedup.as_dict() if outcome.speedup else None,
+        latency_ms=outcome.variant.latency_ms,
+        memory=outcome.variant.memory,
+    )
+    evidence = replace(
+        evidence,
+        speedup=outcome.speedup,
+        stopped_by=outcome.stopped_by,
+        pairs_time_s=outcome.duration_s,
+        baseline_peak_rss_bytes=(outcome.baseline.memory or {}).get("peak_rss_bytes"),
+        variant_peak_rss_bytes=(outcome.variant.memory or {}).get("peak_rss_bytes"),
+    )
+    verdict = decide(evidence)
+    probe = _larger_batch_probe(prepared, baseline, variant, backend, context, verdict, evidence)
+    if probe is not None:
+        probe_batch = policy.schedule.probe_batch_size
+        cell = replace(cell, larger_batch_speedup={"batch_size": probe_batch, **probe.as_dict()})
+        verdict = decide(replace(evidence, larger_batch_speedup=probe, larger_batch_size=probe_batch))
+    if outcome.speedup:
+        context.progress(
+            f"  {variant.recipe}: {interval_text(outcome.speedup)} after {len(outcome.bursts)} pairs "
+            f"({outcome.duration_s:.1f} s) -> {verdict.decision} {' '.join(map(str, verdict.codes()))}"
+        )
+    return replace(cell, verdict=verdict)
+
+
+def _evidence_base(
+    prepared: PreparedVariants, baseline: BuiltVariant, variant: BuiltVariant, context: VerifyContext
+) -> Evidence:
+    try:
+        is_identity = parse_recipe(variant.recipe).is_identity
+    except SpeedproofError:
+        is_identity = False
+    host = context.runner.fingerprint()
+    return Evidence(
+        recipe=variant.recipe,
+        policy=context.policy,
+        baseline_facts=baseline.artifact or {},
+        variant_facts=variant.artifact,
+        baseline_quality=baseline.quality,
+        variant_quality=variant.quality,
+        latency_only=prepared.source.latency_only,
+        host_isa=host.isa,
+        host_cpu_flags=tuple(host.cpu_flags),
+        gpu_target=context.resolved.profile.requires.cuda_device,
+        emulated=host.emulated,
+        is_identity=is_identity,
+    )
+
+
+def _measure_pair(
+    prepared: PreparedVariants,
+    baseline: BuiltVariant,
+    variant: BuiltVariant,
+    backend: BackendSpec,
+    batch_size: int,
+    context: VerifyContext,
+) -> PairOutcome:
+    specs = resolve_input_specs(prepared.model_inputs, batch_size, prepared.overrides)
+    requests = [
+        WorkerRequest.for_cell(
+            str(built.artifact_path.resolve()),  # type: ignore[union-attr]
+            backend,
+            context.resolved,
+            specs,
+            batch_size,
+            context.protocol,
+        )
+        for built in (baseline, variant)
+    ]
+    rules = context.policy.rules
+    return run_ab_pair(
+        requests[0],
+        requests[1],
+        replace(context.policy.schedule, batch_size=batch_size),
+        StopRule(min_speedup=rules.min_speedup, confidence=rules.confidence),
+        runner=context.runner,
+        load_timeout_s=context.protocol.load_allowance_s + context.protocol.warmup_min_duration_s,
+        progress=context.progress,
+    )
+
+
+def _larger_batch_probe(
+    prepared: PreparedVariants,
+    baseline: BuiltVariant,
+    variant: BuiltVariant,
+    backend: BackendSpec,
+    context: VerifyContext,
+    verdict: Verdict,
+    evidence: Evidence,
+) -> SpeedupEstimate | None:
+    """With `probe_batch_size`, a variant with fewer MACs that missed the threshold is also compared
+    at that batch size; the result only adds a hint, it never changes the decision."""
+    schedule = context.policy.schedule
+    reduction = mac_reduction(evidence.baseline_facts, evidence.variant_facts)
+    if (
+        not schedule.probe_batch_size
+        or schedule.probe_batch_size == schedule.batch_size
+        or not SPEED_CODES & set(verdict.codes())
+        or reduction is None
+        or reduction < PROBE_MIN_MAC_REDUCTION
+    ):
+        return None
+    context.progress(f"  probing {variant.recipe} at batch {schedule.probe_batch_size}")
+    try:
+        outcome = _measure_pair(prepared, baseline, variant, backend, schedule.probe_batch_size, context)
+    except SpeedproofError:
+        return None
+    return outcome.speedup if outcome.status == "ok" else None

@@ -1,0 +1,48 @@
+"""The one exception type of speedproof, helpers that make its messages useful, and the failure
+kinds every layer shares. It sits in `targets`, the bottom layer, so that the code that runs on a
+device (backends, workers) and the code that plans runs (harness) speak the same words."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from enum import Enum
+
+
+class SpeedproofError(Exception):
+    """An error a user can act on: the message says what was asked and what exists."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean "x"?)' when a close match exists, else ''."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f' (did you mean "{matches[0]}"?)' if matches else ""
+
+
+def unknown_choice(kind: str, word: str, choices: Iterable[str]) -> SpeedproofError:
+    """Error for a name that is not one of `choices`, listing the valid ones."""
+    ordered = sorted(choices)
+    return SpeedproofError(f"unknown {kind} {word!r}{did_you_mean(word, ordered)}; valid: {', '.join(ordered)}")
+
+
+class BackendFellBack(SpeedproofError):
+    """The backend ran on something other than what was asked (e.g. ORT on CPU instead of CUDA)."""
+
+
+class TextEnum(str, Enum):
+    """An enum whose members are their JSON strings: `str()`, f-strings and json.dumps give the value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class FailureKind(TextEnum):
+    """Why a measurement produced no numbers. FELL_BACK is a verdict reason of its own."""
+
+    ERROR = "error"  # the worker raised: bad artifact, wrong inputs, runtime error
+    FELL_BACK = "fell_back"  # the backend ran on something other than what was asked
+    CRASHED = "crashed"  # the worker died from a signal or exited without a result
+    HUNG = "hung"  # the worker did not answer in time and was killed

@@ -1,0 +1,153 @@
+"""The parent's side of a live worker (`targets.runners.worker --live`): start it, ask it for timed
+bursts, stop it, and turn a crash, a hang or a failure it reports into a `LiveWorkerFailed` that
+says what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from targets.errors import FailureKind, SpeedproofError
+from targets.runners.base import WorkerRequest
+from targets.runners.processes import signal_name, stderr_tail
+
+DEFAULT_LIVE_WORKER_COMMAND = (sys.executable, "-m", "targets.runners.worker", "--live")
+# a burst that has not answered after this many times its length (plus a margin) is a hang
+BURST_TIMEOUT_FACTOR = 4.0
+BURST_TIMEOUT_MARGIN_S = 30.0
+
+
+class LiveWorkerFailed(SpeedproofError):
+    """The worker failed, crashed or hung; `kind` says which (FELL_BACK when the backend fell back)."""
+
+    def __init__(self, message: str, kind: FailureKind = FailureKind.ERROR) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class LiveWorker:
+    """One live worker process. Use as a context manager: leaving kills it if it is still running."""
+
+    def __init__(
+        self, request: WorkerRequest, label: str, command: Sequence[str] = DEFAULT_LIVE_WORKER_COMMAND
+    ) -> None:
+        self.request = request
+        self.label = label
+        self.command = tuple(command)
+        self.ready: dict[str, Any] = {}
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._buffer = b""
+
+    def start(self, timeout_s: float) -> dict[str, Any]:
+        """Start the worker and wait until it has loaded and warmed up; return its ready message."""
+        self._folder = tempfile.TemporaryDirectory(prefix="speedproof-live-")
+        folder = Path(self._folder.name)
+        request_path = folder / "request.json"
+        request_path.write_text(json.dumps(self.request.as_dict()))
+        self._stderr_path = folder / "stderr.txt"
+        with self._stderr_path.open("wb") as stderr_file:
+            self._process = subprocess.Popen(
+                [*self.command, str(request_path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr_file,
+            )
+        self.ready = self._read_message(timeout_s, "loading and warming up")
+        return self.ready
+
+    def burst(self, burst_s: float) -> dict[str, Any]:
+        """Time iterations for `burst_s` seconds; return {"latencies_ns", "duration_s"}."""
+        self._send({"burst_s": burst_s})
+        return self._read_message(burst_s * BURST_TIMEOUT_FACTOR + BURST_TIMEOUT_MARGIN_S, "a timed burst")
+
+    def stop(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Ask the worker to finish; return its final message (peak memory)."""
+        self._send({"stop": True})
+        message = self._read_message(timeout_s, "stopping")
+        assert self._process is not None
+        self._process.wait(timeout=timeout_s)
+        return message
+
+    def close(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        if self._process is not None:
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def __enter__(self) -> LiveWorker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write((json.dumps(message) + "\n").encode())
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            raise self._died("while receiving a command") from None
+
+    def _read_message(self, timeout_s: float, doing: str) -> dict[str, Any]:
+        """The next JSON line from the worker; lines that are not JSON (a library's chatter) are skipped."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            line = self._read_line(deadline, timeout_s, doing)
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(message, dict):
+                break
+        if message.get("status") == "failed":
+            kind = FailureKind(message.get("kind") or FailureKind.ERROR)
+            raise LiveWorkerFailed(f"{self.label}: {message.get('error')}", kind=kind)
+        return message
+
+    def _read_line(self, deadline: float, timeout_s: float, doing: str) -> bytes:
+        assert self._process is not None and self._process.stdout is not None
+        stdout = self._process.stdout
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._process.kill()
+                    self._process.wait()
+                    raise LiveWorkerFailed(
+                        f"{self.label} worker hung: no answer after {timeout_s:.0f} s of {doing}", FailureKind.HUNG
+                    )
+                if not selector.select(timeout=remaining):
+                    continue
+                chunk = os.read(stdout.fileno(), 1 << 16)
+                if not chunk:
+                    self._process.wait()
+                    raise self._died(f"while {doing}")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
+
+    def _died(self, doing: str) -> LiveWorkerFailed:
+        assert self._process is not None
+        returncode = self._process.wait()
+        tail = stderr_tail(self._stderr_path)
+        how = f"crashed with {signal_name(returncode)}" if returncode < 0 else f"exited with code {returncode}"
+        return LiveWorkerFailed(
+            f"{self.label} worker {how} {doing}" + (f"; its last output:\n{tail}" if tail else ""), FailureKind.CRASHED
+        )

@@ -1,0 +1,66 @@
+"""The timing loop: warm-up, then `perf_counter_ns` around every iteration until both the minimum
+count and the minimum duration are met, or the maximum duration is reached.
+
+`run_once` must include whatever makes the work finished when it returns (a device backend's
+synchronize), so the clock never stops before the work does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from targets.errors import TextEnum
+from targets.runners.protocol import MeasurementProtocol
+
+NS_PER_S = 1_000_000_000
+
+
+class TimingStop(TextEnum):
+    MINIMUMS_MET = "minimums_met"
+    MAX_DURATION = "max_duration"  # capped before --min-iterations was reached
+
+
+@dataclass(frozen=True)
+class TimedRun:
+    latencies_ns: list[int]
+    duration_s: float  # wall time of the timed phase
+    stopped_by: TimingStop
+
+
+def warm_up(run_once: Callable[[], object], protocol: MeasurementProtocol) -> int:
+    """Run untimed iterations until both warm-up minimums are met (capped by max_duration_s)."""
+    clock = time.perf_counter_ns
+    start = clock()
+    min_end = start + int(protocol.warmup_min_duration_s * NS_PER_S)
+    cap_end = start + int(max(protocol.warmup_min_duration_s, protocol.max_duration_s) * NS_PER_S)
+    iterations = 0
+    while True:
+        run_once()
+        iterations += 1
+        now = clock()
+        if (iterations >= protocol.warmup_min_iterations and now >= min_end) or now >= cap_end:
+            return iterations
+
+
+def time_iterations(run_once: Callable[[], object], protocol: MeasurementProtocol) -> TimedRun:
+    """Time every iteration. The loop body is kept minimal: it is part of what is measured."""
+    clock = time.perf_counter_ns
+    latencies: list[int] = []
+    record = latencies.append
+    min_iterations = protocol.min_iterations
+    start = clock()
+    min_end = start + int(protocol.min_duration_s * NS_PER_S)
+    max_end = start + int(protocol.max_duration_s * NS_PER_S)
+    stopped_by = TimingStop.MINIMUMS_MET
+    while True:
+        before = clock()
+        run_once()
+        after = clock()
+        record(after - before)
+        if after >= min_end and len(latencies) >= min_iterations:
+            break
+        if after >= max_end:
+            stopped_by = TimingStop.MAX_DURATION
+            break
+    return TimedRun(latencies_ns=latencies, duration_s=(clock() - start) / NS_PER_S, stopped_by=stopped_by)

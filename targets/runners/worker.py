@@ -1,0 +1,247 @@
+"""The worker process that runs where the measurement happens. Two modes:
+
+- one cell: `python -m targets.runners.worker REQUEST.json RESULT.json` pins itself to the
+  profile's CPUs, loads the artifact on its backend, checks what really ran, times cold start,
+  warm-up and the timed iterations, and writes one JSON `CellResult`;
+- live: `python -m targets.runners.worker --live REQUEST.json` loads and warms up, writes
+  `{"status": "ready", ...}`, then answers each `{"burst_s": S}` read from stdin with
+  `{"status": "ok", "latencies_ns": [...], "duration_s": ...}` (one JSON document per line) until
+  `{"stop": true}`, when it writes its peak memory and exits. The A/B comparison keeps one per side.
+
+A failure at any point becomes `{"status": "failed", "error": ..., "kind": ...}`. Running each
+cell in its own process keeps caches, thread pools and memory peaks of one out of the next, and
+lets the parent survive a runtime that crashes or hangs. In live mode the protocol runs on a
+private copy of stdout; the real stdout points at stderr, so a runtime printing to stdout cannot
+corrupt it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from targets.errors import BackendFellBack, FailureKind, SpeedproofError
+from targets.runners.base import CellResult, WorkerRequest
+
+BUSY_CPU_TIME_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
+USAGE = "usage: python -m targets.runners.worker REQUEST.json RESULT.json | --live REQUEST.json"
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process.
+
+    On Linux VmHWM is read, not ru_maxrss: ru_maxrss survives exec and so would report the
+    parent's (torch-sized) peak for a freshly started worker.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+def _system_busy_s() -> float:
+    import psutil
+
+    times = psutil.cpu_times()
+    return sum(getattr(times, name, 0.0) for name in BUSY_CPU_TIME_FIELDS)
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class LoadedSession:
+    """An artifact loaded on its backend, checked against the input plan, with its feed ready."""
+
+    runner: Any
+    run_once: Callable[[], object]
+    session_ms: float
+    first_inference_ms: float
+    rss_before_load_bytes: int
+
+    @property
+    def provider(self) -> str:
+        return str(self.runner.actual_provider)
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+
+def pin_to_cpus(request: WorkerRequest) -> None:
+    """Pin this process to the request's CPUs; call before the runtime is imported, so its thread
+    pools start on the pinned CPUs."""
+    if request.cpu_affinity and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(request.cpu_affinity))
+
+
+def load_session(request: WorkerRequest) -> LoadedSession:
+    """Load the request's artifact on its backend, check its inputs, run the first inference."""
+    import psutil
+
+    from targets.backends import load_runner_class
+    from targets.inputs import generate_feed
+
+    runner_class = load_runner_class(request.backend)
+    rss_before_load = psutil.Process().memory_info().rss
+
+    runner = runner_class(request.artifact_path, request.threads, request.options)
+    load_start = time.perf_counter_ns()
+    runner.activate()
+    try:
+        session_ms = (time.perf_counter_ns() - load_start) / 1e6
+        declared = {meta.name: meta for meta in runner.get_input_metadata()}
+        wanted = {spec.name for spec in request.inputs}
+        if set(declared) != wanted:
+            raise SpeedproofError(f"the runtime sees inputs {sorted(declared)}, the plan has {sorted(wanted)}")
+        feed = generate_feed(list(request.inputs), seed=request.seed)
+        infer = runner.infer
+        if runner.needs_synchronize:
+            synchronize = runner.synchronize
+
+            def run_once() -> object:
+                outputs = infer(feed)
+                synchronize()
+                return outputs
+
+        else:
+
+            def run_once() -> object:
+                return infer(feed)
+
+        first_start = time.perf_counter_ns()
+        run_once()
+        first_inference_ms = (time.perf_counter_ns() - first_start) / 1e6
+    except BaseException:
+        runner.deactivate()
+        raise
+    return LoadedSession(runner, run_once, session_ms, first_inference_ms, rss_before_load)
+
+
+def memory_entry(session: LoadedSession) -> dict[str, int]:
+    peak_rss = peak_rss_bytes()
+    return {"peak_rss_bytes": peak_rss, "rss_increase_bytes": max(0, peak_rss - session.rss_before_load_bytes)}
+
+
+def failure_result(error: BaseException) -> dict[str, Any]:
+    """A failed result; `kind` says whether the backend fell back (a verdict reason of its own)."""
+    message = str(error) if isinstance(error, SpeedproofError) else f"{type(error).__name__}: {error}"
+    kind = FailureKind.FELL_BACK if isinstance(error, BackendFellBack) else FailureKind.ERROR
+    return CellResult.failed(message, kind).as_dict()
+
+
+def measure_cell(request: WorkerRequest) -> CellResult:
+    """Run the request's cell in this process."""
+    pin_to_cpus(request)
+    from targets.runners.timing import time_iterations, warm_up
+
+    protocol = request.protocol
+    session = load_session(request)
+    try:
+        warmup_iterations = warm_up(session.run_once, protocol)
+        busy_before_s, own_before_s, wall_before = _system_busy_s(), _own_cpu_s(), time.monotonic()
+        timed = time_iterations(session.run_once, protocol)
+        busy_s = _system_busy_s() - busy_before_s
+        own_s = _own_cpu_s() - own_before_s
+        wall_s = time.monotonic() - wall_before
+        total_cpus = os.cpu_count() or 1
+        other_busy_share = max(0.0, busy_s - own_s) / (wall_s * total_cpus) if wall_s > 0 else 0.0
+        provider = session.provider
+    finally:
+        session.close()
+    return CellResult(
+        status="ok",
+        provider=provider,
+        latencies_ns=timed.latencies_ns,
+        duration_s=timed.duration_s,
+        stopped_by=str(timed.stopped_by),
+        warmup_iterations=warmup_iterations,
+        cold_start_ms={"session": session.session_ms, "first_inference": session.first_inference_ms},
+        memory=memory_entry(session),
+        other_processes_cpu_share=round(other_busy_share, 4),
+    )
+
+
+def _send(channel: IO[str], message: dict[str, Any]) -> None:
+    channel.write(json.dumps(message) + "\n")
+    channel.flush()
+
+
+def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) -> None:
+    """Load, warm up, then answer burst commands until told to stop (or stdin closes)."""
+    pin_to_cpus(request)
+    from targets.runners.protocol import MeasurementProtocol
+    from targets.runners.timing import time_iterations, warm_up
+
+    session = load_session(request)
+    try:
+        warmup_iterations = warm_up(session.run_once, request.protocol)
+        _send(
+            replies,
+            {
+                "status": "ready",
+                "provider": session.provider,
+                "warmup_iterations": warmup_iterations,
+                "cold_start_ms": {"session": session.session_ms, "first_inference": session.first_inference_ms},
+            },
+        )
+        for line in commands:
+            command = json.loads(line)
+            if command.get("stop"):
+                break
+            burst_s = float(command["burst_s"])
+            burst_protocol = MeasurementProtocol(min_iterations=1, min_duration_s=burst_s, max_duration_s=burst_s)
+            timed = time_iterations(session.run_once, burst_protocol)
+            _send(replies, {"status": "ok", "latencies_ns": timed.latencies_ns, "duration_s": timed.duration_s})
+    finally:
+        session.close()
+    _send(replies, {"status": "done", "memory": memory_entry(session)})
+
+
+def _run_one_cell(request_path: Path, result_path: Path) -> int:
+    try:
+        result = measure_cell(WorkerRequest.from_dict(json.loads(request_path.read_text()))).as_dict()
+    except Exception as error:  # any failure becomes a failed cell; the parent carries on
+        traceback.print_exc(file=sys.stderr)
+        result = failure_result(error)
+    result_path.write_text(json.dumps(result))
+    return 0
+
+
+def _run_live(request_path: Path) -> int:
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:
+        serve_bursts(WorkerRequest.from_dict(json.loads(request_path.read_text())), sys.stdin, replies)
+    except Exception as error:  # reported to the parent, which records the pair as failed
+        traceback.print_exc(file=sys.stderr)
+        _send(replies, failure_result(error))
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--live":
+        return _run_live(Path(args[1]))
+    if len(args) == 2:
+        return _run_one_cell(Path(args[0]), Path(args[1]))
+    print(USAGE, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Reading TOML files (profiles, policies, gate configs) with errors that name the file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from targets.errors import SpeedproofError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+def read_toml_file(path: Path, what: str) -> dict[str, Any]:
+    """Parse a TOML file; missing or invalid files are errors naming the file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpeedproofError(f"{what} file not found: {path}") from None
+    except OSError as error:
+        raise SpeedproofError(f"cannot read {what} {path}: {error}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpeedproofError(f"{path}: not valid TOML: {error}") from None

@@ -1,0 +1,54 @@
+"""The A/B pair on real live workers: it stops when the interval is clearly on one side of the
+threshold, and a worker that cannot load makes the pair failed with its message."""
+
+from dataclasses import replace
+
+from harness.measure.ab_pair import PairStop, StopRule, run_ab_pair
+from harness.verdict.policy import Policy
+from harness.verdict.rules import Evidence, decide
+from targets.runners.local import LocalRunner
+from tests.helpers import FAST_POLICY, cell_request
+
+SCHEDULE = Policy.from_dict(FAST_POLICY).schedule
+
+
+def test_a_real_a_a_run_is_never_accepted(tiny_conv_onnx):
+    """The same artifact on both sides, three times: the interval never clears 1.10."""
+    request = cell_request(tiny_conv_onnx)
+    policy = Policy.from_dict(FAST_POLICY)
+    stop_rule = StopRule(policy.rules.min_speedup, policy.rules.confidence)
+    facts = {"zipped_bytes": 100, "params": 10, "nonzero_params": 10, "macs": 1000}
+    for _ in range(3):
+        outcome = run_ab_pair(request, request, policy.schedule, stop_rule, runner=LocalRunner(), load_timeout_s=120)
+        assert outcome.status == "ok", outcome.error
+        verdict = decide(
+            Evidence(
+                recipe="a/a",
+                policy=policy,
+                baseline_facts=facts,
+                variant_facts=facts,
+                speedup=outcome.speedup,
+                stopped_by=outcome.stopped_by,
+            )
+        )
+        assert verdict.decision == "REJECT", outcome.speedup
+
+
+def test_the_interval_stops_the_pair_on_the_side_it_lies(tiny_conv_onnx):
+    request = cell_request(tiny_conv_onnx)
+    far_below = run_ab_pair(request, request, SCHEDULE, StopRule(3.0, 0.95), LocalRunner(), load_timeout_s=120)
+    assert far_below.stopped_by == PairStop.BELOW and far_below.speedup.ci_high < 3.0
+    far_above = run_ab_pair(request, request, SCHEDULE, StopRule(0.3, 0.95), LocalRunner(), load_timeout_s=120)
+    assert far_above.stopped_by == PairStop.ABOVE and far_above.speedup.ci_low >= 0.3
+    for outcome in (far_below, far_above):
+        assert len(outcome.bursts) >= SCHEDULE.min_pairs
+        assert outcome.baseline.latency_ms["p50"] <= outcome.baseline.latency_ms["p99"]
+        assert outcome.variant.memory["peak_rss_bytes"] > 0
+
+
+def test_a_side_that_cannot_load_fails_the_pair_with_its_message(tiny_conv_onnx):
+    good = cell_request(tiny_conv_onnx)
+    broken = replace(good, inputs=(replace(good.inputs[0], name="not_the_input"),))
+    outcome = run_ab_pair(good, broken, SCHEDULE, StopRule(1.1, 0.95), LocalRunner(), load_timeout_s=120)
+    assert outcome.status == "failed" and outcome.speedup is None
+    assert outcome.error.startswith("variant:") and "not_the_input" in outcome.error

@@ -1,0 +1,102 @@
+"""Reports of a real verify record: the table, markdown, self-contained HTML with its plots, JUnit
+XML; and `compare`'s table and plot on a tiny source."""
+
+import base64
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.cli import EXIT_OK, main
+from harness.reports.plots import compare_figure, speedup_figure
+from harness.verdict.pruning_sweep import compare_recipes
+from targets.errors import SpeedproofError
+from tests.helpers import FAST_POLICY_FLAGS, TINY_CNN
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def verify_record_path(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    code = main(
+        [
+            "verify",
+            TINY_CNN,
+            "--recipes",
+            "identity,int8-dynamic",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+            *FAST_POLICY_FLAGS,
+        ]
+    )
+    assert code in (0, 1)
+    return next(out.glob("*.json"))
+
+
+@pytest.mark.parametrize("fmt", ["table", "md", "html", "junit"])
+def test_every_report_format_renders_a_verify_record(verify_record_path, tmp_path, fmt, capsys):
+    output = tmp_path / f"report.{fmt}"
+    assert main(["report", str(verify_record_path), "--format", fmt, "--output", str(output)]) == EXIT_OK
+    text = output.read_text()
+    assert "int8-dynamic" in text and "identity" in text
+    if fmt == "junit":
+        cases = ET.fromstring(text.split("\n", 1)[1]).findall(".//testcase")
+        assert len(cases) == 3
+    if fmt == "md":
+        assert text.startswith("## speedproof verify") and "| decision" in text.replace("  ", " ")
+
+
+def test_html_report_is_self_contained_with_an_embedded_plot(verify_record_path, capsys):
+    assert main(["report", str(verify_record_path), "--format", "html"]) == EXIT_OK
+    page = capsys.readouterr().out
+    assert page.startswith("<!DOCTYPE html>") and "REJECT" in page
+    assert not re.search(r'src="(?!data:)', page) and "<script" not in page
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert images and base64.b64decode(images[0]).startswith(PNG_MAGIC)
+
+
+def test_report_of_a_missing_record_is_a_usage_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope.json")]) == 2
+    assert "nope.json" in capsys.readouterr().err
+
+
+def test_speedup_plot_is_a_png(verify_record_path):
+    import json
+
+    png = speedup_figure(json.loads(verify_record_path.read_text()))
+    assert png is not None and png.startswith(PNG_MAGIC) and len(png) > 5000
+
+
+def test_compare_recipes_cover_both_kinds_and_semi_structured_once():
+    points = compare_recipes((0.5, 0.3), finetune_epochs=2)
+    assert [recipe for _, _, recipe in points] == [
+        "structured:0.3:finetune=2",
+        "unstructured:0.3:finetune=2",
+        "structured:0.5:finetune=2",
+        "unstructured:0.5:finetune=2",
+        "semi-structured:finetune=2",
+    ]
+    with pytest.raises(SpeedproofError, match="strictly between 0 and 1"):
+        compare_recipes((0.5, 1.0))
+
+
+def test_compare_command_writes_a_table_a_record_and_a_plot(tmp_path, capsys):
+    out = tmp_path / "results"
+    code = main(["compare", TINY_CNN, "--sparsity", "0.3,0.6", "--threads", "1", "--out", str(out), *FAST_POLICY_FLAGS])
+    printed = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert "structured" in printed and "unstructured" in printed and "semi-structured" in printed
+    plot = next(out.glob("*.png"))
+    assert plot.read_bytes().startswith(PNG_MAGIC) and plot.stat().st_size > 5000
+    import json
+
+    record = json.loads(next(out.glob("*.json")).read_text())
+    points = record["compare"]["points"]
+    assert len(points) == 5 and all(point["speedup"] for point in points)
+    unstructured = [p for p in points if p["kind"] == "unstructured"]
+    assert all(p["mac_reduction"] == pytest.approx(1.0) for p in unstructured)  # zeros still multiplied
+    assert compare_figure(record).startswith(PNG_MAGIC)

@@ -1,0 +1,69 @@
+"""Accuracy and fidelity, run on real onnxruntime sessions of graphs built in the tests."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from harness.models.data import LabelledData
+from harness.variants.quality import QualityBackend, accuracy, data_feeds, fidelity, generated_feeds
+from targets.errors import SpeedproofError
+from targets.inputs import ModelInput
+from targets.profiles import BackendSpec
+from targets.runners.local import LocalRunner
+
+CPU = BackendSpec("onnxruntime", {"execution_provider": "CPUExecutionProvider"})
+
+
+def _identity_classifier(path, batch="batch"):
+    """y = x: the predicted class is the index of the largest input."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 5])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_accuracy_counts_top1_hits_on_the_artifact(tmp_path):
+    rng = np.random.default_rng(0)
+    inputs = rng.standard_normal((150, 5)).astype(np.float32)
+    labels = inputs.argmax(axis=1)
+    labels[:30] = (labels[:30] + 1) % 5  # 30 of 150 wrong
+    path = _identity_classifier(tmp_path / "m.onnx")
+    evaluator = QualityBackend(LocalRunner(), CPU, threads=1)
+    result = accuracy(evaluator, path, [ModelInput("x", "float32", ("batch", 5))], LabelledData(inputs, labels))
+    assert result == {"metric": "accuracy", "accuracy": pytest.approx(0.8), "samples": 150}
+
+
+def test_a_fixed_batch_dimension_sets_the_evaluation_batch():
+    model_inputs = [ModelInput("x", "float32", (4, 5))]
+    feeds = data_feeds(model_inputs, np.zeros((10, 5), np.float32), batch=64)
+    assert [feed["x"].shape[0] for feed in feeds] == [4, 4]  # the tail of 2 cannot run at batch 4
+
+
+def test_fidelity_of_identical_outputs_is_perfect_and_of_shuffled_ones_is_not():
+    rng = np.random.default_rng(1)
+    baseline = rng.standard_normal((32, 10))
+    same = fidelity(baseline.copy(), baseline)
+    assert same["top1_agreement"] == 1.0 and same["mean_cosine"] == pytest.approx(1.0)
+    other = fidelity(rng.standard_normal((32, 10)), baseline)
+    assert other["top1_agreement"] < 0.5 and abs(other["mean_cosine"]) < 0.5
+    scaled = fidelity(baseline * 3.0, baseline)  # same direction: same classes, cosine 1
+    assert scaled["top1_agreement"] == 1.0 and scaled["mean_cosine"] == pytest.approx(1.0)
+
+
+def test_fidelity_handles_zero_outputs_and_refuses_other_shapes():
+    zeros = np.zeros((4, 3))
+    assert fidelity(zeros, zeros)["mean_cosine"] == 1.0
+    assert fidelity(zeros, np.ones((4, 3)))["mean_cosine"] == 0.0
+    with pytest.raises(SpeedproofError, match="shape"):
+        fidelity(np.zeros((4, 3)), np.zeros((4, 2)))
+
+
+def test_generated_feeds_are_the_same_every_time():
+    model_inputs = [ModelInput("x", "float32", ("batch", 5))]
+    first, second = generated_feeds(model_inputs, {}), generated_feeds(model_inputs, {})
+    assert len(first) == 8 and all(np.array_equal(a["x"], b["x"]) for a, b in zip(first, second, strict=True))

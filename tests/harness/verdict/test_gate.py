@@ -1,0 +1,174 @@
+"""gate end to end on a tiny torch source (real variants and A/B runs): exit codes for accept,
+reject and config errors, skipped targets, regressions, JUnit XML and the markdown summary."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.cli import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE, main
+from harness.verdict.gate import load_gate_config
+from targets.errors import SpeedproofError
+from tests.helpers import TINY_CNN
+
+FAST = """
+[policy]
+burst_duration_s = 0.05
+min_pairs = 4
+max_pair_duration_s = 4.0
+"""
+
+
+def _config(tmp_path, checks, extra=FAST):
+    path = tmp_path / "speedproof.toml"
+    path.write_text(checks + extra)
+    return path
+
+
+def _run(tmp_path, config, *flags):
+    out = tmp_path / "results"
+    code = main(["gate", "--config", str(config), "--out", str(out), *flags])
+    records = sorted(out.glob("*.json"))
+    return code, (json.loads(records[-1].read_text()) if records else None), out
+
+
+@pytest.fixture(scope="module")
+def gate_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("gate")
+    # the threshold is met by nothing (identity) and by anything faster than 1% of the baseline's speed
+    config = _config(
+        tmp_path,
+        f"""
+[[check]]
+model = "{TINY_CNN}"
+recipes = ["identity", "structured:0.5"]
+required = ["structured:0.5"]
+threads = 1
+targets = ["x86-cpu", "cuda-gpu", "arm-edge"]
+[check.policy]
+min_speedup = 0.01
+""",
+    )
+    return _run(tmp_path, config)
+
+
+def test_gate_passes_when_every_required_variant_is_accepted(gate_run):
+    code, record, out = gate_run
+    assert code == EXIT_OK and record["gate"]["exit_code"] == 0 and record["gate"]["failures"] == []
+    cells = {(cell["target"], cell["variant"]): cell for cell in record["cells"]}
+    assert cells[("x86-cpu", "structured:0.5")]["verdict"]["decision"] == "ACCEPT"
+    assert cells[("x86-cpu", "identity")]["verdict"]["decision"] == "REJECT"  # not required: does not fail
+    assert record["policies"]["check 0 on x86-cpu"]["min_speedup"] == 0.01
+
+
+def test_targets_this_host_cannot_run_are_skipped_with_the_reason(gate_run):
+    _, record, _ = gate_run
+    skipped = {item["target"]: item["reason"] for item in record["gate"]["skipped"]}
+    assert "arm-edge" in skipped and "aarch64" in skipped["arm-edge"]
+    assert "cuda-gpu" in skipped or any(cell["target"] == "cuda-gpu" for cell in record["cells"])
+
+
+def test_junit_xml_parses_and_carries_the_reasons(gate_run):
+    _, record, out = gate_run
+    root = ET.parse(next(out.glob("*.xml"))).getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == len(record["cells"])
+    skipped_messages = [case.find("skipped").get("message") for case in cases if case.find("skipped") is not None]
+    assert any("arm-edge cannot run here" in message for message in skipped_messages)
+    # identity is rejected but not required: reported as skipped with its reasons, not as a failure
+    identity = [m for m in skipped_messages if m.startswith("REJECT")]
+    assert identity and "(not required)" in identity[0]
+    assert not root.findall(".//failure")
+
+
+def test_markdown_summary_is_written_and_appended_to_the_step_summary(tmp_path, monkeypatch):
+    step_summary = tmp_path / "step_summary.md"
+    step_summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    config = _config(
+        tmp_path, f'[[check]]\nmodel = "{TINY_CNN}"\nrecipes = ["identity"]\nrequired = ["identity"]\nthreads = 1\n'
+    )
+    code, record, out = _run(tmp_path, config)
+    assert code == EXIT_CELL_FAILED  # identity is required and is always rejected
+    assert record["gate"]["failures"][0].startswith("required tiny_cnn identity on x86-cpu was rejected")
+    summary = step_summary.read_text()
+    assert summary.startswith("earlier step\n") and "**gate failed**" in summary and "| identity" in summary
+    assert next(out.glob("*.md")).read_text() in summary
+    failures = ET.parse(next(out.glob("*.xml"))).getroot().findall(".//failure")
+    assert len(failures) == 1 and failures[0].get("message").startswith("REJECT")
+    # an A/A-like pair: the interval holds 1.0 or lies (by chance, rarely) just beside it
+    assert any(code in (failures[0].text or "") for code in ("NO_REAL_SPEEDUP", "INCONCLUSIVE", "SLOWER"))
+
+
+def test_config_errors_exit_2_and_name_the_file_and_key(tmp_path, capsys):
+    config = _config(tmp_path, f'[[check]]\nmodel = "{TINY_CNN}"\nrecipe = ["identity"]\n')
+    code, record, _ = _run(tmp_path, config)
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and record is None
+    assert "speedproof.toml: unknown key 'recipe' in check[0] (did you mean \"recipes\"?)" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[check]]\nmodel = "m"\nrecipes = ["structurd:0.5"]\n', "check[0].recipes: unknown recipe 'structurd'"),
+        ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\nrequired = ["fp16"]\n', "required names 'fp16'"),
+        ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\ntargets = ["x86"]\n', "unknown target 'x86'"),
+        ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\ninput_shape = "1x3"\n', "input_shape = '1x3'"),
+        ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\n[policy]\nmin_speedup = -1\n', "min_speedup = -1"),
+        ("[policy]\nmin_speedup = 1.2\n", "no [[check]] tables"),
+        ('[[checks]]\nmodel = "m"\n', "unknown top-level key 'checks' (did you mean \"check\"?)"),
+    ],
+)
+def test_config_validation(tmp_path, text, message):
+    path = tmp_path / "gate.toml"
+    path.write_text(text)
+    with pytest.raises(SpeedproofError) as error:
+        load_gate_config(path)
+    assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_require_all_targets_turns_a_skip_into_a_failure(tmp_path):
+    config = _config(tmp_path, '[[check]]\nmodel = "m.onnx"\nrecipes = ["identity"]\ntargets = ["arm-edge"]\n')
+    code, record, _ = _run(tmp_path, config, "--require-all-targets")
+    assert code == EXIT_CELL_FAILED
+    assert any("--require-all-targets" in failure for failure in record["gate"]["failures"])
+    # without the flag nothing was verified at all, which is a failure too, never a silent pass
+    code, record, _ = _run(tmp_path, config)
+    assert code == EXIT_CELL_FAILED and "nothing was verified" in record["gate"]["failures"][-1]
+
+
+def test_regression_against_a_stored_record_and_the_host_check(tmp_path, gate_run):
+    _, stored, out = gate_run
+    stored_path = next(out.glob("*.json"))
+    # pretend the stored run measured structured:0.5 a thousand times faster
+    boosted = json.loads(stored_path.read_text())
+    for cell in boosted["cells"]:
+        if cell["variant"] == "structured:0.5" and cell.get("speedup"):
+            cell["speedup"]["ratio"] *= 1000
+    boosted_path = tmp_path / "boosted.json"
+    boosted_path.write_text(json.dumps(boosted))
+    config = _config(
+        tmp_path,
+        f"""
+[[check]]
+model = "{TINY_CNN}"
+recipes = ["structured:0.5"]
+threads = 1
+targets = ["x86-cpu"]
+[check.policy]
+min_speedup = 0.01
+""",
+    )
+    code, record, _ = _run(tmp_path, config, "--baseline", str(boosted_path))
+    assert code == EXIT_CELL_FAILED
+    assert "below the stored" in record["gate"]["regressions"][0]["message"]
+
+    other_host = json.loads(stored_path.read_text())
+    other_host["host"]["cpu_model"] = "Some Other CPU"
+    other_path = tmp_path / "other.json"
+    other_path.write_text(json.dumps(other_host))
+    code, _, _ = _run(tmp_path, config, "--baseline", str(other_path))
+    assert code == EXIT_USAGE
+    code, record, _ = _run(tmp_path, config, "--baseline", str(other_path), "--allow-other-host")
+    assert code == EXIT_OK and record["gate"]["regressions"] == []

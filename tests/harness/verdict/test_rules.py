@@ -1,0 +1,199 @@
+"""Verdict logic on synthetic measurements: every reason code, the interval's boundaries, hints."""
+
+import pytest
+
+from harness.measure.speedup import SpeedupEstimate
+from harness.verdict.policy import Policy
+from harness.verdict.reasons import Decision, ReasonCode
+from harness.verdict.rules import Evidence, decide
+
+ACCEPT, REJECT = Decision.ACCEPT, Decision.REJECT
+
+BASE_FACTS = {
+    "bytes": 46_800_000,
+    "zipped_bytes": 43_000_000,
+    "params": 11_700_000,
+    "nonzero_params": 11_700_000,
+    "macs": 1_814_000_000,
+    "op_histogram": {"Conv": 20},
+    "alignment": {"multiple_of_8": 1.0},
+}
+UNSTRUCTURED = {**BASE_FACTS, "zipped_bytes": 8_700_000, "nonzero_params": 1_170_000}
+STRUCTURED = {
+    **BASE_FACTS,
+    "bytes": 12_300_000,
+    "zipped_bytes": 11_300_000,
+    "params": 3_000_000,
+    "nonzero_params": 3_000_000,
+    "macs": 483_000_000,
+    "alignment": {"multiple_of_8": 0.5, "misaligned_examples": [31, 63]},
+}
+INT8 = {**BASE_FACTS, "zipped_bytes": 10_000_000, "op_histogram": {"ConvInteger": 20, "DynamicQuantizeLinear": 20}}
+
+
+def _speedup(ratio, low, high, pairs=10):
+    return SpeedupEstimate("p50", ratio, low, high, 0.95, pairs, 50.0, 50.0 / ratio)
+
+
+def _evidence(**changes):
+    values = dict(
+        recipe="structured:0.5",
+        policy=Policy(),
+        baseline_facts=BASE_FACTS,
+        variant_facts=STRUCTURED,
+        speedup=_speedup(3.7, 3.5, 3.9),
+        stopped_by="interval_above_threshold",
+        baseline_quality={"metric": "accuracy", "accuracy": 0.99},
+        variant_quality={"metric": "accuracy", "accuracy": 0.985},
+        baseline_peak_rss_bytes=200 * 2**20,
+        variant_peak_rss_bytes=150 * 2**20,
+        host_cpu_flags=("avx2", "fma"),
+    )
+    values.update(changes)
+    return Evidence(**values)
+
+
+def test_accept_when_the_interval_clears_and_quality_and_memory_hold():
+    verdict = decide(_evidence())
+    assert verdict.decision == ACCEPT and verdict.reasons == () and verdict.hints == ()
+    assert verdict.realization == pytest.approx(3.7 / (1814 / 483))
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "decision"),
+    [(1.10, 1.30, ACCEPT), (1.0999, 1.30, REJECT), (1.11, 1.11, ACCEPT)],
+)
+def test_the_lower_end_must_reach_min_speedup(low, high, decision):
+    verdict = decide(_evidence(speedup=_speedup((low + high) / 2, low, high)))
+    assert verdict.decision == decision
+
+
+def test_smaller_but_not_faster_is_no_real_speedup_with_the_numbers():
+    verdict = decide(
+        _evidence(
+            recipe="unstructured:0.9",
+            variant_facts=UNSTRUCTURED,
+            speedup=_speedup(1.01, 0.98, 1.04),
+            stopped_by="interval_below_threshold",
+        )
+    )
+    assert verdict.codes() == ["NO_REAL_SPEEDUP"]
+    message = verdict.reasons[0].message
+    assert "4.9x smaller zipped" in message and "10% of the baseline's non-zero weights" in message
+    assert "1.01x [0.98, 1.04]" in message and "< 1.10 required" in message
+    assert any("dense kernels multiply the zeros" in hint for hint in verdict.hints)
+
+
+def test_interval_below_one_is_slower_with_the_int8_hint_on_a_cpu_without_vnni():
+    verdict = decide(_evidence(recipe="int8-dynamic", variant_facts=INT8, speedup=_speedup(0.4, 0.38, 0.42)))
+    assert verdict.codes() == ["SLOWER"]
+    assert any("without VNNI or AMX" in hint for hint in verdict.hints)
+    with_vnni = decide(
+        _evidence(
+            recipe="int8-dynamic",
+            variant_facts=INT8,
+            speedup=_speedup(0.4, 0.38, 0.42),
+            host_cpu_flags=("avx2", "avx512_vnni"),
+        )
+    )
+    assert not any("VNNI" in hint for hint in with_vnni.hints)
+    arm = decide(
+        _evidence(
+            recipe="int8-dynamic",
+            variant_facts=INT8,
+            speedup=_speedup(0.9, 0.8, 0.95),
+            host_isa="aarch64",
+            host_cpu_flags=("asimd",),
+        )
+    )
+    assert any("dot-product" in hint for hint in arm.hints)
+
+
+def test_interval_just_below_one_is_slower_and_touching_one_is_not():
+    assert decide(_evidence(speedup=_speedup(0.95, 0.9, 0.9999))).codes() == ["SLOWER"]
+    assert decide(_evidence(speedup=_speedup(0.95, 0.9, 1.0))).codes() == ["NO_REAL_SPEEDUP"]
+
+
+def test_straddling_the_threshold_is_inconclusive_and_rejects():
+    verdict = decide(_evidence(speedup=_speedup(1.12, 1.02, 1.25), stopped_by="time_budget", pairs_time_s=120.0))
+    assert verdict.decision == REJECT and verdict.codes() == ["INCONCLUSIVE"]
+    assert "straddles 1.10 after 120 s" in verdict.reasons[0].message
+
+
+def test_too_few_pairs_is_inconclusive_even_when_the_numbers_look_good():
+    verdict = decide(_evidence(speedup=_speedup(3.0, 3.0, 3.0, pairs=1), stopped_by="too_little_data"))
+    assert verdict.codes() == ["INCONCLUSIVE"] and "only 1 burst pairs" in verdict.reasons[0].message
+
+
+def test_emulated_timings_never_decide():
+    verdict = decide(_evidence(emulated=True))
+    assert verdict.codes() == ["INCONCLUSIVE"] and "emulation" in verdict.reasons[0].message
+
+
+def test_identity_is_always_rejected_even_when_noise_says_faster():
+    verdict = decide(
+        _evidence(recipe="identity", variant_facts=BASE_FACTS, speedup=_speedup(1.2, 1.15, 1.3), is_identity=True)
+    )
+    assert verdict.decision == REJECT and verdict.codes() == ["NO_REAL_SPEEDUP"]
+
+
+def test_accuracy_drop_beyond_the_policy_and_at_the_boundary():
+    dropped = decide(_evidence(variant_quality={"metric": "accuracy", "accuracy": 0.939}))
+    assert dropped.codes() == ["ACCURACY_DROP"] and "drop of 5.1 pts > 1.0 allowed" in dropped.reasons[0].message
+    at_limit = decide(
+        _evidence(
+            baseline_quality={"metric": "accuracy", "accuracy": 0.5},
+            variant_quality={"metric": "accuracy", "accuracy": 0.49},
+        )
+    )
+    assert at_limit.decision == ACCEPT
+
+
+def test_fidelity_low_unless_disabled_or_latency_only():
+    quality = {"metric": "fidelity", "top1_agreement": 0.9, "mean_cosine": 0.97}
+    base = {"metric": "fidelity", "reference": True}
+    low = decide(_evidence(baseline_quality=base, variant_quality=quality))
+    assert low.codes() == ["FIDELITY_LOW"] and "90.0% < 99.0% required" in low.reasons[0].message
+    assert decide(
+        _evidence(baseline_quality=base, variant_quality=quality, policy=Policy().with_values({"min_fidelity": 0}))
+    ).accepted
+    random_weights = decide(_evidence(baseline_quality=base, variant_quality=quality, latency_only=True))
+    assert random_weights.accepted and any("random weights" in note for note in random_weights.notes)
+
+
+def test_memory_growth_beyond_the_ratio():
+    verdict = decide(_evidence(variant_peak_rss_bytes=240 * 2**20))
+    assert verdict.codes() == ["MEMORY_GREW"] and "1.20x > 1.10 allowed" in verdict.reasons[0].message
+    assert decide(_evidence(variant_peak_rss_bytes=220 * 2**20)).accepted  # exactly 1.10x
+
+
+def test_failures_and_fallbacks_reject_with_the_message():
+    failed = decide(_evidence(failure="onnxruntime could not load x.onnx", speedup=None))
+    assert failed.codes() == ["FAILED"] and "could not load" in failed.reasons[0].message
+    fell = decide(_evidence(failure="asked for CUDAExecutionProvider, runs on CPU", failure_kind="fell_back"))
+    assert fell.codes() == ["FELL_BACK"]
+
+
+def test_every_reason_that_applies_is_listed():
+    verdict = decide(
+        _evidence(
+            speedup=_speedup(0.5, 0.45, 0.55),
+            variant_peak_rss_bytes=400 * 2**20,
+            variant_quality={"metric": "accuracy", "accuracy": 0.5},
+        )
+    )
+    assert verdict.codes() == ["SLOWER", "ACCURACY_DROP", "MEMORY_GREW"]
+    assert set(verdict.codes()) <= set(ReasonCode)
+
+
+def test_gpu_hints_for_misaligned_widths_and_larger_batches():
+    verdict = decide(
+        _evidence(
+            speedup=_speedup(1.02, 0.97, 1.06),
+            gpu_target=True,
+            larger_batch_speedup=_speedup(2.5, 2.3, 2.7),
+            larger_batch_size=64,
+        )
+    )
+    assert any("multiples of 8" in hint and "31" in hint for hint in verdict.hints)
+    assert any("at batch 64" in hint and "only at larger batch sizes" in hint for hint in verdict.hints)

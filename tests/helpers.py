@@ -1,0 +1,89 @@
+"""What several test modules share: fast measurement settings, worker scripts that crash or hang,
+a cell request for a tiny model, a synthetic host, and ONNX graphs built by hand. Test modules
+import these from here, never from each other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+from onnx import helper
+
+from targets.host import HostFingerprint
+from targets.inputs import InputSpec
+from targets.runners.base import WorkerRequest
+from targets.runners.protocol import MeasurementProtocol
+
+# enough to exercise every phase of the protocol in well under a second per cell
+FAST_PROTOCOL = MeasurementProtocol(
+    warmup_min_iterations=2,
+    warmup_min_duration_s=0.0,
+    min_iterations=5,
+    min_duration_s=0.02,
+    max_duration_s=5.0,
+    load_allowance_s=60.0,
+)
+FAST_FLAGS = [
+    "--min-iterations",
+    str(FAST_PROTOCOL.min_iterations),
+    "--min-duration-s",
+    str(FAST_PROTOCOL.min_duration_s),
+    "--warmup-min-iterations",
+    "2",
+    "--warmup-min-duration-s",
+    "0",
+]
+TINY_CNN = "tests.tiny_models:tiny_cnn"
+# short bursts and budgets: enough for the logic, not for publishable numbers
+FAST_POLICY = {"burst_duration_s": 0.05, "min_pairs": 4, "max_pair_duration_s": 4.0}
+FAST_POLICY_FLAGS = ["--burst-duration-s", "0.05", "--min-pairs", "4", "--max-pair-duration-s", "4"]
+
+SEGFAULTING_WORKER = "import ctypes\nctypes.string_at(0)\n"
+HANGING_WORKER = "import time\nprint('loading...', flush=True)\ntime.sleep(600)\n"
+SILENT_EXIT_WORKER = "import sys\nprint('cannot start: missing library', file=sys.stderr)\nsys.exit(3)\n"
+
+
+def cell_request(tiny_conv_onnx: Path, batch_size: int = 1) -> WorkerRequest:
+    """A worker request for the tiny conv net on onnxruntime's CPU provider."""
+    return WorkerRequest(
+        artifact_path=str(tiny_conv_onnx),
+        backend="onnxruntime",
+        options={"execution_provider": "CPUExecutionProvider"},
+        threads=1,
+        cpu_affinity=(),
+        inputs=(InputSpec(name="input", dtype="float32", shape=(batch_size, 3, 16, 16)),),
+        batch_size=batch_size,
+        protocol=FAST_PROTOCOL,
+    )
+
+
+def synthetic_host(**changes: object) -> HostFingerprint:
+    fields: dict[str, object] = dict(
+        hostname="h",
+        os="Linux",
+        isa="x86_64",
+        cpu_model="Test CPU",
+        cpu_flags=("avx2",),
+        physical_cores=2,
+        logical_cores=2,
+        memory_bytes=8 * 1024**3,
+        python="3.11",
+        cpu_governor=None,
+        load_average_1m=0.0,
+        emulated=False,
+    )
+    fields.update(changes)
+    return HostFingerprint(**fields)  # type: ignore[arg-type]
+
+
+def make_onnx_model(
+    inputs: list[onnx.ValueInfoProto],
+    nodes: list[onnx.NodeProto],
+    outputs: list[onnx.ValueInfoProto],
+    initializers: list[onnx.TensorProto] | None = None,
+) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "test", inputs, outputs, initializer=initializers or [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

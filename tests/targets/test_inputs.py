@@ -1,0 +1,78 @@
+import numpy as np
+import onnx
+import pytest
+
+from exporters.onnx_file import read_model_inputs
+from targets.errors import SpeedproofError
+from targets.inputs import ModelInput, generate_feed, parse_input_shape, resolve_input_specs, shape_overrides
+
+
+def test_parse_input_shape_with_and_without_name():
+    assert parse_input_shape("1x3x224x224") == (None, (1, 3, 224, 224))
+    assert parse_input_shape("input_ids=1x128") == ("input_ids", (1, 128))
+
+
+@pytest.mark.parametrize("text", ["1,3,224", "x=", "1x0", "ax3"])
+def test_bad_input_shape_says_what_is_valid(text):
+    with pytest.raises(SpeedproofError, match="expected|positive"):
+        parse_input_shape(text)
+
+
+def test_symbolic_batch_takes_the_batch_size():
+    inputs = [ModelInput("x", "float32", ("batch", 3, 8, 8))]
+    (spec,) = resolve_input_specs(inputs, 8)
+    assert spec.shape == (8, 3, 8, 8)
+
+
+def test_unresolvable_dim_names_the_input_shape_to_pass(embedding_onnx):
+    inputs = read_model_inputs(onnx.load(embedding_onnx))
+    with pytest.raises(SpeedproofError) as caught:
+        resolve_input_specs(inputs, 1)
+    assert "--input-shape ids=1xN" in str(caught.value)
+
+
+def test_override_first_dim_is_replaced_by_batch(embedding_onnx):
+    inputs = read_model_inputs(onnx.load(embedding_onnx))
+    (spec,) = resolve_input_specs(inputs, 4, shape_overrides(["1x16"]))
+    assert spec.shape == (4, 16)
+
+
+def test_token_ids_stay_inside_the_embedding_table(embedding_onnx):
+    inputs = read_model_inputs(onnx.load(embedding_onnx))
+    assert inputs[0].int_high == 50
+    specs = resolve_input_specs(inputs, 64, shape_overrides(["ids=1x128"]))
+    ids = generate_feed(specs)["ids"]
+    assert ids.dtype == np.int64 and ids.min() >= 0 and ids.max() < 50
+
+
+def test_fixed_batch_rejects_another_batch_size(fixed_batch_onnx):
+    inputs = read_model_inputs(onnx.load(fixed_batch_onnx))
+    assert resolve_input_specs(inputs, 1)[0].shape == (1, 4)
+    with pytest.raises(SpeedproofError, match="fixed batch dimension of 1"):
+        resolve_input_specs(inputs, 8)
+
+
+def test_override_must_match_fixed_dims_and_known_names():
+    inputs = [ModelInput("x", "float32", ("batch", 3, 8, 8))]
+    with pytest.raises(SpeedproofError, match="dim 1 is fixed at 3"):
+        resolve_input_specs(inputs, 1, shape_overrides(["1x4x8x8"]))
+    with pytest.raises(SpeedproofError, match="model's inputs are: x"):
+        resolve_input_specs(inputs, 1, shape_overrides(["y=1x3x8x8"]))
+    with pytest.raises(SpeedproofError, match="has 2 dims"):
+        resolve_input_specs(inputs, 1, shape_overrides(["1x3"]))
+
+
+def test_feed_is_reproducible_and_typed():
+    inputs = [
+        ModelInput("image", "float32", ("batch", 3, 4, 4)),
+        ModelInput("mask", "bool", ("batch", 4)),
+        ModelInput("pixels", "uint8", ("batch", 4)),
+    ]
+    specs = resolve_input_specs(inputs, 2)
+    first, second = generate_feed(specs, seed=3), generate_feed(specs, seed=3)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+    assert first["image"].dtype == np.float32 and first["image"].shape == (2, 3, 4, 4)
+    assert first["mask"].dtype == np.bool_
+    assert first["pixels"].dtype == np.uint8
+    assert not np.array_equal(generate_feed(specs, seed=4)["image"], first["image"])
