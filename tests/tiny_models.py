@@ -59,7 +59,7 @@ def tiny_cnn_without_data() -> TorchModel:
 
 
 def tiny_encoder() -> TorchModel:
-    from harness import encoder_mini
+    from harness.models import encoder_mini
 
     torch.manual_seed(0)
     module = encoder_mini.build_encoder_mini()
