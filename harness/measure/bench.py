@@ -142,14 +142,15 @@ def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> BenchCell:
     result = context.runner.run_cell(worker_request, timeout_s=context.protocol.cell_timeout_s())
     if not result.ok:
         return failed(result.error or "worker failed without a message")
+    measurement = _measurement(result, plan.batch_size)
     return BenchCell(
         key=plan.key,
         provider=result.provider,
         status=CellStatus.OK,
         artifact=variant.artifact,
         quality=variant.quality,
-        measurement=_measurement(result, plan.batch_size),
-        warnings=tuple(_warnings(result, context, load_average)),
+        measurement=measurement,
+        warnings=tuple(_warnings(result, measurement.cv, context, load_average)),
     )
 
 
@@ -168,10 +169,9 @@ def _measurement(result: CellResult, batch_size: int) -> Measurement:
     )
 
 
-def _warnings(result: CellResult, context: _RunContext, load_average: float | None) -> list[str]:
+def _warnings(result: CellResult, cv: float, context: _RunContext, load_average: float | None) -> list[str]:
     host, resolved = context.host, context.resolved
     warnings = list(resolved.notes)
-    cv = coefficient_of_variation(summarize_latencies_ns(result.latencies_ns))
     if cv > NOISY_CV:
         warnings.append(f"noisy: coefficient of variation {cv:.1%} exceeds {NOISY_CV:.0%}")
     if load_average is not None and load_average > host.logical_cores:
