@@ -1,20 +1,38 @@
 """The `speedproof` command line: builds the parser from the registered commands and runs one.
 
-Exit codes: 0 success; 1 a cell or variant failed (the rest still ran and the record was written);
-2 usage, configuration or input error (nothing measured).
+Exit codes: 0 success; 1 a cell or variant failed (the rest still ran and the record was written),
+or the record could not be written where asked (it was printed and saved elsewhere); 2 usage,
+configuration or input error (nothing measured); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+Interrupted or terminated, a run removes its temporary folders and stops its workers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from harness import __version__
 from harness.commands import command_modules
 from harness.commands.options import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE
+from harness.records.store import RecordNotWritten
 from targets.errors import SpeedproofError
+from targets.scratch import run_scratch
 
-__all__ = ["EXIT_CELL_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (CI cancellation, `timeout`): unwind like Ctrl-C, so that workers are stopped
+    and temporary folders removed."""
+
+
+__all__ = ["EXIT_CELL_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_TERMINATED", "EXIT_USAGE", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,13 +56,48 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.run(args))
+        with _sigterm_unwinds(), run_scratch():
+            return int(args.run(args))
+    except RecordNotWritten as error:
+        _print_unwritten(args, error)
+        return EXIT_CELL_FAILED
     except SpeedproofError as error:
         print(f"speedproof {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("terminated; records already written are kept", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("interrupted; records already written are kept", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While the block runs, SIGTERM raises `Terminated` (only the main thread can handle signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_unwritten(args: argparse.Namespace, error: RecordNotWritten) -> None:
+    """A measured record that could not be written where asked: print it, and say where it is."""
+    from harness.reports.table import record_text
+
+    if getattr(args, "json", False) or error.saved_to is None:
+        print(json.dumps(error.record))
+    else:
+        print(record_text(error.record))
+    print(f"speedproof {args.command}: error: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,20 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 def read_toml_file(path: Path, what: str) -> dict[str, Any]:
     """Parse a TOML file; missing or invalid files are errors naming the file."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpeedproofError(f"{what} file not found: {path}") from None
+    except IsADirectoryError:
+        raise SpeedproofError(f"{what} {path} is a folder; pass the TOML file") from None
+    except UnicodeDecodeError as error:
+        raise SpeedproofError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); TOML {what} files must be UTF-8"
+        ) from None
     except OSError as error:
-        raise SpeedproofError(f"cannot read {what} {path}: {error}") from None
+        raise SpeedproofError(f"cannot read {what} {path}: {error.strerror or error}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SpeedproofError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise SpeedproofError(f"{path}: not valid TOML: nested too deeply") from None

@@ -87,3 +87,18 @@ def make_onnx_model(
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def minimal_record(*cells: dict) -> dict:
+    """The smallest record the store accepts (what every record has), with these cells."""
+    return {
+        "schema_version": 2,
+        "run_id": "0123456789abcdef",
+        "created_at": "2026-11-24T12:00:00.000Z",
+        "command": "bench",
+        "host": {},
+        "cells": list(cells),
+    }
+
+
+BASELINE_CELL = {"model": "m", "variant": "baseline", "backend": "onnxruntime", "batch_size": 1, "status": "ok"}

@@ -15,6 +15,7 @@ from harness.commands.options import (
     add_target_options,
     batch_list,
     command_progress,
+    note_replaced_batch_dims,
     print_result,
     protocol_from,
     recipes_epilog,
@@ -53,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.measure.bench import BenchRequest, run_bench
     from harness.reports.table import bench_table
+
+    note_replaced_batch_dims(args.input_shape, args.batch)
 
     request = BenchRequest(
         **target_fields(args),

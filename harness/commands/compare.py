@@ -13,7 +13,9 @@ from harness.commands.options import (
     add_out_option,
     add_policy_options,
     add_target_options,
+    comma_items,
     command_progress,
+    note_replaced_batch_dims,
     policy_overrides_from,
     print_result,
     target_fields,
@@ -26,9 +28,12 @@ HELP = "structured vs unstructured pruning across sparsity levels, measured A/B,
 
 def sparsity_list(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
+        values = tuple(float(part) for part in comma_items(text, "0.3,0.5,0.9"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated fractions like 0.3,0.5,0.9, got {text!r}") from None
+    if not all(0.0 < value < 1.0 for value in values):
+        raise argparse.ArgumentTypeError(f"sparsities are fractions between 0 and 1 (exclusive), got {text!r}")
+    return values
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.reports.plots import compare_figure
     from harness.reports.table import compare_table
     from harness.verdict.pruning_sweep import CompareRequest, run_compare
+
+    note_replaced_batch_dims(args.input_shape, (args.policy_batch_size,) if args.policy_batch_size else None)
 
     request = CompareRequest(
         **target_fields(args),

@@ -8,7 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from harness.commands.options import add_out_option, add_policy_options, policy_overrides_from, wrapped
+from harness.commands.options import (
+    add_out_option,
+    add_policy_options,
+    check_derived_output,
+    policy_overrides_from,
+    wrapped,
+)
 from harness.progress import TerminalProgress
 
 NAME = "gate"
@@ -73,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     from harness.reports.table import record_text
     from harness.verdict.gate import GateRequest, run_gate
 
+    for option, output in (("--junit", args.junit), ("--summary", args.summary)):
+        if output is not None:
+            check_derived_output(output, option, inputs=(args.config, args.baseline))
     request = GateRequest(
         config_path=args.config,
         out_dir=args.out,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.progress import TerminalProgress
+from targets.errors import SpeedproofError
 from targets.runners.protocol import MeasurementProtocol
 
 EXIT_OK = 0
@@ -21,13 +24,26 @@ EXIT_CELL_FAILED = 1
 EXIT_USAGE = 2
 
 
+def comma_items(text: str, example: str) -> list[str]:
+    """The items of a comma-separated option value; an empty item (`1,,8`, a trailing comma) is an error."""
+    items = [item.strip() for item in text.split(",")]
+    if any(not item for item in items):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty item; expected comma-separated values like {example}")
+    return items
+
+
 def batch_list(text: str) -> tuple[int, ...]:
     try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+        sizes = tuple(int(part) for part in comma_items(text, "1,8,32"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,8,32, got {text!r}") from None
-    if not sizes or any(size <= 0 for size in sizes):
+    if any(size <= 0 for size in sizes):
         raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
+    repeated = sorted({size for size in sizes if sizes.count(size) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"batch size {', '.join(map(str, repeated))} given twice in {text!r}; each is measured once"
+        )
     return sizes
 
 
@@ -41,6 +57,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def wrapped(text: str) -> str:
     return textwrap.fill(text, width=100)
 
@@ -50,7 +76,7 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
     for item in fields(MeasurementProtocol):
         group.add_argument(
             "--" + item.name.replace("_", "-"),
-            type=int if item.type in (int, "int") else float,
+            type=int if item.type in (int, "int") else finite_float,
             default=item.default,
             metavar="N" if item.type in (int, "int") else "S",
             help=item.metadata["help"],
@@ -76,7 +102,8 @@ def add_policy_options(parser: argparse.ArgumentParser, with_file: bool = True) 
             help="TOML file with a [policy] table (keys as the options below, with underscores)",
         )
     for name, item in policy_fields().items():
-        kind = {"str": str, "int": int, "float": float}[str(item.type)]
+        kinds: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": finite_float}
+        kind = kinds[str(item.type)]
         group.add_argument(
             "--" + name.replace("_", "-"),
             dest=f"policy_{name}",
@@ -92,6 +119,39 @@ def policy_overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     from harness.verdict.policy import policy_fields
 
     return {name: getattr(args, f"policy_{name}") for name in policy_fields()}
+
+
+# files speedproof reads (records, configs, profiles, policies, models): never written over
+INPUT_FILE_SUFFIXES = (".json", ".toml", ".onnx", ".pt", ".pt2", ".pth", ".py")
+
+
+def check_derived_output(path: Path, option: str, inputs: tuple[Path | None, ...] = ()) -> None:
+    """Refuse, before anything is measured, an output path that would replace an input (a record,
+    a config) or cannot be written; an earlier report, summary or JUnit file may be replaced."""
+    if path.is_dir():
+        raise SpeedproofError(f"{option} {path}: is a folder; pass a file path")
+    resolved = path.resolve()
+    if any(item is not None and item.resolve() == resolved for item in inputs):
+        raise SpeedproofError(f"{option} {path}: is an input of this command; it is never written over")
+    if path.exists() and (path.suffix.lower() in INPUT_FILE_SUFFIXES or _looks_like_record(path)):
+        raise SpeedproofError(
+            f"{option} {path}: exists and is a record, config or model; outputs only replace derived files "
+            "(reports, summaries, JUnit XML). Pass a new path"
+        )
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SpeedproofError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SpeedproofError(f"{option} {path}: cannot write there; pass a writable path")
+
+
+def _looks_like_record(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"{") and b'"schema_version"' in head
 
 
 def add_out_option(parser: argparse.ArgumentParser) -> None:
@@ -171,6 +231,25 @@ def target_fields(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "input_shapes": tuple(args.input_shape),
     }
+
+
+def note_replaced_batch_dims(shapes: list[str], measured_batches: tuple[int, ...] | None) -> None:
+    """Say on stderr when an --input-shape's first dim will not be used: it is the batch, and the
+    batch comes from --batch (bench) or the policy's batch_size (verify). `measured_batches`: the
+    batch sizes the command will measure, when the user chose them."""
+    from targets.inputs import parse_input_shape
+
+    for text in shapes:
+        try:
+            _, dims = parse_input_shape(text)
+        except SpeedproofError:
+            return  # the job reports the bad shape itself
+        if dims and dims[0] != 1 and (measured_batches is None or dims[0] not in measured_batches):
+            print(
+                f"note: --input-shape {text}: the first dim is the batch; {dims[0]} is replaced by each batch size "
+                "measured (--batch for bench, --batch-size for verify)",
+                file=sys.stderr,
+            )
 
 
 def command_progress(args: argparse.Namespace) -> TerminalProgress:

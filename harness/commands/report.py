@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.options import EXIT_OK
+from harness.commands.options import EXIT_OK, check_derived_output
 from harness.reports import REPORT_FORMATS, render_report
+from targets.errors import SpeedproofError
 
 NAME = "report"
 HELP = "render a result record as a table, markdown, self-contained HTML or JUnit XML"
@@ -27,7 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.records.store import load_record
 
-    text = render_report(load_record(args.record), args.format)
+    if args.output:
+        check_derived_output(args.output, "--output", inputs=(args.record,))
+    record = load_record(args.record)
+    try:
+        text = render_report(record, args.format)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        # load_record checks what every record has; a deeper part that is damaged shows up here
+        raise SpeedproofError(
+            f"{args.record}: damaged record: cannot render it as {args.format}: {type(error).__name__}: {error}"
+        ) from None
     if args.output:
         args.output.write_text(text)
         print(f"{args.format} report written to {args.output}", file=sys.stderr)

@@ -15,6 +15,7 @@ from harness.commands.options import (
     add_target_options,
     all_verdicts_accepted,
     command_progress,
+    note_replaced_batch_dims,
     policy_overrides_from,
     print_result,
     recipes_epilog,
@@ -52,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.reports.table import record_text
     from harness.verdict.verify import VerifyRequest, run_verify
+
+    note_replaced_batch_dims(args.input_shape, (args.policy_batch_size,) if args.policy_batch_size else None)
 
     request = VerifyRequest(
         **target_fields(args),

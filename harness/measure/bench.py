@@ -16,7 +16,7 @@ from harness.progress import ProgressCallback, no_progress
 from harness.records.cells import BenchCell, CellKey, CellStatus, Measurement
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
-from harness.records.store import write_record
+from harness.records.store import check_writable_folder, write_record
 from harness.variants.builder import BuiltVariant
 from harness.variants.preparation import PreparedVariants, model_source_entry, prepare_variants
 from targets.compatibility import resolve_target
@@ -69,6 +69,7 @@ def run_bench(
     Raises SpeedproofError for problems that concern the whole run (bad model, unknown target or
     recipe, unresolvable input shape); problems of one variant or cell become failed cells.
     """
+    check_writable_folder(request.out_dir)
     runner = runner or LocalRunner()
     host = runner.fingerprint()
     resolved = resolve_target(request.target, request.threads, runner)

@@ -3,11 +3,23 @@ the measuring half of the verification policy; the acceptance rules are the othe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from targets.errors import SpeedproofError, did_you_mean
 
 METRICS = ("p50", "p90", "p99", "throughput")
+
+
+def not_finite(part: Any) -> list[str]:
+    """One problem per float field of a policy part that is NaN or infinite (no range check can
+    catch those: every comparison with NaN is false, and an infinite time limit is none)."""
+    return [
+        f"{item.name} = {getattr(part, item.name)}; must be a finite number"
+        for item in fields(part)
+        if isinstance(getattr(part, item.name), float) and not math.isfinite(getattr(part, item.name))
+    ]
 
 
 def invalid_policy(problems: list[str]) -> None:
@@ -45,7 +57,9 @@ class ABSchedule:
     )
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = not_finite(self)
+        if problems:
+            invalid_policy(problems)
         if self.metric not in METRICS:
             problems.append(
                 f"metric = {self.metric!r}{did_you_mean(self.metric, METRICS)}; valid: {', '.join(METRICS)}"

@@ -4,12 +4,13 @@ sources, the torch model with its data for the recipes that transform it."""
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Any
 
@@ -72,22 +73,43 @@ def resolve_model_source(
     """Resolve MODEL; torch sources are exported into `work_dir` (zoo exports are cached)."""
     from exporters.onnx_file import load_onnx_model
 
-    if Path(spec).suffix in TORCH_FILE_SUFFIXES:
-        raise SpeedproofError(
-            f"model {spec!r}: torch files are not a model source yet; export it to ONNX, or pass "
-            "package.module:function that builds the module"
-        )
+    check_model_source(spec)
     if is_onnx_file_source(spec):
         path = Path(spec)
         return ResolvedSource(path.stem, "onnx-file", path, load_onnx_model(path), latency_only=False)
     if spec in ZOO:
         return _export_zoo_model(spec, progress)
+    return _export_function_source(spec, input_shapes, work_dir)
+
+
+_IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def check_model_source(spec: str) -> None:
+    """Raise when MODEL names something that cannot exist (a missing file, an unknown zoo name, a
+    module that cannot be found, a torch file), without loading, exporting or importing anything."""
+    if Path(spec).suffix in TORCH_FILE_SUFFIXES:
+        raise SpeedproofError(
+            f"model {spec!r}: torch files are not a model source yet; export it to ONNX, or pass "
+            "package.module:function that builds the module"
+        )
+    if spec.endswith(".onnx") and not Path(spec).is_file():
+        raise SpeedproofError(f"model file not found: {spec}")
+    if is_onnx_file_source(spec) or spec in ZOO:
+        return
     if FUNCTION_SOURCE_SEPARATOR in spec:
-        return _export_function_source(spec, input_shapes, work_dir)
+        module_name, _, function_name = spec.partition(FUNCTION_SOURCE_SEPARATOR)
+        if not _IDENTIFIER_PATH.match(module_name) or not function_name.isidentifier():
+            raise SpeedproofError(f"model {spec!r}: expected package.module:function (Python names)")
+        top = module_name.split(".")[0]
+        if PathFinder.find_spec(top, [os.getcwd(), *sys.path]) is None and top not in sys.builtin_module_names:
+            raise SpeedproofError(
+                f"model {spec!r}: no module {top!r} in the current folder ({os.getcwd()}) or the installed packages"
+            )
+        return
     if "/" in spec or "." in Path(spec).name:
         raise SpeedproofError(f"model file not found: {spec}")
     zoo_model(spec)  # raises the "unknown zoo model ..., valid: ..." error
-    raise AssertionError("unreachable")
 
 
 def _export_zoo_model(name: str, progress: ProgressCallback) -> ResolvedSource:
@@ -133,46 +155,36 @@ def _example_tensor(shape: tuple[int, ...]) -> Any:
 def _export_function_source(
     spec: str, input_shapes: dict[str | None, tuple[int, ...]], work_dir: Path
 ) -> ResolvedSource:
+    """Import, call and export the function in a contained process; the CLI imports the module
+    itself only later, and only when a torch-level recipe needs the module object."""
     from exporters.onnx_file import load_onnx_model
+    from harness.models.contained import call_source_function, export_in_contained_process, import_source_function
 
     module_name, _, function_name = spec.partition(FUNCTION_SOURCE_SEPARATOR)
-    if not module_name or not function_name:
-        raise SpeedproofError(f"model {spec!r}: expected package.module:function")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # like pytest: the user's own modules in the current folder
-    try:
-        python_module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise SpeedproofError(f"model {spec!r}: cannot import {module_name!r}: {error}") from None
-    function = getattr(python_module, function_name, None)
-    if not callable(function):
-        raise SpeedproofError(f"model {spec!r}: {module_name!r} has no function {function_name!r}")
-    try:
-        produced = function()
-    except SpeedproofError:
-        raise
-    except Exception as error:
-        raise SpeedproofError(f"model {spec!r}: calling {function_name}() failed: {error}") from error
-    torch_model = _as_torch_model(spec, function_name, produced, input_shapes)
-    path = work_dir / f"{function_name}.onnx"
-    export_torch_model(torch_model, path)
+    folder = os.getcwd()
+    # the function's name is a Python name (checked): safe in a file name, once cut to a sane length
+    exported = export_in_contained_process(spec, input_shapes, work_dir / f"{function_name[:100]}.onnx")
+
+    def load_torch() -> TorchModel:
+        function = import_source_function(spec, folder)
+        return as_torch_model(spec, call_source_function(spec, function), input_shapes)
+
     return ResolvedSource(
         function_name,
         "function",
-        path,
-        load_onnx_model(path),
-        torch_model.latency_only,
-        lambda: torch_model,
-        torch_model.provided_data(),
+        exported.onnx_path,
+        load_onnx_model(exported.onnx_path),
+        exported.latency_only,
+        load_torch,
+        exported.provides,
     )
 
 
-def _as_torch_model(
-    spec: str, function_name: str, produced: Any, input_shapes: dict[str | None, tuple[int, ...]]
-) -> TorchModel:
+def as_torch_model(spec: str, produced: Any, input_shapes: dict[str | None, tuple[int, ...]]) -> TorchModel:
     """Normalise what a source function returned: TorchModel, (module, example_inputs) or module."""
     import torch
 
+    function_name = spec.partition(FUNCTION_SOURCE_SEPARATOR)[2]
     if isinstance(produced, TorchModel):
         return replace(produced, example_inputs=_batch_of_two(tuple(produced.example_inputs), spec))
     if isinstance(produced, tuple) and len(produced) == 2 and isinstance(produced[0], torch.nn.Module):

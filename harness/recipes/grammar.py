@@ -144,9 +144,13 @@ def parse_recipe_list(texts: Iterable[str]) -> list[Recipe]:
     recipes: list[Recipe] = []
     seen: set[str] = set()
     for text in texts:
-        for item in text.split(","):
-            if not item.strip():
-                continue
+        items = text.split(",")
+        if any(not item.strip() for item in items):
+            raise SpeedproofError(
+                f"recipe list {text!r} has an empty item; separate recipes with single commas, e.g. "
+                "structured:0.5,unstructured:0.9"
+            )
+        for item in items:
             recipe = parse_recipe(item)
             if recipe.text in seen:
                 raise SpeedproofError(f"recipe {recipe.text!r} is listed twice")

@@ -1,14 +1,17 @@
-"""Result records on disk: one JSON file per run, written atomically, never overwritten, and read
-back with older schema versions upgraded."""
+"""Result records on disk: one JSON file per run, written atomically, never overwritten, never lost
+(a folder that cannot take it gets a rescue copy elsewhere), and read back checked, with older
+schema versions upgraded."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from harness.records.run_record import SCHEMA_VERSION, Record
 from targets.errors import SpeedproofError
@@ -28,7 +31,10 @@ ARTIFACT_FACTS_ADDED_IN_2 = (
 def _upgrade_1_to_2(record: Record) -> Record:
     """Version 2 added variants (recipes): cells gained `quality` and richer `artifact` facts, and
     records a `variants` list. A version-1 bench measured only its baseline."""
-    for cell in record.get("cells", []):
+    cells = record.get("cells", [])
+    for cell in cells if isinstance(cells, list) else []:  # a damaged record is reported by check_record
+        if not isinstance(cell, dict):
+            continue
         cell.setdefault("quality", None)
         if isinstance(cell.get("artifact"), dict):
             for key in ARTIFACT_FACTS_ADDED_IN_2:
@@ -42,18 +48,82 @@ UPGRADERS: dict[int, Callable[[Record], Record]] = {1: _upgrade_1_to_2}
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
-def safe_file_name(text: str) -> str:
-    """`text` with every run of characters that do not belong in a file name replaced by `_`."""
-    return _UNSAFE_NAME_CHARS.sub("_", text)
+# file names stay far below NAME_MAX (255 bytes) with the stamp, run id and a clash suffix added
+MAX_LABEL_CHARS = 96
+# records measured but not writable where asked are kept here (and the message says so)
+RESCUE_FOLDER_NAME = "unsaved-records"
+
+
+class RecordNotWritten(SpeedproofError):
+    """A measured record could not be written where asked. `record` holds it; `saved_to` is the
+    rescue copy, or None when even that failed (then the record must be printed)."""
+
+    def __init__(self, message: str, record: Record, saved_to: Path | None) -> None:
+        super().__init__(message)
+        self.record = record
+        self.saved_to = saved_to
+
+
+def safe_file_name(text: str, max_chars: int | None = None) -> str:
+    """`text` with every run of characters that do not belong in a file name replaced by `_`; one
+    longer than `max_chars` is cut and keeps a hash of the whole, so different texts stay apart."""
+    safe = _UNSAFE_NAME_CHARS.sub("_", text)
+    if max_chars is not None and len(safe) > max_chars:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+        safe = f"{safe[: max_chars - len(digest) - 1]}-{digest}"
+    return safe
 
 
 def record_filename(record: Record, label: str) -> str:
     """e.g. 20261122T235800Z-bench-resnet18-1a2b3c4d.json"""
     stamp = record["created_at"].replace("-", "").replace(":", "").split(".")[0].rstrip("Z") + "Z"
-    return f"{stamp}-{safe_file_name(label)}-{record['run_id'][:8]}.json"
+    return f"{stamp}-{safe_file_name(label, MAX_LABEL_CHARS)}-{record['run_id'][:8]}.json"
+
+
+def check_writable_folder(folder: Path, option: str = "--out") -> None:
+    """Make sure records can be written into `folder` before anything is measured: it, or the
+    nearest folder above it that exists (it is created only when the record is written), must take
+    a new file."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == folder else f" ({existing} is a file)"
+        raise SpeedproofError(f"{option} {folder}: is not a folder{where}; pass a folder for the records")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-check-", dir=existing)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise SpeedproofError(
+            f"{option} {folder}: cannot write there ({error.strerror or error}); pass a writable folder"
+        ) from None
+
+
+def rescue_folder() -> Path:
+    """Where a record goes when its own folder fails mid-run (the per-user speedproof cache)."""
+    base = os.environ.get("SPEEDPROOF_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "speedproof"
+    )
+    return Path(base) / RESCUE_FOLDER_NAME
 
 
 def write_record(record: Record, out_dir: Path, label: str = "run") -> Path:
+    """Write `record` into `out_dir`; when that fails (a full disk, a folder gone read-only) write it
+    into the rescue folder and raise `RecordNotWritten` saying where it went, so nothing measured
+    is lost."""
+    try:
+        return _write_new_file(record, out_dir, label)
+    except OSError as error:
+        problem = f"could not write the record into {out_dir}: {error.strerror or error}"
+        try:
+            saved_to = _write_new_file(record, rescue_folder(), label)
+        except OSError:
+            raise RecordNotWritten(f"{problem}; nor into {rescue_folder()}", record, None) from None
+        raise RecordNotWritten(f"{problem}; it was saved to {saved_to} instead", record, saved_to) from None
+
+
+def _write_new_file(record: Record, out_dir: Path, label: str) -> Path:
     """Write `record` into `out_dir` atomically (temporary file, fsync, link) under a new name.
 
     An existing file is never replaced: a clash of names picks the next free suffix.
@@ -115,14 +185,84 @@ def upgrade_record(record: Record, upgraders: dict[int, Callable[[Record], Recor
 
 def load_record(path: Path) -> Record:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpeedproofError(f"result record not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except IsADirectoryError:
+        raise SpeedproofError(f"{path} is a folder; pass a result record (.json) written by speedproof") from None
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: bad JSON, bad UTF-8, huge ints
         raise SpeedproofError(f"{path}: not a readable JSON record: {error}") from None
     if not isinstance(data, dict):
         raise SpeedproofError(f"{path}: not a speedproof result record (top level is not an object)")
     try:
-        return upgrade_record(data)
+        return check_record(upgrade_record(data))
     except SpeedproofError as error:
         raise SpeedproofError(f"{path}: {error}") from None
+
+
+# what every record has, and every cell: the keys reports, gates and regressions rely on
+RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "run_id": (str,),
+    "created_at": (str,),
+    "command": (str,),
+    "host": (dict,),
+    "cells": (list,),
+}
+CELL_FIELDS: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "variant": (str,),
+    "backend": (str,),
+    "batch_size": (int, str),
+    "status": (str,),
+}
+OPTIONAL_SECTIONS: dict[str, tuple[type, ...]] = {
+    "variants": (list,),
+    "policy": (dict,),
+    "policies": (dict,),
+    "protocol": (dict,),
+    "target": (dict, type(None)),
+    "gate": (dict,),
+    "compare": (dict,),
+    "model_source": (dict,),
+}
+CELL_STATUSES = ("ok", "failed", "skipped")
+
+
+def _type_names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(
+        {"str": "a string", "int": "an integer", "dict": "an object", "list": "a list"}.get(kind.__name__, "null")
+        for kind in kinds
+    )
+
+
+def _check_fields(data: dict[str, Any], expected: dict[str, tuple[type, ...]], where: str, required: bool) -> None:
+    for key, kinds in expected.items():
+        if key not in data:
+            if required:
+                raise SpeedproofError(f"damaged record: {where} has no {key!r}")
+            continue
+        value = data[key]
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise SpeedproofError(f"damaged record: {where}{key} is {value!r}; expected {_type_names(kinds)}")
+
+
+def check_record(record: Record) -> Record:
+    """Raise a SpeedproofError naming the first thing that makes `record` unusable; return it."""
+    _check_fields(record, RECORD_FIELDS, "", required=True)
+    _check_fields(record, OPTIONAL_SECTIONS, "", required=False)
+    for index, cell in enumerate(record["cells"]):
+        if not isinstance(cell, dict):
+            raise SpeedproofError(f"damaged record: cells[{index}] is {cell!r}; expected an object")
+        _check_fields(cell, CELL_FIELDS, f"cells[{index}].", required=True)
+        if cell["status"] not in CELL_STATUSES:
+            raise SpeedproofError(
+                f"damaged record: cells[{index}].status is {cell['status']!r}; expected one of "
+                + ", ".join(CELL_STATUSES)
+            )
+        for key in ("verdict", "speedup", "artifact", "quality", "latency_ms"):
+            if cell.get(key) is not None and not isinstance(cell[key], dict):
+                raise SpeedproofError(f"damaged record: cells[{index}].{key} is {cell[key]!r}; expected an object")
+    for index, variant in enumerate(record.get("variants", [])):
+        if not isinstance(variant, dict) or not isinstance(variant.get("recipe"), str):
+            raise SpeedproofError(f"damaged record: variants[{index}] has no recipe string")
+    return record

@@ -2,7 +2,8 @@
 
 A verdict cell that is REJECTED is a failure whose message lists the reason codes and whose text
 carries every reason's sentence and the hints; a required variant's rejection is a failure, an
-optional one's is reported as skipped (so the build stays green, as `gate` decides). Cells of a
+optional one's is reported as skipped (so the build stays green, as `gate` decides). A cell that
+failed (could not be built or measured) is a failure, required or not, as it fails the gate. Cells of a
 target the host could not run are skipped with the reason. Bench cells fail when they failed.
 """
 
@@ -73,7 +74,7 @@ def _fill_case(case: ET.Element, cell: dict[str, Any]) -> None:
         return
     codes = " ".join(reason["code"] for reason in verdict["reasons"])
     message = f"REJECT {codes}"
-    if cell.get("required", True):
+    if cell.get("required", True) or cell.get("status") == "failed":
         failure = ET.SubElement(case, "failure", message=message, type=codes.split(" ")[0] if codes else "REJECT")
         failure.text = _verdict_text(cell)
     else:

@@ -10,7 +10,7 @@ from harness.models.sources import is_onnx_file_source
 from harness.progress import ProgressCallback, no_progress
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
-from harness.records.store import safe_file_name, write_record
+from harness.records.store import MAX_LABEL_CHARS, check_writable_folder, safe_file_name, write_record
 from harness.variants.preparation import model_source_entry, prepare_variants
 from targets.compatibility import resolve_target
 from targets.errors import SpeedproofError
@@ -32,11 +32,12 @@ def run_variants(
     request: VariantsRequest, progress: ProgressCallback = no_progress, runner: Runner | None = None
 ) -> tuple[Record, Path]:
     """Build the variants into a new folder under `out_dir` and write the record beside it."""
+    check_writable_folder(request.out_dir)
     runner = runner or LocalRunner()
     resolved = resolve_target(request.target, request.threads, runner)
     run_id = new_run_id()
     name = Path(request.model).stem if is_onnx_file_source(request.model) else request.model
-    label = "variants-" + safe_file_name(name)
+    label = "variants-" + safe_file_name(name, MAX_LABEL_CHARS)
     work_dir = request.out_dir / f"{label}-{run_id[:8]}"
     if work_dir.exists():
         raise SpeedproofError(f"{work_dir} already exists; it is never overwritten")

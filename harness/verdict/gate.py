@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.models.sources import check_model_source
 from harness.progress import ProgressCallback, no_progress
 from harness.recipes.grammar import parse_recipe_list
-from harness.records.cells import NOT_MEASURED, CellKey, GatePlacement, VerdictCell
+from harness.records.cells import NOT_MEASURED, CellKey, CellStatus, GatePlacement, VerdictCell
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
-from harness.records.store import load_record, write_record
+from harness.records.store import check_writable_folder, load_record, write_record
 from harness.variants.preparation import prepare_variants
 from harness.verdict.policy import Policy, apply_overrides, build_policy, check_policy_table, target_policy
 from harness.verdict.reasons import Decision
@@ -98,9 +99,11 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
     if not recipes:
         raise SpeedproofError(f'{path}: {where}.recipes is missing or empty; e.g. recipes = ["structured:0.5"]')
     try:
-        parse_recipe_list(recipes)
+        parsed = parse_recipe_list(recipes)
     except SpeedproofError as error:
         raise SpeedproofError(f"{path}: {where}.recipes: {error}") from None
+    if len(parsed) < 2:
+        raise SpeedproofError(f"{path}: {where}.recipes names nothing to verify besides the baseline")
     required = _string_list(table.get("required", []), f"{where}.required", path)
     for name in required:
         if name not in recipes:
@@ -119,14 +122,17 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise SpeedproofError(f"{path}: {where}.threads = {threads!r}; expected a positive integer")
     policy = check_policy_table(table.get("policy", {}), f"{path} {where}.policy")
+    input_shapes = _input_shapes(table["input_shape"], f"{where}.input_shape", path) if "input_shape" in table else ()
+    try:
+        check_model_source(table["model"])
+    except SpeedproofError as error:
+        raise SpeedproofError(f"{path}: {where}.model: {error}") from None
     return GateCheck(
         model=table["model"],
         recipes=recipes,
         required=required,
         targets=targets,
-        input_shapes=(
-            _input_shapes(table["input_shape"], f"{where}.input_shape", path) if "input_shape" in table else ()
-        ),
+        input_shapes=input_shapes,
         threads=threads,
         policy=policy,
     )
@@ -134,7 +140,11 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
 
 def load_gate_config(path: Path) -> GateConfig:
     """Parse and validate the whole config before anything is measured."""
-    data = read_toml_file(path, "gate config")
+    return parse_gate_config(read_toml_file(path, "gate config"), path)
+
+
+def parse_gate_config(data: dict[str, Any], path: Path) -> GateConfig:
+    """Validate a parsed config; every error names `path`, the table and the key."""
     for key in data:
         if key not in TOP_KEYS:
             raise SpeedproofError(
@@ -166,6 +176,7 @@ def run_gate(
     """Verify every check on every target it names; write and return the record (its `gate`
     entry holds skips, regressions and the exit code)."""
     config = load_gate_config(request.config_path)
+    check_writable_folder(request.out_dir)
     runner = runner or LocalRunner()
     host = runner.fingerprint()
     stored = _load_baseline(request, host) if request.baseline_record else None
@@ -274,13 +285,26 @@ def _run_check_on_target(
 
 def gate_failures(record: dict[str, Any]) -> list[str]:
     """Why the gate fails, one sentence each; empty when it passes."""
-    failures = []
+    failures: list[str] = []
     gate = record["gate"]
+    # a check whose baseline failed could not run at all: one failure for it, not one per variant
+    could_not_run = {
+        (cell["check"], cell["target"]): cell.get("error") or "?"
+        for cell in record["cells"]
+        if cell.get("reference") and cell["status"] == CellStatus.FAILED
+    }
+    failures.extend(
+        f"check {check} on {target} could not run: {error}" for (check, target), error in could_not_run.items()
+    )
     for cell in record["cells"]:
+        if (cell.get("check"), cell.get("target")) in could_not_run or cell.get("reference"):
+            continue
         verdict = cell.get("verdict") or {}
         if cell.get("required") and not cell.get("skipped") and verdict.get("decision") != Decision.ACCEPT:
             codes = " ".join(reason["code"] for reason in verdict.get("reasons", [])) or cell.get("error") or "?"
             failures.append(f"required {cell['model']} {cell['variant']} on {cell['target']} was rejected: {codes}")
+        elif cell["status"] == CellStatus.FAILED:
+            failures.append(f"{cell['model']} {cell['variant']} on {cell['target']} failed: {cell.get('error')}")
     failures.extend(f"regression: {item['message']}" for item in gate["regressions"])
     if gate["require_all_targets"]:
         failures.extend(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness.measure.schedule import ABSchedule, invalid_policy
+from harness.measure.schedule import ABSchedule, invalid_policy, not_finite
 from targets.errors import SpeedproofError, did_you_mean
 from targets.toml_files import read_toml_file
 
@@ -44,7 +44,9 @@ class AcceptanceRules:
     )
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = not_finite(self)
+        if problems:
+            invalid_policy(problems)
         if self.min_speedup <= 0:
             problems.append(f"min_speedup = {self.min_speedup}; must be > 0 (1.10 asks for 10% faster)")
         if not 0.5 <= self.confidence < 1.0:

@@ -12,7 +12,7 @@ from typing import Any
 from harness.progress import ProgressCallback, no_progress
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record
-from harness.records.store import write_record
+from harness.records.store import check_writable_folder, write_record
 from harness.variants.preparation import prepare_variants
 from harness.verdict.policy import target_policy
 from harness.verdict.rules import mac_reduction
@@ -62,6 +62,7 @@ def compare_recipes(sparsities: tuple[float, ...], finetune_epochs: int = 0) -> 
 def run_compare(
     request: CompareRequest, progress: ProgressCallback = no_progress, runner: Runner | None = None
 ) -> tuple[Record, Path]:
+    check_writable_folder(request.out_dir)
     runner = runner or LocalRunner()
     resolved = resolve_target(request.target, request.threads, runner)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)

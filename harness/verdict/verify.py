@@ -17,11 +17,11 @@ from typing import Any
 from harness.measure.ab_pair import PairOutcome, StopRule, run_ab_pair
 from harness.measure.speedup import SpeedupEstimate
 from harness.progress import ProgressCallback, no_progress
-from harness.recipes.grammar import parse_recipe
+from harness.recipes.grammar import parse_recipe, parse_recipe_list
 from harness.records.cells import CellKey, CellStatus, VerdictCell
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
-from harness.records.store import write_record
+from harness.records.store import check_writable_folder, write_record
 from harness.variants.builder import BuiltVariant
 from harness.variants.preparation import PreparedVariants, model_source_entry, prepare_variants
 from harness.verdict.policy import Policy, target_policy
@@ -69,6 +69,8 @@ def run_verify(
     runner: Runner | None = None,
 ) -> tuple[Record, Path]:
     """Verify every recipe of the request and write the record; return it and its path."""
+    check_writable_folder(request.out_dir)
+    require_variants(request.recipes)
     runner = runner or LocalRunner()
     resolved = resolve_target(request.target, request.threads, runner)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
@@ -82,6 +84,14 @@ def run_verify(
     record = verification_record("verify", context, run_id, request.model, prepared, cells).as_dict()
     path = write_record(record, request.out_dir, label=f"verify-{prepared.source.name}")
     return record, path
+
+
+def require_variants(recipe_texts: tuple[str, ...]) -> None:
+    """Refuse a verification with nothing to verify: it would accept every variant of none."""
+    if len(parse_recipe_list(recipe_texts)) < 2:
+        raise SpeedproofError(
+            f"nothing to verify in --recipes {','.join(recipe_texts)!r}: name at least one recipe besides the baseline"
+        )
 
 
 def verification_record(

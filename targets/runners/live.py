@@ -8,7 +8,6 @@ import json
 import os
 import selectors
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -17,9 +16,9 @@ from typing import Any
 
 from targets.errors import FailureKind, SpeedproofError
 from targets.runners.base import WorkerRequest
-from targets.runners.processes import signal_name, stderr_tail
+from targets.runners.processes import python_module_command, signal_name, stderr_tail
 
-DEFAULT_LIVE_WORKER_COMMAND = (sys.executable, "-m", "targets.runners.worker", "--live")
+DEFAULT_LIVE_WORKER_COMMAND = python_module_command("targets.runners.worker", "--live")
 # a burst that has not answered after this many times its length (plus a margin) is a hang
 BURST_TIMEOUT_FACTOR = 4.0
 BURST_TIMEOUT_MARGIN_S = 30.0

@@ -8,8 +8,6 @@ folder; its stderr goes to a file there, so a crash can be explained.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from functools import cached_property
@@ -19,7 +17,7 @@ from typing import TYPE_CHECKING
 from targets.errors import FailureKind
 from targets.runners.base import BurstWorker, CellResult, Runner, WorkerRequest
 from targets.runners.live import DEFAULT_LIVE_WORKER_COMMAND, LiveWorker
-from targets.runners.processes import signal_name, stderr_tail
+from targets.runners.processes import python_module_command, run_to_end, signal_name, stderr_tail
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +25,7 @@ if TYPE_CHECKING:
     from targets.host import HostFingerprint
     from targets.profiles import BackendSpec, TargetProfile
 
-DEFAULT_WORKER_COMMAND = (sys.executable, "-m", "targets.runners.worker")
+DEFAULT_WORKER_COMMAND = python_module_command("targets.runners.worker")
 
 
 class LocalRunner(Runner):
@@ -80,21 +78,11 @@ class LocalRunner(Runner):
             result_path = Path(folder) / "result.json"
             stderr_path = Path(folder) / "stderr.txt"
             request_path.write_text(json.dumps(request.as_dict()))
-            with stderr_path.open("wb") as stderr_file:
-                process = subprocess.Popen(
-                    [*self.worker_command, str(request_path), str(result_path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=stderr_file,
-                    stderr=stderr_file,
+            returncode = run_to_end([*self.worker_command, str(request_path), str(result_path)], stderr_path, timeout_s)
+            if returncode is None:
+                return CellResult.failed(
+                    f"worker hung: killed after {timeout_s:.0f} s without finishing", FailureKind.HUNG
                 )
-                try:
-                    returncode = process.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-                    return CellResult.failed(
-                        f"worker hung: killed after {timeout_s:.0f} s without finishing", FailureKind.HUNG
-                    )
             if returncode < 0:
                 tail = stderr_tail(stderr_path)
                 return CellResult.failed(

@@ -1,8 +1,12 @@
-"""What a worker process left behind when it died: the tail of its stderr and the signal's name."""
+"""Starting worker processes so that they import only installed code, and what a worker process
+left behind when it died: the tail of its stderr and the signal's name."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 STDERR_TAIL_LINES = 8
@@ -21,3 +25,34 @@ def signal_name(returncode: int) -> str:
         return signal.Signals(-returncode).name
     except ValueError:
         return f"signal {-returncode}"
+
+
+def python_module_command(module: str, *arguments: str) -> tuple[str, ...]:
+    """`python -m module ...` without the current folder on `sys.path`.
+
+    `python -m` puts the current folder first on `sys.path`, so a `numpy.py` lying beside a model
+    would run inside the worker. `-P` (Python 3.11+) leaves it out; on 3.10 the bootstrap removes it.
+    """
+    if sys.version_info >= (3, 11):
+        return (sys.executable, "-P", "-m", module, *arguments)
+    bootstrap = f"import runpy, sys; sys.path.pop(0); runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    return (sys.executable, "-c", bootstrap, *arguments)
+
+
+def run_to_end(
+    command: Sequence[str], output_path: Path, timeout_s: float, preexec_fn: Callable[[], None] | None = None
+) -> int | None:
+    """Run `command` with stdout and stderr into `output_path`; return its exit status, or None when
+    it ran out of time and was killed. However the wait ends (Ctrl-C, SIGTERM), it does not outlive it."""
+    with output_path.open("wb") as output:
+        process = subprocess.Popen(
+            list(command), stdin=subprocess.DEVNULL, stdout=output, stderr=output, preexec_fn=preexec_fn
+        )
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

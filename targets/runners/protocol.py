@@ -5,6 +5,7 @@ Help text lives beside each field; the CLI builds its options from it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -40,6 +41,12 @@ class MeasurementProtocol:
     )
 
     def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SpeedproofError(
+                    f"--{item.name.replace('_', '-')} must be a finite number of seconds, got {value}"
+                )
         if self.min_iterations < 1:
             raise SpeedproofError(f"--min-iterations must be >= 1, got {self.min_iterations}")
         if self.warmup_min_iterations < 0:

@@ -138,7 +138,7 @@ def test_earlier_records_are_kept(tiny_conv_onnx, tmp_path):
     [
         ("missing.onnx", "model file not found: missing.onnx"),
         ("resnet19", r"unknown zoo model 'resnet19' \(did you mean \"resnet18\"\?\)"),
-        ("no_such_module_xyz:build", "cannot import 'no_such_module_xyz'"),
+        ("no_such_module_xyz:build", "no module 'no_such_module_xyz' in the current folder"),
     ],
 )
 def test_bad_model_names_are_clear(tmp_path, model, message):

@@ -30,7 +30,7 @@ def test_a_function_source_is_exported_with_its_data(tmp_path):
         ("weights.pt", "torch files are not a model source"),
         ("resnet19", 'did you mean "resnet18"'),
         ("tests.tiny_models:no_such_function", "has no function 'no_such_function'"),
-        ("no_such_package.module:build", "cannot import 'no_such_package.module'"),
+        ("no_such_package.module:build", "no module 'no_such_package' in the current folder"),
     ],
 )
 def test_what_cannot_be_a_source_is_a_clear_error(spec, message, tmp_path):

@@ -10,7 +10,14 @@ from targets.errors import SpeedproofError
 
 
 def _record(run_id="a" * 32):
-    return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "created_at": "2026-11-22T10:00:00.000Z", "cells": []}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_at": "2026-11-22T10:00:00.000Z",
+        "command": "bench",
+        "host": {},
+        "cells": [],
+    }
 
 
 def test_write_then_load_round_trips(tmp_path):
@@ -24,11 +31,13 @@ def test_never_overwrites_an_existing_record(tmp_path):
     first = write_record(_record(), tmp_path, label="x")
     first_bytes = first.read_bytes()
     changed = _record()
-    changed["cells"] = [{"model": "other"}]
+    changed["cells"] = [
+        {"model": "other", "variant": "baseline", "backend": "onnxruntime", "batch_size": 1, "status": "ok"}
+    ]
     second = write_record(changed, tmp_path, label="x")
     assert second != first
     assert first.read_bytes() == first_bytes
-    assert load_record(second)["cells"] == [{"model": "other"}]
+    assert load_record(second)["cells"] == changed["cells"]
 
 
 def test_upgrade_applies_each_step_in_order():

@@ -128,8 +128,10 @@ def test_config_validation(tmp_path, text, message):
     assert message in str(error.value) and str(path) in str(error.value)
 
 
-def test_require_all_targets_turns_a_skip_into_a_failure(tmp_path):
-    config = _config(tmp_path, '[[check]]\nmodel = "m.onnx"\nrecipes = ["identity"]\ntargets = ["arm-edge"]\n')
+def test_require_all_targets_turns_a_skip_into_a_failure(tmp_path, tiny_conv_onnx):
+    config = _config(
+        tmp_path, f'[[check]]\nmodel = "{tiny_conv_onnx}"\nrecipes = ["identity"]\ntargets = ["arm-edge"]\n'
+    )
     code, record, _ = _run(tmp_path, config, "--require-all-targets")
     assert code == EXIT_CELL_FAILED
     assert any("--require-all-targets" in failure for failure in record["gate"]["failures"])

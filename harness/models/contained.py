@@ -1,0 +1,205 @@
+"""User code, contained: a `package.module:function` model source is first imported, called and
+exported to ONNX in a process of its own (`python -m harness.models.contained REQUEST.json`), with
+a time limit and a cap on its memory, so that a module that crashes, kills itself, hangs, eats
+memory or exits at import fails that source with a message instead of taking the run down.
+
+Only the current folder (where the user named the module from) and the installed packages are
+importable there. Once the contained run succeeded, the CLI may import the same module itself
+when a torch-level recipe needs the module object (`import_source_function`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from targets.errors import SpeedproofError
+from targets.runners.processes import python_module_command, run_to_end, signal_name, stderr_tail
+
+TIMEOUT_ENVIRONMENT = "SPEEDPROOF_SOURCE_TIMEOUT_S"
+MEMORY_ENVIRONMENT = "SPEEDPROOF_SOURCE_MEMORY_MB"
+DEFAULT_TIMEOUT_S = 600.0
+# share of the host's memory the contained process may allocate
+DEFAULT_MEMORY_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class ContainedExport:
+    """What the contained run of a source function produced: the baseline ONNX file and facts about
+    the torch model it returned."""
+
+    onnx_path: Path
+    latency_only: bool
+    provides: frozenset[str]
+
+
+def _positive_number(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise SpeedproofError(f"environment variable {name}={text!r}; expected a positive number")
+    return value
+
+
+def source_limits() -> tuple[float, int]:
+    """(seconds, bytes) the contained process may take."""
+    import psutil
+
+    timeout_s = _positive_number(TIMEOUT_ENVIRONMENT, DEFAULT_TIMEOUT_S)
+    default_mb = psutil.virtual_memory().total * DEFAULT_MEMORY_SHARE / 2**20
+    return timeout_s, int(_positive_number(MEMORY_ENVIRONMENT, default_mb) * 2**20)
+
+
+def export_in_contained_process(
+    spec: str, input_shapes: dict[str | None, tuple[int, ...]], onnx_path: Path
+) -> ContainedExport:
+    """Import and call the source function in a contained process that exports its result to
+    `onnx_path`; a failure of any kind becomes a SpeedproofError saying what happened."""
+    timeout_s, memory_bytes = source_limits()
+    with tempfile.TemporaryDirectory(prefix="speedproof-source-") as folder:
+        request_path = Path(folder) / "request.json"
+        result_path = Path(folder) / "result.json"
+        stderr_path = Path(folder) / "stderr.txt"
+        request = {
+            "spec": spec,
+            "folder": os.getcwd(),
+            "input_shapes": [[name, list(shape)] for name, shape in input_shapes.items()],
+            "onnx_path": str(onnx_path.resolve()),
+            "result_path": str(result_path),
+            "memory_mb": memory_bytes // 2**20,
+        }
+        request_path.write_text(json.dumps(request))
+
+        def cap_memory() -> None:  # runs in the child before it starts Python
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+
+        command = python_module_command("harness.models.contained", str(request_path))
+        returncode = run_to_end(command, stderr_path, timeout_s, preexec_fn=cap_memory)
+        if returncode is None:
+            raise SpeedproofError(
+                f"model {spec!r}: importing and calling it took longer than {timeout_s:g} s and was stopped "
+                f"(set {TIMEOUT_ENVIRONMENT} to allow more)"
+            )
+        tail = stderr_tail(stderr_path)
+        last_output = f"; its last output:\n{tail}" if tail else ""
+        if returncode < 0:
+            raise SpeedproofError(
+                f"model {spec!r}: the process importing and calling it crashed with {signal_name(returncode)}"
+                + last_output
+            )
+        try:
+            result = json.loads(result_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise SpeedproofError(
+                f"model {spec!r}: the process importing and calling it exited with code {returncode} without a "
+                "result" + last_output
+            ) from None
+    if result.get("status") != "ok":
+        raise SpeedproofError(f"model {spec!r}: {result.get('error')}")
+    return ContainedExport(
+        onnx_path=onnx_path, latency_only=bool(result["latency_only"]), provides=frozenset(result["provides"])
+    )
+
+
+def import_source_function(spec: str, folder: str) -> Any:
+    """Import `package.module` from `folder` (or the installed packages) and return its function.
+    Anything the import raises, SystemExit included, becomes a SpeedproofError."""
+    module_name, _, function_name = spec.partition(":")
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        python_module = importlib.import_module(module_name)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except ImportError as error:
+        raise SpeedproofError(f"model {spec!r}: cannot import {module_name!r}: {error}") from None
+    except BaseException as error:
+        raise _user_code_failed(spec, f"importing {module_name!r}", error) from None
+    finally:
+        if added:
+            sys.path.remove(folder)
+    function = getattr(python_module, function_name, None)
+    if not callable(function):
+        raise SpeedproofError(f"model {spec!r}: {module_name!r} has no function {function_name!r}")
+    return function
+
+
+def call_source_function(spec: str, function: Any) -> Any:
+    """Call a source function; what it raises, SystemExit included, becomes a SpeedproofError."""
+    function_name = spec.partition(":")[2]
+    try:
+        return function()
+    except (KeyboardInterrupt, MemoryError, SpeedproofError):
+        raise
+    except BaseException as error:
+        raise _user_code_failed(spec, f"calling {function_name}()", error) from None
+
+
+def _user_code_failed(spec: str, doing: str, error: BaseException) -> SpeedproofError:
+    if isinstance(error, SystemExit):
+        return SpeedproofError(f"model {spec!r}: {doing} called sys.exit({error.code!r})")
+    return SpeedproofError(f"model {spec!r}: {doing} failed: {type(error).__name__}: {error}")
+
+
+def _run_contained(request: dict[str, Any]) -> dict[str, Any]:
+    from harness.models.sources import as_torch_model, export_torch_model
+
+    spec = request["spec"]
+    shapes = {name: tuple(shape) for name, shape in request["input_shapes"]}
+    try:
+        function = import_source_function(spec, request["folder"])
+        torch_model = as_torch_model(spec, call_source_function(spec, function), shapes)
+        export_torch_model(torch_model, Path(request["onnx_path"]))
+    except SpeedproofError as error:
+        return {"status": "failed", "error": str(error)}
+    except MemoryError:
+        return {"status": "failed", "error": _out_of_memory(request)}
+    except Exception as error:
+        return {"status": "failed", "error": f"exporting it failed: {type(error).__name__}: {error}"}
+    return {
+        "status": "ok",
+        "latency_only": torch_model.latency_only,
+        "provides": sorted(torch_model.provided_data()),
+    }
+
+
+def _out_of_memory(request: dict[str, Any]) -> str:
+    return (
+        f"importing and calling it ran out of memory under the cap of {request['memory_mb']} MB "
+        f"(set {MEMORY_ENVIRONMENT} to allow more)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m harness.models.contained REQUEST.json", file=sys.stderr)
+        return 2
+    request = json.loads(Path(args[0]).read_text())
+    try:
+        result = _run_contained(request)
+    except MemoryError:
+        result = {"status": "failed", "error": _out_of_memory(request)}
+    except BaseException as error:  # noqa: B036 - anything user code does must come back as a message
+        traceback.print_exc()
+        result = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    Path(request["result_path"]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
