@@ -2,8 +2,12 @@
 bursts (A B, B A, A B, ...) until the speedup interval lies clearly on one side of the threshold
 or the pair's time budget runs out.
 
-Alternating the order within pairs (ABBA) cancels a steady drift as well as a step; stopping
-needs at least `min_pairs` pairs and enough iterations per side for the metric's percentile.
+Alternating the order within pairs (ABBA) cancels a steady drift as well as a step. Each burst
+has at least the iterations its metric's percentile needs. The interval is looked at only at
+planned pair counts (the first at least `min_pairs`), each look spending a share of the error rate,
+so that stopping early keeps the interval's level. Each burst also reports how much of the host's
+CPU other processes used while it ran; a pair where that exceeded CONTENDED_OTHER_CPU_SHARE on
+either side is marked contended.
 """
 
 from __future__ import annotations
@@ -14,11 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.measure.schedule import ABSchedule
-from harness.measure.speedup import BurstPair, SpeedupEstimate, min_iterations_for, speedup_interval
+from harness.measure.speedup import (
+    BurstPair,
+    SpeedupEstimate,
+    min_iterations_for,
+    planned_looks,
+    speedup_interval,
+)
 from harness.measure.statistics import summarize_latencies_ns
 from targets.errors import FailureKind, TextEnum
 from targets.runners.base import BurstWorker, Runner, WorkerRequest
 from targets.runners.live import LiveWorkerFailed
+
+# other processes' share of the host's CPU during a burst above which its pair is contended
+CONTENDED_OTHER_CPU_SHARE = 0.25
 
 
 class PairStop(TextEnum):
@@ -69,8 +82,14 @@ class PairOutcome:
     duration_s: float = 0.0
     baseline: SideSummary = field(default_factory=SideSummary)
     variant: SideSummary = field(default_factory=SideSummary)
-    # per pair: the metric of each side's burst (ms, or items/s for throughput)
-    bursts: list[dict[str, float]] = field(default_factory=list)
+    # per pair: the metric of each side's burst (ms, or items/s for throughput), the share of the
+    # host's CPU other processes used during each burst, and whether that makes it contended
+    bursts: list[dict[str, Any]] = field(default_factory=list)
+    # the planned looks, the error rate each may spend, and the pair counts looked at
+    looks: dict[str, Any] = field(default_factory=dict)
+
+    def contended_pairs(self) -> int:
+        return sum(1 for burst in self.bursts if burst.get("contended"))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +100,8 @@ class PairOutcome:
             "duration_s": round(self.duration_s, 3),
             "baseline": self.baseline.as_dict(),
             "variant": self.variant.as_dict(),
+            "contended_pairs": self.contended_pairs(),
+            "looks": self.looks,
             "bursts": self.bursts,
         }
 
@@ -134,44 +155,59 @@ def _alternate_bursts(
     outcome: PairOutcome,
     progress: Callable[[str], None] | None,
 ) -> list[BurstPair]:
+    """Bursts in ABBA order; the interval is looked at only at the planned pair counts (and once
+    more when time runs out), each look spending its share of the error rate."""
     pairs: list[BurstPair] = []
-    needed_iterations = min_iterations_for(schedule.metric)
+    burst_iterations = min_iterations_for(schedule.metric)
+    max_pairs = max(1, int(schedule.max_pair_duration_s // (2 * schedule.burst_duration_s)))
+    looks, look_alpha = planned_looks(schedule.min_pairs, max_pairs, 1.0 - stop_rule.confidence)
+    outcome.looks = {"planned": list(looks), "alpha_per_look": look_alpha, "taken": []}
     started = time.monotonic()
     while True:
         first, second = (baseline, variant) if len(pairs) % 2 == 0 else (variant, baseline)
-        results = {first.label: first.burst(schedule.burst_duration_s)}
-        results[second.label] = second.burst(schedule.burst_duration_s)
+        results = {first.label: first.burst(schedule.burst_duration_s, burst_iterations)}
+        results[second.label] = second.burst(schedule.burst_duration_s, burst_iterations)
         a, b = results["baseline"], results["variant"]
         pairs.append(BurstPair(a["latencies_ns"], b["latencies_ns"], a["duration_s"], b["duration_s"]))
+        other_cpu = [float(a.get("other_cpu_share") or 0.0), float(b.get("other_cpu_share") or 0.0)]
         outcome.bursts.append(
             {
                 "baseline": _burst_metric(a["latencies_ns"], a["duration_s"], schedule.metric, schedule.batch_size),
                 "variant": _burst_metric(b["latencies_ns"], b["duration_s"], schedule.metric, schedule.batch_size),
+                "other_cpu_share": other_cpu,
+                "contended": max(other_cpu) > CONTENDED_OTHER_CPU_SHARE,
             }
         )
         elapsed = time.monotonic() - started
-        enough = len(pairs) >= schedule.min_pairs and all(
-            sum(len(getattr(p, side)) for p in pairs) >= needed_iterations for side in ("baseline_ns", "variant_ns")
-        )
-        out_of_time = elapsed + 2 * schedule.burst_duration_s > schedule.max_pair_duration_s
-        if enough or out_of_time:
-            estimate = speedup_interval(pairs, schedule.metric, schedule.batch_size, stop_rule.confidence)
-            outcome.speedup = estimate
-            if not enough:
-                outcome.stopped_by = PairStop.TOO_LITTLE_DATA
-            elif estimate.ci_low >= stop_rule.min_speedup:
-                outcome.stopped_by = PairStop.ABOVE
-            elif estimate.ci_high < stop_rule.min_speedup:
-                outcome.stopped_by = PairStop.BELOW
-            elif out_of_time:
-                outcome.stopped_by = PairStop.OUT_OF_TIME
-            if outcome.stopped_by:
-                return pairs
-            if progress:
-                progress(
-                    f"  {len(pairs)} pairs, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
-                    f"{estimate.ci_high:.2f}] still straddles {stop_rule.min_speedup:.2f}"
-                )
+        out_of_time = elapsed + elapsed / len(pairs) > schedule.max_pair_duration_s  # no room for another pair
+        if len(pairs) not in looks and not out_of_time:
+            continue
+        estimate = speedup_interval(pairs, schedule.metric, schedule.batch_size, stop_rule.confidence, look_alpha)
+        outcome.speedup = estimate
+        outcome.looks["taken"].append(len(pairs))
+        outcome.stopped_by = stop_at_look(estimate, looks, stop_rule.min_speedup, out_of_time)
+        if outcome.stopped_by:
+            return pairs
+        if progress:
+            progress(
+                f"  {len(pairs)} pairs, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
+                f"{estimate.ci_high:.2f}] still straddles {stop_rule.min_speedup:.2f}"
+            )
+
+
+def stop_at_look(
+    estimate: SpeedupEstimate, looks: Sequence[int], min_speedup: float, out_of_time: bool
+) -> PairStop | None:
+    """Whether a look at `estimate` ends the pair, and why; None to measure on."""
+    if estimate.pairs < looks[0] or not estimate.decidable:
+        return PairStop.TOO_LITTLE_DATA if out_of_time else None
+    if estimate.ci_low >= min_speedup:
+        return PairStop.ABOVE
+    if estimate.ci_high < min_speedup:
+        return PairStop.BELOW
+    if out_of_time or estimate.pairs >= looks[-1]:
+        return PairStop.OUT_OF_TIME
+    return None
 
 
 def _pooled_summary(bursts: list[Sequence[int]]) -> tuple[dict[str, float] | None, int]:

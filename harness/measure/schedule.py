@@ -45,9 +45,19 @@ class ABSchedule:
         metadata={"help": "time budget of one A/B pair; out of time with the interval on the threshold: INCONCLUSIVE"},
     )
     burst_duration_s: float = field(
-        default=0.5, metadata={"help": "length of one timed burst of each side of an A/B pair"}
+        default=0.25,
+        metadata={
+            "help": "length of one timed burst of each side of an A/B pair (longer when the metric's percentile "
+            "needs more iterations: 20 for p50, 100 for p90, 1000 for p99)"
+        },
     )
-    min_pairs: int = field(default=5, metadata={"help": "burst pairs measured before the interval may stop the pair"})
+    min_pairs: int = field(
+        default=5,
+        metadata={
+            "help": "burst pairs before the first look at the interval; raised to what a distribution-free "
+            "interval at the look's level needs (9 pairs at 95%% with the default budget)"
+        },
+    )
     probe_batch_size: int = field(
         default=0,
         metadata={

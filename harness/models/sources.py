@@ -64,6 +64,11 @@ def is_onnx_file_source(spec: str) -> bool:
     return spec.endswith(".onnx") or (Path(spec).is_file() and Path(spec).suffix not in TORCH_FILE_SUFFIXES)
 
 
+def source_label(spec: str) -> str:
+    """A short name for MODEL in file and folder names: an ONNX file's stem, else the spec itself."""
+    return Path(spec).stem if is_onnx_file_source(spec) else spec
+
+
 def resolve_model_source(
     spec: str,
     input_shapes: dict[str | None, tuple[int, ...]],

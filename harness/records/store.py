@@ -100,6 +100,15 @@ def check_writable_folder(folder: Path, option: str = "--out") -> None:
         ) from None
 
 
+def kept_run_folder(out_dir: Path, label: str, run_id: str) -> Path:
+    """A new folder under `out_dir` for what a run keeps beside its record (the artifacts it
+    measured, so that what was verified is what ships): `<label>-<run id>`, never reused."""
+    folder = out_dir / f"{safe_file_name(label, MAX_LABEL_CHARS)}-{run_id[:8]}"
+    if folder.exists():
+        raise SpeedproofError(f"{folder} already exists; it is never overwritten")
+    return folder
+
+
 def rescue_folder() -> Path:
     """Where a record goes when its own folder fails mid-run (the per-user speedproof cache)."""
     base = os.environ.get("SPEEDPROOF_CACHE_DIR") or os.path.join(

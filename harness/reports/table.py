@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
@@ -166,6 +167,14 @@ def speedup_text(speedup: dict[str, Any] | None) -> str:
     return f"{speedup['ratio']:.2f}x [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]"
 
 
+def detectable_text(speedup: dict[str, Any] | None) -> str:
+    """The smallest speedup the interval's width could tell from none, as a relative figure."""
+    detectable = (speedup or {}).get("detectable_speedup")
+    if not isinstance(detectable, (int, float)) or detectable != detectable:  # absent (older record) or NaN
+        return "-"
+    return f"±{detectable - 1:.0%}"
+
+
 def baseline_cell(record: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any] | None:
     """The reference cell of the same model and backend (and target, in a gate record)."""
     for other in record["cells"]:
@@ -215,6 +224,7 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                 if facts
                 else "-",
                 speedup_text(cell.get("speedup")),
+                detectable_text(cell.get("speedup")),
                 _number(realization, 2) if realization is not None else "-",
                 quality_text(cell.get("quality")),
                 (
@@ -235,6 +245,7 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         "zipped MB",
         "MACs",
         "speedup [CI]",
+        "MDE",
         "realized",
         "quality",
         "peak RSS MiB",
@@ -257,6 +268,12 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
         lines.extend(f"{reason['code']} {where}: {reason['message']}" for reason in verdict.get("reasons", []))
         lines.extend(f"hint {where}: {hint}" for hint in verdict.get("hints", []))
         lines.extend(f"warning {where}: {warning}" for warning in cell.get("warnings", []))
+        artifact = cell.get("artifact") or {}
+        if verdict.get("decision") == "ACCEPT" and artifact.get("path"):
+            kept = "" if Path(artifact["path"]).is_file() else " (no longer on disk)"
+            lines.append(
+                f"ACCEPTED {where}: ship {artifact['path']}{kept}, sha256 {str(artifact.get('sha256'))[:16]}..."
+            )
         for note in verdict.get("notes", []):
             if (cell["model"], note) not in said_for_model:
                 said_for_model.add((cell["model"], note))

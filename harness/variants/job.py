@@ -6,14 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.models.sources import is_onnx_file_source
+from harness.models.sources import source_label
 from harness.progress import ProgressCallback, no_progress
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
-from harness.records.store import MAX_LABEL_CHARS, check_writable_folder, safe_file_name, write_record
+from harness.records.store import check_writable_folder, kept_run_folder, write_record
 from harness.variants.preparation import model_source_entry, prepare_variants
 from targets.compatibility import resolve_target
-from targets.errors import SpeedproofError
 from targets.runners.base import Runner
 from targets.runners.local import LocalRunner
 
@@ -36,11 +35,8 @@ def run_variants(
     runner = runner or LocalRunner()
     resolved = resolve_target(request.target, request.threads, runner)
     run_id = new_run_id()
-    name = Path(request.model).stem if is_onnx_file_source(request.model) else request.model
-    label = "variants-" + safe_file_name(name, MAX_LABEL_CHARS)
-    work_dir = request.out_dir / f"{label}-{run_id[:8]}"
-    if work_dir.exists():
-        raise SpeedproofError(f"{work_dir} already exists; it is never overwritten")
+    label = "variants-" + source_label(request.model)
+    work_dir = kept_run_folder(request.out_dir, label, run_id)
     prepared = prepare_variants(
         request.model, request.recipes, request.input_shapes, resolved, runner, work_dir, progress
     )

@@ -10,7 +10,6 @@ Exit codes (decided here, in the record's `gate.exit_code`): 0 every required va
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,14 @@ from harness.recipes.grammar import parse_recipe_list
 from harness.records.cells import NOT_MEASURED, CellKey, CellStatus, GatePlacement, VerdictCell
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
-from harness.records.store import check_writable_folder, load_record, write_record
+from harness.records.store import (
+    MAX_LABEL_CHARS,
+    check_writable_folder,
+    kept_run_folder,
+    load_record,
+    safe_file_name,
+    write_record,
+)
 from harness.variants.preparation import prepare_variants
 from harness.verdict.policy import Policy, apply_overrides, build_policy, check_policy_table, target_policy
 from harness.verdict.reasons import Decision
@@ -181,8 +187,9 @@ def run_gate(
     host = runner.fingerprint()
     stored = _load_baseline(request, host) if request.baseline_record else None
     run_id = new_run_id()
+    kept = kept_run_folder(request.out_dir, "gate", run_id)
     runs = [
-        _run_check_on_target(index, check, target_name, config, request, runner, progress)
+        _run_check_on_target(index, check, target_name, config, request, runner, progress, kept)
         for index, check in enumerate(config.checks)
         for target_name in check.targets
     ]
@@ -202,6 +209,7 @@ def run_gate(
             policy=next(iter(policies.values()), build_policy(cli_overrides=request.policy_overrides).as_dict()),
             policies=policies,
             protocol=request.protocol.as_dict(),
+            artifact_dir=str(kept.resolve()),
             cells=tuple(cell for run in runs for cell in run.cells),
         )
         .with_section("gate", gate)
@@ -233,7 +241,9 @@ def _run_check_on_target(
     request: GateRequest,
     runner: Runner,
     progress: ProgressCallback,
+    kept: Path,
 ) -> CheckRun:
+    """Verify one check on one target; its artifacts are kept in `kept/check-<index>-<target>`."""
     host = runner.fingerprint()
     profile = load_target(target_name or default_target_name(host, runner.can_run))
     reasons = runner.can_run(profile)
@@ -262,24 +272,24 @@ def _run_check_on_target(
     )
     context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
     progress(f"check {index}: {check.model} on {profile.name}")
-    with tempfile.TemporaryDirectory(prefix="speedproof-gate-") as work_dir:
-        try:
-            prepared = prepare_variants(
-                check.model, check.recipes, check.input_shapes, resolved, runner, Path(work_dir), progress
+    work_dir = kept / safe_file_name(f"check-{index}-{profile.name}", MAX_LABEL_CHARS)
+    try:
+        prepared = prepare_variants(
+            check.model, check.recipes, check.input_shapes, resolved, runner, work_dir, progress
+        )
+    except SpeedproofError as error:
+        # one check's source failing (a missing file, an unresolvable shape) fails that check only
+        failed = [
+            VerdictCell.failed(
+                CellKey(check.model, recipe, NOT_MEASURED, policy.schedule.batch_size),
+                str(error),
+                reference=recipe == "baseline",
+                placement=placement(recipe),
             )
-        except SpeedproofError as error:
-            # one check's source failing (a missing file, an unresolvable shape) fails that check only
-            failed = [
-                VerdictCell.failed(
-                    CellKey(check.model, recipe, NOT_MEASURED, policy.schedule.batch_size),
-                    str(error),
-                    reference=recipe == "baseline",
-                    placement=placement(recipe),
-                )
-                for recipe in ("baseline", *check.recipes)
-            ]
-            return CheckRun(index, profile.name, failed, policy)
-        cells = verify_prepared(prepared, context)
+            for recipe in ("baseline", *check.recipes)
+        ]
+        return CheckRun(index, profile.name, failed, policy)
+    cells = verify_prepared(prepared, context)
     return CheckRun(index, profile.name, [cell.placed(placement(cell.key.variant)) for cell in cells], policy)
 
 

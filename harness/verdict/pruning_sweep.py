@@ -4,15 +4,15 @@ levels (and 2:4 semi-structured once), each verified A/B against the baseline, s
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.models.sources import source_label
 from harness.progress import ProgressCallback, no_progress
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record
-from harness.records.store import check_writable_folder, write_record
+from harness.records.store import check_writable_folder, kept_run_folder, write_record
 from harness.variants.preparation import prepare_variants
 from harness.verdict.policy import target_policy
 from harness.verdict.rules import mac_reduction
@@ -69,19 +69,12 @@ def run_compare(
     points = compare_recipes(request.sparsities, request.finetune_epochs)
     context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
     run_id = new_run_id()
-    with tempfile.TemporaryDirectory(prefix="speedproof-compare-") as work_dir:
-        prepared = prepare_variants(
-            request.model,
-            tuple(recipe for _, _, recipe in points),
-            request.input_shapes,
-            resolved,
-            runner,
-            Path(work_dir),
-            progress,
-        )
-        cells = verify_prepared(prepared, context)
+    work_dir = kept_run_folder(request.out_dir, f"compare-{source_label(request.model)}", run_id)
+    recipes = tuple(recipe for _, _, recipe in points)
+    prepared = prepare_variants(request.model, recipes, request.input_shapes, resolved, runner, work_dir, progress)
+    cells = verify_prepared(prepared, context)
     sweep = {"model": prepared.source.name, "points": _points(points, [cell.as_dict() for cell in cells])}
-    verified = verification_record("compare", context, run_id, request.model, prepared, cells)
+    verified = verification_record("compare", context, run_id, request.model, prepared, cells, work_dir)
     record = verified.with_section("compare", sweep).as_dict()
     path = write_record(record, request.out_dir, label=f"compare-{prepared.source.name}")
     return record, path

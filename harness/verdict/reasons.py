@@ -37,9 +37,11 @@ class ReasonCode(TextEnum):
 
 
 REASON_MEANINGS = {
-    ReasonCode.NO_REAL_SPEEDUP: "the interval's upper end is below min_speedup (but not below 1): smaller, not faster",
+    ReasonCode.NO_REAL_SPEEDUP: "the interval's upper end is below min_speedup (but not below 1): smaller, not "
+    "faster; inside ±3% of 1.00 it says the same speed",
     ReasonCode.SLOWER: "the whole interval lies below 1.00",
-    ReasonCode.INCONCLUSIVE: "out of time with the interval straddling min_speedup, too few pairs, or emulated timings",
+    ReasonCode.INCONCLUSIVE: "out of time with the interval straddling min_speedup (the message gives the smallest "
+    "speedup the run could detect and the contention), too few pairs, or emulated timings",
     ReasonCode.ACCURACY_DROP: "labelled data: top-1 accuracy fell by more than max_accuracy_drop",
     ReasonCode.FIDELITY_LOW: "no labels: top-1 agreement with the baseline is below min_fidelity",
     ReasonCode.MEMORY_GREW: "peak RSS grew beyond max_memory_ratio of the baseline's",

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.measure.ab_pair import PairStop
-from harness.measure.speedup import SpeedupEstimate
+from harness.measure.ab_pair import CONTENDED_OTHER_CPU_SHARE, PairStop
+from harness.measure.speedup import SAME_SPEED_BAND, SpeedupEstimate
 from harness.verdict.policy import Policy
 from harness.verdict.reasons import Decision, Reason, ReasonCode, Verdict
 from targets.errors import FailureKind
@@ -54,6 +54,7 @@ class Evidence:
     larger_batch_speedup: SpeedupEstimate | None = None
     larger_batch_size: int | None = None
     pairs_time_s: float | None = None
+    contended_pairs: int = 0  # pairs during which other processes used much of the host's CPU
     is_identity: bool = False  # the identity recipe: never accepted, whatever the noise says
     extra_notes: tuple[str, ...] = field(default=())
 
@@ -70,6 +71,20 @@ class VerdictCheck(Protocol):
 
 def interval_text(estimate: SpeedupEstimate) -> str:
     return f"{estimate.ratio:.2f}x [{estimate.ci_low:.2f}, {estimate.ci_high:.2f}]"
+
+
+def noise_text(estimate: SpeedupEstimate, contended_pairs: int) -> str:
+    """The minimum detectable effect and the contention behind it, for an undecided interval."""
+    text = (
+        f"at this noise the run could only tell a speedup of {estimate.detectable_speedup:.2f}x or more from none "
+        f"(interval ±{estimate.detectable_speedup - 1:.0%})"
+    )
+    if contended_pairs:
+        text += (
+            f"; {contended_pairs} of {estimate.pairs} pairs ran while other processes used over "
+            f"{CONTENDED_OTHER_CPU_SHARE:.0%} of the host's CPU"
+        )
+    return text
 
 
 def mac_reduction(baseline_facts: dict[str, Any], variant_facts: dict[str, Any] | None) -> float | None:
@@ -113,8 +128,8 @@ class SpeedupCheck:
         if evidence.stopped_by == PairStop.TOO_LITTLE_DATA:
             return Reason(
                 ReasonCode.INCONCLUSIVE,
-                f"only {estimate.pairs} burst pairs fit in max_pair_duration_s = {schedule.max_pair_duration_s:g} s "
-                f"(min_pairs = {schedule.min_pairs}); {measured} is not enough to decide",
+                f"only {estimate.pairs} burst pairs fit in max_pair_duration_s = {schedule.max_pair_duration_s:g} s; "
+                f"{measured} ({estimate.coverage:.0%} level at most) is not enough to decide",
             )
         required = f"{rules.min_speedup:.2f} required"
         if evidence.is_identity and estimate.ci_low >= rules.min_speedup:
@@ -133,11 +148,18 @@ class SpeedupCheck:
             took = f" after {evidence.pairs_time_s:.0f} s" if evidence.pairs_time_s is not None else ""
             return Reason(
                 ReasonCode.INCONCLUSIVE,
-                f"{measured} still straddles {rules.min_speedup:.2f}{took} ({estimate.pairs} burst pairs); "
-                "a longer max_pair_duration_s or a quieter machine may decide it",
+                f"{measured} still straddles {rules.min_speedup:.2f}{took} ({estimate.pairs} burst pairs): "
+                f"{noise_text(estimate, evidence.contended_pairs)}; a longer max_pair_duration_s or a quieter "
+                "machine may decide it",
             )
         smaller = size_reductions(evidence.baseline_facts, evidence.variant_facts or {})
         what = ", ".join(smaller) if smaller else "not smaller either (zipped size, params, non-zeros, MACs)"
+        if estimate.same_speed():
+            return Reason(
+                ReasonCode.NO_REAL_SPEEDUP,
+                f"{what}; it runs at the same speed as the baseline: {measured} lies within "
+                f"±{SAME_SPEED_BAND:.0%} of 1.00 ({required})",
+            )
         return Reason(ReasonCode.NO_REAL_SPEEDUP, f"{what}; {measured} < {required}")
 
 

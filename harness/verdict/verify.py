@@ -9,19 +9,19 @@ and has no verdict; a variant that failed to build, or whose pair failed, is REJ
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.measure.ab_pair import PairOutcome, StopRule, run_ab_pair
 from harness.measure.speedup import SpeedupEstimate
+from harness.models.sources import source_label
 from harness.progress import ProgressCallback, no_progress
 from harness.recipes.grammar import parse_recipe, parse_recipe_list
 from harness.records.cells import CellKey, CellStatus, VerdictCell
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
-from harness.records.store import check_writable_folder, write_record
+from harness.records.store import check_writable_folder, kept_run_folder, write_record
 from harness.variants.builder import BuiltVariant
 from harness.variants.preparation import PreparedVariants, model_source_entry, prepare_variants
 from harness.verdict.policy import Policy, target_policy
@@ -76,12 +76,12 @@ def run_verify(
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
     context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
     run_id = new_run_id()
-    with tempfile.TemporaryDirectory(prefix="speedproof-verify-") as work_dir:
-        prepared = prepare_variants(
-            request.model, request.recipes, request.input_shapes, resolved, runner, Path(work_dir), progress
-        )
-        cells = verify_prepared(prepared, context)
-    record = verification_record("verify", context, run_id, request.model, prepared, cells).as_dict()
+    work_dir = kept_run_folder(request.out_dir, f"verify-{source_label(request.model)}", run_id)
+    prepared = prepare_variants(
+        request.model, request.recipes, request.input_shapes, resolved, runner, work_dir, progress
+    )
+    cells = verify_prepared(prepared, context)
+    record = verification_record("verify", context, run_id, request.model, prepared, cells, work_dir).as_dict()
     path = write_record(record, request.out_dir, label=f"verify-{prepared.source.name}")
     return record, path
 
@@ -101,13 +101,16 @@ def verification_record(
     model_spec: str,
     prepared: PreparedVariants,
     cells: list[VerdictCell],
+    work_dir: Path,
 ) -> RunRecord:
-    """The record of a verification of one model on one target (verify, compare)."""
+    """The record of a verification of one model on one target (verify, compare); its artifacts
+    are kept in `work_dir`."""
     return RunRecord(
         header=RecordHeader.new(command, context.runner.fingerprint(), context.resolved, run_id),
         policy=context.policy.as_dict(),
         protocol=context.protocol.as_dict(),
         model_source=model_source_entry(model_spec, prepared),
+        artifact_dir=str((work_dir / "artifacts").resolve()),
         variants=[variant.as_dict() for variant in prepared.variants],
         cells=tuple(cells),
     )
@@ -193,6 +196,7 @@ def _verify_variant(
         speedup=outcome.speedup,
         stopped_by=outcome.stopped_by,
         pairs_time_s=outcome.duration_s,
+        contended_pairs=outcome.contended_pairs(),
         baseline_peak_rss_bytes=(outcome.baseline.memory or {}).get("peak_rss_bytes"),
         variant_peak_rss_bytes=(outcome.variant.memory or {}).get("peak_rss_bytes"),
     )

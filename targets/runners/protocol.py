@@ -13,6 +13,8 @@ from targets.errors import SpeedproofError
 
 # time a worker gets to start, import its runtime and load the model, on top of the timed phases
 DEFAULT_LOAD_ALLOWANCE_S = 120.0
+# an A/B burst that must reach a tail percentile's iterations may run this long at most
+TAIL_BURST_CAP_S = 60.0
 
 
 @dataclass(frozen=True)

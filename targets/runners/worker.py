@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.runners.base import CellResult, WorkerRequest
+from targets.runners.protocol import TAIL_BURST_CAP_S
 
 BUSY_CPU_TIME_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
 USAGE = "usage: python -m targets.runners.worker REQUEST.json RESULT.json | --live REQUEST.json"
@@ -56,6 +57,23 @@ def _system_busy_s() -> float:
 
     times = psutil.cpu_times()
     return sum(getattr(times, name, 0.0) for name in BUSY_CPU_TIME_FIELDS)
+
+
+class OtherProcessesCpu:
+    """Share of the host's CPU time that other processes used while the block ran (0..1)."""
+
+    share: float = 0.0
+
+    def __enter__(self) -> OtherProcessesCpu:
+        self._busy, self._own, self._wall = _system_busy_s(), _own_cpu_s(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        busy_s = _system_busy_s() - self._busy
+        own_s = _own_cpu_s() - self._own
+        wall_s = time.monotonic() - self._wall
+        total_cpus = os.cpu_count() or 1
+        self.share = round(max(0.0, busy_s - own_s) / (wall_s * total_cpus), 4) if wall_s > 0 else 0.0
 
 
 def _own_cpu_s() -> float:
@@ -152,13 +170,9 @@ def measure_cell(request: WorkerRequest) -> CellResult:
     session = load_session(request)
     try:
         warmup_iterations = warm_up(session.run_once, protocol)
-        busy_before_s, own_before_s, wall_before = _system_busy_s(), _own_cpu_s(), time.monotonic()
-        timed = time_iterations(session.run_once, protocol)
-        busy_s = _system_busy_s() - busy_before_s
-        own_s = _own_cpu_s() - own_before_s
-        wall_s = time.monotonic() - wall_before
-        total_cpus = os.cpu_count() or 1
-        other_busy_share = max(0.0, busy_s - own_s) / (wall_s * total_cpus) if wall_s > 0 else 0.0
+        with OtherProcessesCpu() as other:
+            timed = time_iterations(session.run_once, protocol)
+        other_busy_share = other.share
         provider = session.provider
     finally:
         session.close()
@@ -203,9 +217,23 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
             if command.get("stop"):
                 break
             burst_s = float(command["burst_s"])
-            burst_protocol = MeasurementProtocol(min_iterations=1, min_duration_s=burst_s, max_duration_s=burst_s)
-            timed = time_iterations(session.run_once, burst_protocol)
-            _send(replies, {"status": "ok", "latencies_ns": timed.latencies_ns, "duration_s": timed.duration_s})
+            min_iterations = int(command.get("min_iterations", 1))
+            burst_protocol = MeasurementProtocol(
+                min_iterations=min_iterations,
+                min_duration_s=burst_s,
+                max_duration_s=burst_s if min_iterations <= 1 else max(burst_s, TAIL_BURST_CAP_S),
+            )
+            with OtherProcessesCpu() as other:
+                timed = time_iterations(session.run_once, burst_protocol)
+            _send(
+                replies,
+                {
+                    "status": "ok",
+                    "latencies_ns": timed.latencies_ns,
+                    "duration_s": timed.duration_s,
+                    "other_cpu_share": other.share,
+                },
+            )
     finally:
         session.close()
     _send(replies, {"status": "done", "memory": memory_entry(session)})
