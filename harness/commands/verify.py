@@ -14,6 +14,7 @@ from harness.commands.options import (
     add_recipe_options,
     add_target_options,
     all_verdicts_accepted,
+    batch_list,
     command_progress,
     note_replaced_batch_dims,
     policy_overrides_from,
@@ -33,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = wrapped(
         "Build the variants, then compare each against the baseline in the same session: both load in "
         "live worker processes and run in alternating bursts (A B, B A, ...) so that drift of a noisy "
-        "machine hits both, until the bootstrap interval of the speedup lies clearly on one side of "
+        "machine hits both, until the speedup interval (exact signed-rank interval over per-pair ratios, looked at "
+        "only at planned pair counts) lies clearly on one side of "
         "--min-speedup or --max-pair-duration-s runs out. ACCEPT only when the interval's lower end "
         "reaches --min-speedup and quality and memory hold; otherwise REJECT with every reason that "
         f"applies ({', '.join(map(str, ReasonCode))}) and hardware hints. Exit code 0 when every variant "
@@ -45,6 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     add_recipe_options(parser, required=True)
     add_target_options(parser)
+    parser.add_argument(
+        "--batch-sizes",
+        type=batch_list,
+        default=(),
+        metavar="1,8,32",
+        help="also compare at these batch sizes and report the speedup curve and where the variant starts or "
+        "stops paying; the policy's --batch-size decides the verdict",
+    )
     add_out_option(parser)
     add_json_option(parser)
     add_policy_options(parser)
@@ -62,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         policy_file=args.policy,
         policy_overrides=policy_overrides_from(args),
         out_dir=args.out,
+        batch_sizes=args.batch_sizes,
     )
     record, path = run_verify(request, progress=command_progress(args))
     print_result(args, record, lambda: f"{record_text(record)}\n\nrecord written to {path}")

@@ -48,7 +48,7 @@ class ABSchedule:
         default=0.25,
         metadata={
             "help": "length of one timed burst of each side of an A/B pair (longer when the metric's percentile "
-            "needs more iterations: 20 for p50, 100 for p90, 1000 for p99)"
+            "needs more iterations: 5 for p50, 100 for p90, 1000 for p99)"
         },
     )
     min_pairs: int = field(

@@ -128,6 +128,7 @@ class VerdictCell:
     warnings: tuple[str, ...] = ()
     reference: bool = False
     larger_batch_speedup: dict[str, Any] | None = None
+    batch_curve: list[dict[str, Any]] | None = None  # verify --batch-sizes: the speedup at each
     placement: GatePlacement | None = None
     skip_reason: str | None = None
 
@@ -185,6 +186,8 @@ class VerdictCell:
             data["reference"] = True
         if self.larger_batch_speedup is not None:
             data["larger_batch_speedup"] = self.larger_batch_speedup
+        if self.batch_curve is not None:
+            data["batch_curve"] = self.batch_curve
         if placement is not None:
             data.update(check=placement.check, target=placement.target, required=placement.required)
         return data

@@ -10,7 +10,7 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.reports.markdown import host_line, record_title
-from harness.reports.table import policy_line, record_tables
+from harness.reports.table import policy_line, record_tables, verdict_summary
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -21,6 +21,7 @@ td.ACCEPT { color: #2e7d32; font-weight: bold; } td.REJECT { color: #c62828; fon
 ul.notes li { margin: 0.2em 0; font-size: 0.9em; }
 img { max-width: 100%; border: 1px solid #eee; margin: 1em 0; }
 .meta { color: #555; font-size: 0.9em; }
+ul.summary li { margin: 0.3em 0; font-weight: 500; }
 """
 
 
@@ -39,7 +40,7 @@ def _table_html(headers: list[str], rows: list[list[Any]]) -> str:
 
 def record_plots(record: dict[str, Any]) -> list[tuple[str, bytes]]:
     """(caption, PNG) of every plot that suits the record."""
-    from harness.reports.plots import compare_figure, speedup_figure
+    from harness.reports.plots import batch_curve_figure, compare_figure, speedup_figure
 
     plots = []
     if record.get("command") == "compare":
@@ -47,6 +48,9 @@ def record_plots(record: dict[str, Any]) -> list[tuple[str, bytes]]:
     speedups = speedup_figure(record)
     if speedups is not None:
         plots.append(("speedup interval of each variant, beside its size and MAC reductions", speedups))
+    curve = batch_curve_figure(record)
+    if curve is not None:
+        plots.append(("speedup against batch size (verify --batch-sizes)", curve))
     return plots
 
 
@@ -67,6 +71,9 @@ def html_report(records: list[dict[str, Any]], title: str | None = None) -> str:
             parts.append('<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
         sections.append("\n".join(parts))
     heading = title or (record_title(records[0]) if len(records) == 1 else "speedproof report")
+    summary = [line for record in records for line in verdict_summary(record)]
+    if summary:
+        sections.insert(0, '<ul class="summary">' + "".join(f"<li>{html.escape(s)}</li>" for s in summary) + "</ul>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(heading)}</title><style>{STYLE}</style></head><body>"

@@ -129,3 +129,31 @@ def compare_figure(record: dict[str, Any]) -> bytes:
     size_axis.set_title("smaller? (squares: zipped size, triangles: MACs)", fontsize=10)
     size_axis.legend(fontsize=7)
     return _png(figure)
+
+
+def batch_curve_figure(record: dict[str, Any]) -> bytes | None:
+    """Speedup [CI] against batch size for every cell with a `batch_curve` (verify --batch-sizes),
+    with the threshold and 1.00 drawn; None when no cell has one."""
+    cells = [cell for cell in record["cells"] if cell.get("batch_curve")]
+    if not cells:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for cell in cells:
+        points = [point for point in cell["batch_curve"] if point.get("speedup")]
+        batches = [point["batch_size"] for point in points]
+        ratios = [point["speedup"]["ratio"] for point in points]
+        below = [ratio - point["speedup"]["ci_low"] for ratio, point in zip(ratios, points, strict=True)]
+        above = [point["speedup"]["ci_high"] - ratio for ratio, point in zip(ratios, points, strict=True)]
+        axis.errorbar(
+            batches, ratios, yerr=[below, above], marker="o", capsize=4, label=f"{cell['model']} {cell['variant']}"
+        )
+    min_speedup = (record.get("policy") or {}).get("min_speedup")
+    if min_speedup:
+        axis.axhline(min_speedup, color=ACCEPT_COLOR, linestyle="--", linewidth=1, label=f"min_speedup {min_speedup:g}")
+    axis.axhline(1.0, color="#777", linewidth=1)
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("batch size")
+    axis.set_ylabel("speedup over the baseline [interval]")
+    axis.legend(fontsize=8)
+    return _png(figure)

@@ -52,7 +52,7 @@ def bench_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                 cell.get("iterations") or 0,
                 _number(cold.get("session"), 0),
                 _number(memory["peak_rss_bytes"] / MIB, 0) if memory else "-",
-                *([quality_text(cell.get("quality"))] if with_quality else []),
+                *([quality_text(cell.get("quality"), latency_only(record))] if with_quality else []),
                 status,
             ]
         )
@@ -100,7 +100,14 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.0f}%"
 
 
-def quality_text(quality: dict[str, Any] | None) -> str:
+def latency_only(record: dict[str, Any]) -> bool:
+    """Whether the record's model has random weights: its quality figures mean nothing."""
+    return bool((record.get("model_source") or {}).get("latency_only"))
+
+
+def quality_text(quality: dict[str, Any] | None, random_weights: bool = False) -> str:
+    if random_weights:
+        return "latency only"
     if not quality:
         return "-"
     if quality.get("reference"):
@@ -135,7 +142,7 @@ def variants_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                 f"{_share(alignment.get('multiple_of_8'))} / {_share(alignment.get('multiple_of_16'))}"
                 if alignment
                 else "-",
-                quality_text(variant.get("quality")),
+                quality_text(variant.get("quality"), latency_only(record)),
                 "ok" if variant["status"] == "ok" else "FAILED",
             ]
         )
@@ -226,7 +233,7 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                 speedup_text(cell.get("speedup")),
                 detectable_text(cell.get("speedup")),
                 _number(realization, 2) if realization is not None else "-",
-                quality_text(cell.get("quality")),
+                quality_text(cell.get("quality"), latency_only(record)),
                 (
                     _number(memory["peak_rss_bytes"] / MIB, 0)
                     + _relative(memory.get("peak_rss_bytes"), base_memory.get("peak_rss_bytes"))
@@ -279,6 +286,26 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
                 said_for_model.add((cell["model"], note))
                 lines.append(f"note {cell['model']}: {note}")
     return lines
+
+
+def verdict_summary(record: dict[str, Any]) -> list[str]:
+    """One line per model (and target): which variants were accepted, which rejected and why."""
+    by_model: dict[str, tuple[list[str], list[str]]] = {}
+    for cell in record.get("cells", []):
+        verdict = cell.get("verdict")
+        if cell.get("reference") or not verdict:
+            continue
+        name = " on ".join(part for part in (cell["model"], cell.get("target")) if part)
+        accepted, rejected = by_model.setdefault(name, ([], []))
+        if verdict["decision"] == "ACCEPT":
+            accepted.append(f"{cell['variant']} ({speedup_text(cell.get('speedup'))})")
+        else:
+            codes = " ".join(reason["code"] for reason in verdict.get("reasons", []))
+            rejected.append(f"{cell['variant']} ({codes})")
+    return [
+        f"{name}: accepted {', '.join(accepted) or 'none'}; rejected {', '.join(rejected) or 'none'}"
+        for name, (accepted, rejected) in by_model.items()
+    ]
 
 
 def record_tables(record: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[str]]:

@@ -24,6 +24,7 @@ from harness.records.run_record import Record, RecordHeader, RunRecord
 from harness.records.store import check_writable_folder, kept_run_folder, write_record
 from harness.variants.builder import BuiltVariant
 from harness.variants.preparation import PreparedVariants, model_source_entry, prepare_variants
+from harness.verdict.batch_curve import BatchPoint, curve_text
 from harness.verdict.policy import Policy, target_policy
 from harness.verdict.reasons import SPEED_CODES, Verdict
 from harness.verdict.rules import Evidence, decide, interval_text, mac_reduction
@@ -50,6 +51,7 @@ class VerifyRequest:
     policy_overrides: dict[str, Any] = field(default_factory=dict)  # from the command line
     protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)  # warm-up and load allowance
     out_dir: Path = Path("results")
+    batch_sizes: tuple[int, ...] = ()  # also A/B at these, for the speedup curve (the policy's decides)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class VerifyContext:
     runner: Runner
     protocol: MeasurementProtocol
     progress: ProgressCallback = no_progress
+    curve_batch_sizes: tuple[int, ...] = ()  # the speedup curve's batch sizes besides the policy's
 
 
 def run_verify(
@@ -74,7 +77,9 @@ def run_verify(
     runner = runner or LocalRunner()
     resolved = resolve_target(request.target, request.threads, runner)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
-    context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
+    context = VerifyContext(
+        resolved, policy, runner, request.protocol, progress=progress, curve_batch_sizes=request.batch_sizes
+    )
     run_id = new_run_id()
     work_dir = kept_run_folder(request.out_dir, f"verify-{source_label(request.model)}", run_id)
     prepared = prepare_variants(
@@ -211,7 +216,34 @@ def _verify_variant(
             f"  {variant.recipe}: {interval_text(outcome.speedup)} after {len(outcome.bursts)} pairs "
             f"({outcome.duration_s:.1f} s) -> {verdict.decision} {' '.join(map(str, verdict.codes()))}"
         )
+    if context.curve_batch_sizes:
+        points = _batch_curve(prepared, baseline, variant, backend, context, outcome.speedup)
+        cell = replace(cell, batch_curve=[point.as_dict() for point in points])
+        curve = f"{variant.recipe}: {curve_text(points, policy.rules.min_speedup)}"  # notes are said per model
+        verdict = replace(verdict, notes=(*verdict.notes, curve))
     return replace(cell, verdict=verdict)
+
+
+def _batch_curve(
+    prepared: PreparedVariants,
+    baseline: BuiltVariant,
+    variant: BuiltVariant,
+    backend: BackendSpec,
+    context: VerifyContext,
+    deciding: SpeedupEstimate | None,
+) -> list[BatchPoint]:
+    """The A/B speedup at every curve batch size; the policy's batch size reuses the deciding pair."""
+    deciding_batch = context.policy.schedule.batch_size
+    points = [BatchPoint(deciding_batch, deciding)]
+    for batch_size in sorted(set(context.curve_batch_sizes) - {deciding_batch}):
+        context.progress(f"  {variant.recipe} at batch {batch_size}")
+        try:
+            outcome = _measure_pair(prepared, baseline, variant, backend, batch_size, context)
+        except SpeedproofError as error:
+            points.append(BatchPoint(batch_size, None, str(error)))
+            continue
+        points.append(BatchPoint(batch_size, outcome.speedup if outcome.status == "ok" else None, outcome.error))
+    return sorted(points, key=lambda point: point.batch_size)
 
 
 def _evidence_base(

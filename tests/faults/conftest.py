@@ -16,7 +16,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 SPEEDPROOF = str(Path(sys.executable).parent / "speedproof")
 FAST_VERIFY = [
     "--burst-duration-s",
@@ -53,10 +52,11 @@ class Sandbox:
         environment.update(extra)
         return environment
 
-    def start(self, *args: str, cwd: Path = REPO, **extra_env: str) -> subprocess.Popen[str]:
+    def start(self, *args: str, cwd: Path | None = None, **extra_env: str) -> subprocess.Popen[str]:
+        """Start `speedproof ARGS` in `cwd` (default: the sandbox, so default outputs land there)."""
         return subprocess.Popen(
             [SPEEDPROOF, *args],
-            cwd=cwd,
+            cwd=cwd or self.root,
             env=self.env(**extra_env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -64,7 +64,9 @@ class Sandbox:
             text=True,
         )
 
-    def run(self, *args: str, cwd: Path = REPO, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, cwd: Path | None = None, timeout: float = 300, **extra_env: str
+    ) -> subprocess.CompletedProcess:
         process = self.start(*args, cwd=cwd, **extra_env)
         stdout, stderr = process.communicate(timeout=timeout)
         return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

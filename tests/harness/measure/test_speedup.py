@@ -141,6 +141,6 @@ def test_bad_input_is_refused():
 
 
 def test_tail_percentiles_need_more_iterations_per_burst():
-    assert min_iterations_for("p50") == 20
+    assert min_iterations_for("p50") == 5
     assert min_iterations_for("p99") == 1000
     assert min_iterations_for("throughput") == 1
