@@ -34,12 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_policy_options(parser, with_file=False)
 
 
+# a compression of digits-cnn that is both faster and within the accuracy limit, shown beside the
+# traps: 30% of the channels, widths rounded to multiples of 8 (the unrounded odd widths run no
+# faster on a CPU), fine-tuned 8 epochs (measured: 2.0x, top-1 98.6% vs 99.4%)
+DIGITS_GOOD_RECIPE = "structured:0.3:round_to=8:finetune=8"
+
+
 def demo_recipes(model: str, gpu_target: bool) -> tuple[str, ...]:
-    """The demo's recipes: pruned digits-cnn variants are fine-tuned (it has training data); fp16
-    only where the target suits it (a GPU)."""
+    """The demo's recipes: pruned digits-cnn variants are fine-tuned (it has training data), and it
+    gets one good compression beside the traps; fp16 only where the target suits it (a GPU)."""
     finetune = {"digits-cnn": {"unstructured:0.9": ":finetune=2", "structured:0.5": ":finetune=4"}}.get(model, {})
     recipes = ["identity", "unstructured:0.9", "structured:0.5", "int8-static", *(["fp16"] if gpu_target else [])]
-    return tuple(recipe + finetune.get(recipe, "") for recipe in recipes)
+    good = [DIGITS_GOOD_RECIPE] if model == "digits-cnn" else []
+    return tuple(recipe + finetune.get(recipe, "") for recipe in recipes) + tuple(good)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -53,6 +53,9 @@ def test_demo_verifies_both_models_and_writes_the_html_report(private_cache, tmp
     assert resnet["unstructured:0.9"]["verdict"]["decision"] == "REJECT"
     digits = {cell["variant"]: cell for cell in records["digits-cnn"]["cells"]}
     assert digits["structured:0.5:finetune=4"]["accuracy"] is not None  # real accuracy, not fidelity
+    # the good compression shown beside the traps keeps its accuracy within the limit
+    good = digits["structured:0.3:round_to=8:finetune=8"]
+    assert good["accuracy"] >= digits["baseline"]["accuracy"] - 0.01
     report = next(out.glob("demo-*.html")).read_text()
     assert "digits-cnn" in report and "resnet18" in report and "data:image/png;base64," in report
     cached = sorted(path.name.split("-random-")[0] for path in (private_cache / "zoo").glob("resnet*.onnx"))
