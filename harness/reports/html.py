@@ -40,7 +40,7 @@ def _table_html(headers: list[str], rows: list[list[Any]]) -> str:
 
 def record_plots(record: dict[str, Any]) -> list[tuple[str, bytes]]:
     """(caption, PNG) of every plot that suits the record."""
-    from harness.reports.plots import batch_curve_figure, compare_figure, speedup_figure
+    from harness.reports.plots import batch_curve_figure, compare_figure, pareto_figure, speedup_figure
 
     plots = []
     if record.get("command") == "compare":
@@ -51,6 +51,9 @@ def record_plots(record: dict[str, Any]) -> list[tuple[str, bytes]]:
     curve = batch_curve_figure(record)
     if curve is not None:
         plots.append(("speedup against batch size (verify --batch-sizes)", curve))
+    pareto = pareto_figure(record)
+    if pareto is not None:
+        plots.append(("accuracy against latency, with the Pareto front", pareto))
     return plots
 
 

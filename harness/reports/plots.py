@@ -157,3 +157,48 @@ def batch_curve_figure(record: dict[str, Any]) -> bytes | None:
     axis.set_ylabel("speedup over the baseline [interval]")
     axis.legend(fontsize=8)
     return _png(figure)
+
+
+def pareto_points(record: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
+    """(label, latency relative to the baseline, top-1 accuracy, on the Pareto front) of every
+    verify cell with labelled-data accuracy; the baseline sits at latency 1.0."""
+    points = []
+    for cell in record["cells"]:
+        accuracy = cell.get("accuracy")
+        if accuracy is None:
+            continue
+        if cell.get("reference"):
+            points.append((f"{cell['model']} baseline", 1.0, float(accuracy)))
+        elif (cell.get("speedup") or {}).get("ratio"):
+            points.append((f"{cell['model']} {cell['variant']}", 1.0 / cell["speedup"]["ratio"], float(accuracy)))
+    return [
+        (
+            label,
+            latency,
+            accuracy,
+            not any(
+                o_lat <= latency and o_acc >= accuracy and (o_lat, o_acc) != (latency, accuracy)
+                for _, o_lat, o_acc in points
+            ),
+        )
+        for label, latency, accuracy in points
+    ]
+
+
+def pareto_figure(record: dict[str, Any]) -> bytes | None:
+    """Accuracy against latency (relative to the baseline) with the Pareto front; None without
+    labelled data."""
+    points = pareto_points(record)
+    if len(points) < 2:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for label, latency, accuracy, on_front in points:
+        axis.scatter(latency, accuracy * 100, color=ACCEPT_COLOR if on_front else "#999")
+        axis.annotate(label, (latency, accuracy * 100), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    front = sorted((latency, accuracy * 100) for _, latency, accuracy, is_front in points if is_front)
+    axis.plot([p[0] for p in front], [p[1] for p in front], color=ACCEPT_COLOR, linewidth=1, label="Pareto front")
+    axis.set_xlabel("latency relative to the baseline (1 / speedup)")
+    axis.set_ylabel("top-1 accuracy %")
+    axis.legend(fontsize=8)
+    return _png(figure)

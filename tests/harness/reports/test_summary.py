@@ -39,3 +39,21 @@ def test_one_line_per_model_and_the_file_that_ships(tmp_path):
 
 def test_random_weights_have_no_quality_figure():
     assert quality_text({"metric": "fidelity", "top1_agreement": 0.0, "mean_cosine": 0.31}, True) == "latency only"
+
+
+def test_the_pareto_front_keeps_what_no_other_point_beats():
+    from harness.reports.plots import pareto_figure, pareto_points
+
+    def cell(variant, ratio, accuracy):
+        speedup = {"ratio": ratio, "ci_low": ratio, "ci_high": ratio} if ratio else None
+        return {**BASELINE_CELL, "variant": variant, "accuracy": accuracy, "speedup": speedup}
+
+    record = minimal_record(
+        {**cell("baseline", None, 0.99), "reference": True},
+        cell("fast", 2.0, 0.985),  # faster, slightly less accurate: on the front
+        cell("dominated", 1.5, 0.97),  # slower and less accurate than "fast"
+        cell("slow", 0.8, 0.99),  # slower, no more accurate than the baseline
+    )
+    front = {label: on_front for label, _, _, on_front in pareto_points(record)}
+    assert front == {"m baseline": True, "m fast": True, "m dominated": False, "m slow": False}
+    assert pareto_figure(record)[:8] == b"\x89PNG\r\n\x1a\n"
