@@ -132,7 +132,7 @@ def planned_looks(first: int, max_pairs: int, alpha: float) -> tuple[tuple[int, 
         looks_count = len(looks)
 
 
-def pair_log_ratios(pairs: Sequence[BurstPair], metric: str, batch_size: int) -> np.ndarray:
+def pair_log_ratios(pairs: Sequence[BurstPair], metric: str) -> np.ndarray:
     """log(speedup) of each pair: baseline/variant for latency, variant/baseline for throughput."""
     if metric == "throughput":
         return np.array(
@@ -183,7 +183,7 @@ def speedup_interval(
     rate of this look of a sequence; by default the whole 1 - confidence (one look)."""
     if not pairs:
         raise ValueError("no burst pairs to estimate a speedup from")
-    log_ratios = pair_log_ratios(pairs, metric, batch_size)
+    log_ratios = pair_log_ratios(pairs, metric)
     alpha = (1.0 - confidence) if look_alpha is None else look_alpha
     estimate, low, high, coverage, decidable = log_ratio_interval(log_ratios, alpha)
     baseline_value, variant_value = _pooled_values(pairs, metric, batch_size)
