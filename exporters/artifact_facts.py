@@ -178,7 +178,7 @@ def _count_macs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> t
     return macs, unresolved, widths
 
 
-def _alignment(widths: list[int]) -> ChannelAlignment:
+def alignment_of(widths: list[int]) -> ChannelAlignment:
     if not widths:
         return ChannelAlignment(0, None, None, ())
     shares = [sum(width % alignment == 0 for width in widths) / len(widths) for alignment in ALIGNMENTS]
@@ -208,5 +208,5 @@ def artifact_facts(path: Path, model: onnx.ModelProto | None = None) -> Artifact
         macs=None if unresolved else macs,
         macs_unresolved_nodes=unresolved,
         op_histogram=dict(histogram.most_common()),
-        alignment=_alignment(widths),
+        alignment=alignment_of(widths),
     )

@@ -1,5 +1,5 @@
-"""Typed artifacts: each kind of deployable file (an ONNX file with its external data today; a
-`.pt2` program or a TensorRT engine next) says how it is recognised, checked, described by its
+"""Typed artifacts: each kind of deployable file (an ONNX file with its external data; a
+`.pt2` torch.export program; a TensorRT engine next) says how it is recognised, checked, described by its
 facts, and which inputs it declares. Whatever handles artifacts asks the kind; a new kind is one
 class here (or in a module of its own) plus a line in ARTIFACT_KINDS.
 """
@@ -59,7 +59,30 @@ class OnnxArtifact(ArtifactKind):
         return read_model_inputs(parsed)
 
 
-ARTIFACT_KINDS: dict[str, ArtifactKind] = {kind.name: kind for kind in (OnnxArtifact(),)}
+class TorchProgramArtifact(ArtifactKind):
+    """A torch.export program (`torch.export.save`), the artifact of the torch backend."""
+
+    name = "pt2"
+    suffixes = (".pt2",)
+
+    def load_checked(self, path: Path) -> Any:
+        from targets.torch_programs import load_program
+
+        return load_program(path)
+
+    def facts(self, path: Path, parsed: Any | None = None) -> dict[str, Any]:
+        from exporters.torch_program import program_facts
+
+        return program_facts(path, parsed[0] if parsed is not None else None).as_dict()
+
+    def model_inputs(self, parsed: Any) -> list[ModelInput]:
+        from exporters.torch_program import program_inputs
+
+        program, names = parsed
+        return program_inputs(program, names)
+
+
+ARTIFACT_KINDS: dict[str, ArtifactKind] = {kind.name: kind for kind in (OnnxArtifact(), TorchProgramArtifact())}
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def export_to_onnx(
     a dynamic batch axis. Raises SpeedproofError when export fails or outputs disagree."""
     import torch
 
-    module = module.eval()
+    if not isinstance(module, torch.fx.GraphModule):  # a loaded program's module has no eval(): it is one already
+        module = module.eval()
     names = list(
         input_names or (["input"] if len(example_inputs) == 1 else [f"input_{i}" for i in range(len(example_inputs))])
     )

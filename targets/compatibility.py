@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from targets.backends import load_runner_class
 from targets.errors import SpeedproofError
 from targets.host import HostFingerprint
-from targets.profiles import ResolvedProfile, TargetProfile, load_target, resolve_profile
+from targets.profiles import ResolvedProfile, TargetProfile, load_target, resolve_profile, with_backend
 
 if TYPE_CHECKING:
     from targets.runners.base import Runner
@@ -47,17 +47,19 @@ def default_target_name(host: HostFingerprint, can_run: Callable[[TargetProfile]
     """The built-in profile that suits this host: cuda-gpu with a usable GPU, else the CPU profile of
     its ISA. `can_run` answers where the measurements run (default: this process's host)."""
     reasons = can_run or (lambda profile: reasons_host_cannot_run(profile, host))
-    if host.gpus and not reasons(load_target("cuda-gpu")):
+    if host.gpus and not reasons(with_backend(load_target("cuda-gpu"), None)):
         return "cuda-gpu"
     return "arm-edge" if host.isa == "aarch64" else "x86-cpu"
 
 
-def resolve_target(target: str | None, threads: int | None, runner: Runner) -> ResolvedProfile:
-    """Load `target` (None: the built-in profile that suits the runner's machine), check that machine
-    can run it, and resolve its threads and cores there; a machine that cannot run it is an error
-    with the reasons."""
+def resolve_target(
+    target: str | None, threads: int | None, runner: Runner, backend: str | None = None
+) -> ResolvedProfile:
+    """Load `target` (None: the built-in profile that suits the runner's machine) narrowed to one
+    backend (`backend`, else the profile's first), check that machine can run it, and resolve its
+    threads and cores there; a machine that cannot run it is an error with the reasons."""
     host = runner.fingerprint()
-    profile = load_target(target or default_target_name(host, runner.can_run))
+    profile = with_backend(load_target(target or default_target_name(host, runner.can_run)), backend)
     reasons = runner.can_run(profile)
     if reasons:
         raise SpeedproofError(f"this host cannot run target {profile.name}: {'; '.join(reasons)}")

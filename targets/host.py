@@ -12,7 +12,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,38 @@ LIBRARIES = ("onnxruntime", "onnxruntime-gpu", "onnx", "torch", "torchvision", "
 NVIDIA_SMI_TIMEOUT_S = 10
 
 
+# NVML's clock event ("throttle") reason bits, as nvidia-smi's clocks_event_reasons.active reports them
+CLOCK_EVENT_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+# reasons that mean the clocks were held below what the card can do while it worked
+SLOWDOWN_REASONS = frozenset(CLOCK_EVENT_REASONS.values()) - {"gpu_idle", "applications_clocks_setting"}
+GPU_QUERY = "name,compute_cap,driver_version,memory.total"
+GPU_CLOCKS_QUERY = "clocks.sm,clocks.max.sm,clocks.mem,clocks_event_reasons.active"
+
+
 @dataclass(frozen=True)
 class GpuInfo:
     name: str
     compute_capability: str | None
     driver: str | None
     memory_bytes: int | None
+    sm_clock_mhz: int | None = None
+    max_sm_clock_mhz: int | None = None
+    memory_clock_mhz: int | None = None
+    clock_event_reasons: tuple[str, ...] = ()  # when the fingerprint was taken; () = none active
+
+    @property
+    def slowed_down(self) -> tuple[str, ...]:
+        return tuple(reason for reason in self.clock_event_reasons if reason in SLOWDOWN_REASONS)
 
 
 @dataclass(frozen=True)
@@ -160,11 +186,21 @@ def library_versions() -> dict[str, str]:
 
 
 def detect_gpus() -> tuple[GpuInfo, ...]:
-    """NVIDIA GPUs as nvidia-smi reports them; () where there is no driver or no tool."""
+    """NVIDIA GPUs as nvidia-smi reports them; () where there is no driver or no tool. Clocks and
+    clock event reasons come from a second query, so a driver that lacks those fields still lists
+    its GPUs."""
     tool = shutil.which("nvidia-smi")
     if tool is None:
         return ()
-    query = "name,compute_cap,driver_version,memory.total"
+    listing = _nvidia_smi_query(tool, GPU_QUERY)
+    if listing is None:
+        return ()
+    gpus = parse_gpu_listing(listing)
+    clocks = _nvidia_smi_query(tool, GPU_CLOCKS_QUERY)
+    return with_gpu_clocks(gpus, clocks) if clocks is not None else gpus
+
+
+def _nvidia_smi_query(tool: str, query: str) -> str | None:
     try:
         completed = subprocess.run(
             [tool, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
@@ -174,24 +210,68 @@ def detect_gpus() -> tuple[GpuInfo, ...]:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return ()
-    if completed.returncode != 0:
-        return ()
+        return None
+    return completed.stdout if completed.returncode == 0 else None
+
+
+def parse_gpu_listing(stdout: str) -> tuple[GpuInfo, ...]:
+    """GPUs from `nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total` (csv, no units)."""
     gpus = []
-    for line in completed.stdout.strip().splitlines():
+    for line in stdout.strip().splitlines():
         parts = [part.strip() for part in line.split(",")]
         if len(parts) < 4:
             continue
-        memory_mib = parts[3]
         gpus.append(
             GpuInfo(
                 name=parts[0],
-                compute_capability=parts[1] or None,
-                driver=parts[2] or None,
-                memory_bytes=int(float(memory_mib) * 1024 * 1024) if memory_mib.replace(".", "").isdigit() else None,
+                compute_capability=_known(parts[1]),
+                driver=_known(parts[2]),
+                memory_bytes=int(float(parts[3]) * 1024 * 1024) if _number(parts[3]) is not None else None,
             )
         )
     return tuple(gpus)
+
+
+def with_gpu_clocks(gpus: tuple[GpuInfo, ...], stdout: str) -> tuple[GpuInfo, ...]:
+    """Add SM/memory clocks and active clock event reasons (GPU_CLOCKS_QUERY's answer, one line per GPU)."""
+    lines = stdout.strip().splitlines()
+    updated = []
+    for index, gpu in enumerate(gpus):
+        parts = [part.strip() for part in lines[index].split(",")] if index < len(lines) else []
+        if len(parts) < 4:
+            updated.append(gpu)
+            continue
+        sm, max_sm, memory = (_number(part) for part in parts[:3])
+        updated.append(
+            replace(
+                gpu,
+                sm_clock_mhz=int(sm) if sm is not None else None,
+                max_sm_clock_mhz=int(max_sm) if max_sm is not None else None,
+                memory_clock_mhz=int(memory) if memory is not None else None,
+                clock_event_reasons=clock_event_reason_names(parts[3]),
+            )
+        )
+    return tuple(updated)
+
+
+def clock_event_reason_names(mask_text: str) -> tuple[str, ...]:
+    """The names of the bits set in nvidia-smi's hex mask (e.g. "0x0000000000000044"); () when unknown."""
+    try:
+        mask = int(mask_text, 16)
+    except ValueError:
+        return ()
+    return tuple(name for bit, name in CLOCK_EVENT_REASONS.items() if mask & bit)
+
+
+def _known(text: str) -> str | None:
+    return None if not text or text.startswith("[") or text in ("N/A", "[N/A]") else text
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def fingerprint_host() -> HostFingerprint:

@@ -8,7 +8,7 @@ data: harness validates it when it builds the verification policy.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,43 @@ class ResolvedProfile:
             "notes": list(self.notes),
         }
         return data
+
+
+def with_backend(profile: TargetProfile, backend: str | None) -> TargetProfile:
+    """The profile narrowed to the one backend a run uses: `backend` by name, or (None) the first
+    the profile lists; the others are there to be chosen with --backend. `NAME:key=value:...`
+    also overrides options of that backend, e.g. `torch:mode=compile`."""
+    if backend is None:
+        return replace(profile, backends=profile.backends[:1])
+    name, _, option_text = backend.partition(":")
+    chosen = [spec for spec in profile.backends if spec.name == name]
+    if not chosen:
+        listed = ", ".join(spec.name for spec in profile.backends)
+        raise SpeedproofError(f"target {profile.name} ({profile.source}) has no backend {name!r}; it lists: {listed}")
+    spec = chosen[0]
+    if option_text:
+        spec = BackendSpec(spec.name, {**spec.options, **backend_option_overrides(name, option_text)})
+    return replace(profile, backends=(spec,))
+
+
+def backend_option_overrides(name: str, text: str) -> dict[str, Any]:
+    """Parse `key=value:key=value` into options of backend `name`, each checked like a profile's."""
+    entry = backend_entry(name)
+    options: dict[str, Any] = {}
+    for item in text.split(":"):
+        key, equals, value = item.partition("=")
+        if not equals or not key or not value:
+            raise SpeedproofError(f"--backend {name}:{text}: expected key=value items separated by ':', got {item!r}")
+        option = entry.options.get(key)
+        if option is None:
+            raise SpeedproofError(
+                f"--backend {name}: unknown option {key!r}{did_you_mean(key, entry.options)}; "
+                f"valid: {', '.join(entry.options)}"
+            )
+        if option.choices and value not in option.choices:
+            raise SpeedproofError(f"--backend {name}: {key}={value!r}; valid: {', '.join(option.choices)}")
+        options[key] = value
+    return options
 
 
 def builtin_profile_names() -> list[str]:

@@ -13,6 +13,7 @@ from harness.commands.options import (
     add_out_option,
     add_policy_options,
     add_target_options,
+    batch_list,
     comma_items,
     command_progress,
     note_replaced_batch_dims,
@@ -59,23 +60,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fine-tune every pruned variant for E epochs (needs a source with training data; default 0)",
     )
     add_target_options(parser)
+    parser.add_argument(
+        "--batch-sizes",
+        type=batch_list,
+        default=(),
+        metavar="1,8,32",
+        help="also compare every variant at these batch sizes and plot its speedup curve (a second PNG, "
+        "FILE-batch.png); the policy's --batch-size decides the verdicts",
+    )
     add_out_option(parser)
-    parser.add_argument("--plot", type=Path, default=None, metavar="FILE", help="PNG path (default: beside the record)")
+    parser.add_argument(
+        "--plot", type=Path, default=None, metavar="FILE", help="PNG path (default: beside the record, .png)"
+    )
     add_json_option(parser)
     add_policy_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.reports.plots import compare_figure
+    from harness.reports.plots import batch_curve_figure, compare_figure
     from harness.reports.table import compare_table
     from harness.verdict.pruning_sweep import CompareRequest, run_compare
 
-    note_replaced_batch_dims(args.input_shape, (args.policy_batch_size,) if args.policy_batch_size else None)
+    batch_sizes = (*((args.policy_batch_size,) if args.policy_batch_size else ()), *args.batch_sizes)
+    note_replaced_batch_dims(args.input_shape, batch_sizes or None)
 
     request = CompareRequest(
         **target_fields(args),
         sparsities=args.sparsity,
         finetune_epochs=args.finetune,
+        batch_sizes=args.batch_sizes,
         policy_file=args.policy,
         policy_overrides=policy_overrides_from(args),
         out_dir=args.out,
@@ -83,10 +96,16 @@ def run(args: argparse.Namespace) -> int:
     record, path = run_compare(request, progress=command_progress(args))
     plot_path = args.plot or path.with_suffix(".png")
     plot_path.write_bytes(compare_figure(record))
+    written = [f"plot written to {plot_path}"]
+    curve = batch_curve_figure(record)
+    if curve is not None:
+        curve_path = plot_path.with_name(f"{plot_path.stem}-batch.png")
+        curve_path.write_bytes(curve)
+        written.append(f"speedup against batch size written to {curve_path}")
     print_result(
         args,
         record,
-        lambda: f"{compare_table(record)}\n\nplot written to {plot_path}\nrecord written to {path}",
+        lambda: "\n".join([compare_table(record), "", *written, f"record written to {path}"]),
     )
     failed = any(cell["status"] != "ok" for cell in record["cells"])
     return EXIT_CELL_FAILED if failed else EXIT_OK

@@ -211,6 +211,15 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         "with a usable GPU, else x86-cpu or arm-edge); see `speedproof targets`",
     )
     parser.add_argument(
+        "--backend",
+        default=None,
+        metavar="NAME[:key=value...]",
+        help="which of the target's backends measures: onnxruntime (ONNX files) or torch (torch.export "
+        "programs, run by PyTorch; needs a torch model source); default: the profile's first. "
+        "key=value items override its profile options, e.g. torch:mode=compile or torch:dtype=bfloat16 "
+        "(see `speedproof targets` and the README's Backends)",
+    )
+    parser.add_argument(
         "--threads", type=positive_int, default=None, metavar="N", help="intra-op threads (default: the profile's)"
     )
     parser.add_argument(
@@ -228,6 +237,7 @@ def target_fields(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "model": args.model,
         "target": args.target,
+        "backend": args.backend,
         "threads": args.threads,
         "input_shapes": tuple(args.input_shape),
     }

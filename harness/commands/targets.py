@@ -13,33 +13,44 @@ HELP = "list target profiles and whether this host can run them"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "List the built-in target profiles; for each, whether this host can run it and, if not, why."
+    parser.description = (
+        "List the built-in target profiles and their backends; for each, whether this host can run it and, if "
+        "not, why. The first backend of a target is its default; --backend NAME picks another."
+    )
     add_json_option(parser, "the list as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from targets.profiles import load_all_builtin_profiles
+    from targets.profiles import load_all_builtin_profiles, with_backend
     from targets.runners.local import LocalRunner
 
     runner = LocalRunner()
     host = runner.fingerprint()
     entries: list[dict[str, Any]] = []
     for profile in load_all_builtin_profiles():
-        reasons = runner.can_run(profile)
+        backends = []
+        for index, backend in enumerate(profile.backends):
+            reasons = runner.can_run(with_backend(profile, backend.name))
+            backends.append(
+                {
+                    "name": backend.name,
+                    "default": index == 0,
+                    "options": backend.options,
+                    "runs_here": not reasons,
+                    "reasons": reasons,
+                }
+            )
         entries.append(
             {
                 "name": profile.name,
                 "description": profile.description,
                 "isa": profile.isa,
-                "backends": [
-                    backend.name + ":" + str(backend.options.get("execution_provider", ""))
-                    for backend in profile.backends
-                ],
+                "backends": backends,
                 "batch_sizes": list(profile.batch_sizes),
-                "runs_here": not reasons,
-                "reasons": reasons,
+                "runs_here": backends[0]["runs_here"],  # with its default backend
+                "reasons": backends[0]["reasons"],
             }
         )
     if args.json:
@@ -52,12 +63,24 @@ def run(args: argparse.Namespace) -> int:
     )
     rows = [
         [
-            entry["name"],
-            entry["description"],
-            ", ".join(map(str, entry["batch_sizes"])),
-            "yes" if entry["runs_here"] else "no: " + "; ".join(entry["reasons"]),
+            entry["name"] if backend["default"] else "",
+            entry["description"] if backend["default"] else "",
+            _backend_text(backend),
+            ", ".join(map(str, entry["batch_sizes"])) if backend["default"] else "",
+            "yes" if backend["runs_here"] else "no: " + "; ".join(backend["reasons"]),
         ]
         for entry in entries
+        for backend in entry["backends"]
     ]
-    print(tabulate(rows, headers=["target", "description", "batch sizes", "runs on this host"], tablefmt="simple"))
+    headers = ["target", "description", "backend (first: default)", "batch sizes", "runs on this host"]
+    print(tabulate(rows, headers=headers, tablefmt="simple"))
+    print("\nchoose another backend of a target with --backend NAME")
     return EXIT_OK
+
+
+def _backend_text(backend: dict[str, Any]) -> str:
+    options = backend["options"]
+    detail = options.get("execution_provider") or " ".join(
+        str(options[key]) for key in ("device", "mode", "dtype") if key in options
+    )
+    return f"{backend['name']} ({detail})" if detail else backend["name"]

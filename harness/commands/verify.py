@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.reports.table import record_text
     from harness.verdict.verify import VerifyRequest, run_verify
 
-    note_replaced_batch_dims(args.input_shape, (args.policy_batch_size,) if args.policy_batch_size else None)
+    batch_sizes = (*((args.policy_batch_size,) if args.policy_batch_size else ()), *args.batch_sizes)
+    note_replaced_batch_dims(args.input_shape, batch_sizes or None)
 
     request = VerifyRequest(
         **target_fields(args),

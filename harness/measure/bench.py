@@ -38,6 +38,7 @@ NOISY_OTHER_CPU_SHARE = 0.25
 class BenchRequest:
     model: str
     target: str | None = None  # None: the built-in profile that suits the host
+    backend: str | None = None  # None: the profile's first
     batch_sizes: tuple[int, ...] | None = None  # None: the profile's
     threads: int | None = None  # None: the profile's
     input_shapes: tuple[str, ...] = ()
@@ -72,7 +73,7 @@ def run_bench(
     check_writable_folder(request.out_dir)
     runner = runner or LocalRunner()
     host = runner.fingerprint()
-    resolved = resolve_target(request.target, request.threads, runner)
+    resolved = resolve_target(request.target, request.threads, runner, request.backend)
     batch_sizes = request.batch_sizes or resolved.profile.batch_sizes
     if any(batch <= 0 for batch in batch_sizes):
         raise SpeedproofError(f"--batch sizes must be positive integers, got {list(batch_sizes)}")
@@ -167,6 +168,7 @@ def _measurement(result: CellResult, batch_size: int) -> Measurement:
         cold_start_ms=result.cold_start_ms,
         memory=result.memory,
         latencies_ns=result.latencies_ns,
+        clock=result.clock,
     )
 
 

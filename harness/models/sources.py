@@ -23,6 +23,7 @@ from targets.errors import SpeedproofError
 
 FUNCTION_SOURCE_SEPARATOR = ":"
 TORCH_FILE_SUFFIXES = (".pt", ".pt2", ".pth")
+PROGRAM_SUFFIX = ".pt2"  # a torch.export program: a model source of its own
 
 
 @dataclass
@@ -31,13 +32,14 @@ class ResolvedSource:
     for torch sources the way to get the torch model (loaded on first use, then kept)."""
 
     name: str
-    kind: str  # "onnx-file" | "zoo" | "function"
+    kind: str  # "onnx-file" | "zoo" | "function" | "program"
     onnx_path: Path
     model: onnx.ModelProto
     latency_only: bool
     load_torch: Callable[[], TorchModel] | None = None
     provides: frozenset[str] = frozenset()  # of DATA_KINDS: what the torch model brings
     _torch_model: TorchModel | None = field(default=None, repr=False)
+    program_path: Path | None = None  # a "program" source: the .pt2 the user gave
 
     @property
     def is_torch(self) -> bool:
@@ -64,9 +66,19 @@ def is_onnx_file_source(spec: str) -> bool:
     return spec.endswith(".onnx") or (Path(spec).is_file() and Path(spec).suffix not in TORCH_FILE_SUFFIXES)
 
 
+def is_program_source(spec: str) -> bool:
+    """Whether MODEL names a torch.export program (.pt2)."""
+    return Path(spec).suffix == PROGRAM_SUFFIX
+
+
+def source_holds_torch_module(spec: str) -> bool:
+    """Whether MODEL gives a torch module the torch-level recipes can transform."""
+    return not is_onnx_file_source(spec) and not is_program_source(spec)
+
+
 def source_label(spec: str) -> str:
-    """A short name for MODEL in file and folder names: an ONNX file's stem, else the spec itself."""
-    return Path(spec).stem if is_onnx_file_source(spec) else spec
+    """A short name for MODEL in file and folder names: a file's stem, else the spec itself."""
+    return Path(spec).stem if is_onnx_file_source(spec) or is_program_source(spec) else spec
 
 
 def resolve_model_source(
@@ -82,6 +94,8 @@ def resolve_model_source(
     if is_onnx_file_source(spec):
         path = Path(spec)
         return ResolvedSource(path.stem, "onnx-file", path, load_onnx_model(path), latency_only=False)
+    if is_program_source(spec):
+        return _export_program_source(Path(spec), input_shapes, work_dir)
     if spec in ZOO:
         return _export_zoo_model(spec, progress)
     return _export_function_source(spec, input_shapes, work_dir)
@@ -93,9 +107,14 @@ _IDENTIFIER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*
 def check_model_source(spec: str) -> None:
     """Raise when MODEL names something that cannot exist (a missing file, an unknown zoo name, a
     module that cannot be found, a torch file), without loading, exporting or importing anything."""
+    if is_program_source(spec):
+        if not Path(spec).is_file():
+            raise SpeedproofError(f"model file not found: {spec}")
+        return
     if Path(spec).suffix in TORCH_FILE_SUFFIXES:
         raise SpeedproofError(
-            f"model {spec!r}: torch files are not a model source yet; export it to ONNX, or pass "
+            f"model {spec!r}: pickled torch files are not a model source (loading one runs its code); save a "
+            "torch.export program (torch.export.save(program, 'model.pt2')), export to ONNX, or pass "
             "package.module:function that builds the module"
         )
     if spec.endswith(".onnx") and not Path(spec).is_file():
@@ -182,6 +201,23 @@ def _export_function_source(
         exported.latency_only,
         load_torch,
         exported.provides,
+    )
+
+
+def _export_program_source(
+    path: Path, input_shapes: dict[str | None, tuple[int, ...]], work_dir: Path
+) -> ResolvedSource:
+    """A torch.export program: measured as it is by the torch backend, exported to ONNX for the others."""
+    from exporters.onnx_file import load_onnx_model
+    from exporters.torch_program import program_example_inputs
+    from exporters.torch_to_onnx import export_to_onnx
+    from targets.torch_programs import load_program
+
+    program, names = load_program(path)
+    examples = program_example_inputs(program, names, input_shapes)
+    onnx_path = export_to_onnx(program.module(), examples, work_dir / f"{path.stem[:100]}.onnx", input_names=names)
+    return ResolvedSource(
+        path.stem, "program", onnx_path, load_onnx_model(onnx_path), latency_only=False, program_path=path
     )
 
 

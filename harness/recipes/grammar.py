@@ -160,8 +160,10 @@ def parse_recipe_list(texts: Iterable[str]) -> list[Recipe]:
     return baseline + [recipe for recipe in recipes if not recipe.is_baseline]
 
 
-def check_recipes_apply(recipes: Iterable[Recipe], source_is_torch: bool, source_name: str) -> None:
-    """Torch-level recipes need a torch source; say which recipes apply to an ONNX file."""
+def check_recipes_apply(
+    recipes: Iterable[Recipe], source_is_torch: bool, source_name: str, source_is: str = "an ONNX file"
+) -> None:
+    """Torch-level recipes need a torch module; say which recipes apply to a source without one."""
     if source_is_torch:
         return
     for recipe in recipes:
@@ -169,8 +171,8 @@ def check_recipes_apply(recipes: Iterable[Recipe], source_is_torch: bool, source
         if torch_steps:
             applicable = sorted(name for name, kind in RECIPE_KINDS.items() if kind.level != "torch")
             raise SpeedproofError(
-                f"recipe {recipe.text!r}: {torch_steps[0].name} transforms a torch model, but {source_name} is an "
-                f"ONNX file; recipes that apply to ONNX files: {', '.join(applicable)}"
+                f"recipe {recipe.text!r}: {torch_steps[0].name} transforms a torch model, but {source_name} is "
+                f"{source_is}; recipes that apply to it: {', '.join(applicable)}"
             )
 
 

@@ -63,6 +63,7 @@ class Measurement:
     cold_start_ms: dict[str, float] | None
     memory: dict[str, int] | None
     latencies_ns: list[int]
+    clock: str = "host"  # host perf_counter, or a device's events (device-kernel, device-end-to-end)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class BenchCell:
             "throughput_per_s": measured.throughput_per_s if measured else None,
             "cold_start_ms": measured.cold_start_ms if measured else None,
             "memory": measured.memory if measured else None,
+            "clock": measured.clock if measured else None,
             "warnings": list(self.warnings),
         }
         if measured:

@@ -71,6 +71,7 @@ class VariantBuilder:
     artifact_dir: Path
     quality: QualityBackend
     progress: ProgressCallback
+    artifact_kind: str = "onnx"  # "pt2": torch.export programs, for the torch backend
     _baseline_path: Path | None = None
     _baseline_outputs: np.ndarray | None = None
     _fidelity_feeds: list[dict[str, np.ndarray]] | None = None
@@ -87,13 +88,17 @@ class VariantBuilder:
         variant = BuiltVariant(recipe.text)
         started = time.monotonic()
         try:
-            path = self.artifact_dir / f"{index:02d}-{safe_file_name(recipe.text)}.onnx"
-            variant.artifact_path = self._make_artifact(recipe, path, variant)
+            stem = self.artifact_dir / f"{index:02d}-{safe_file_name(recipe.text)}"
+            if self.artifact_kind == "pt2":
+                variant.artifact_path = self._make_program(recipe, stem.with_name(f"{stem.name}.pt2"), variant)
+            else:
+                variant.artifact_path = self._make_artifact(recipe, stem.with_name(f"{stem.name}.onnx"), variant)
             if recipe.is_baseline:
                 self._baseline_path = variant.artifact_path
             artifact = artifact_at(variant.artifact_path)
-            # the baseline was loaded and checked when the source was resolved
-            parsed = self.source.model if recipe.is_baseline else artifact.kind.load_checked(artifact.path)
+            # the baseline ONNX file was loaded and checked when the source was resolved
+            reuse_source = recipe.is_baseline and artifact.kind.name == "onnx"
+            parsed = self.source.model if reuse_source else artifact.kind.load_checked(artifact.path)
             variant.artifact = artifact.facts(parsed)
             variant.quality = self._quality(variant.artifact_path, is_reference=recipe.is_baseline)
             variant.status = "ok"
@@ -108,8 +113,9 @@ class VariantBuilder:
 
     def _remove_partial_files(self, index: int, variant: BuiltVariant) -> None:
         """A failed variant leaves no half-made artifact behind (the source file is never touched)."""
+        sources = {path.resolve() for path in (self.source.onnx_path, self.source.program_path) if path is not None}
         for leftover in self.artifact_dir.glob(f"{index:02d}-*"):
-            if leftover.resolve() != self.source.onnx_path.resolve():
+            if leftover.resolve() not in sources:
                 leftover.unlink(missing_ok=True)
         variant.artifact_path = None
 
@@ -141,6 +147,43 @@ class VariantBuilder:
             names = [model_input.name for model_input in self.model_inputs]
             check_outputs_match(transformed.module, transformed.example_inputs, current, names, precision="float16")
         return current
+
+    def _make_program(self, recipe: Recipe, path: Path, variant: BuiltVariant) -> Path:
+        """The variant as a torch.export program: the recipe's torch-level steps, then `fp16` as a
+        cast of the module (the other ONNX-level steps have no torch form). A program source is its
+        own baseline, measured where it is."""
+        from exporters.torch_program import export_program, program_example_inputs
+        from targets.torch_programs import load_program
+
+        onnx_steps = [step.name for step in recipe.onnx_steps()]
+        if [name for name in onnx_steps if name != "fp16"]:
+            raise SpeedproofError(
+                f"recipe {recipe.text!r}: its steps {', '.join(onnx_steps)} work on ONNX graphs and the torch "
+                "backend runs torch.export programs; measure it with --backend onnxruntime"
+            )
+        names = [model_input.name for model_input in self.model_inputs]
+        program_path = self.source.program_path
+        if program_path is not None:
+            if recipe.is_baseline:
+                return program_path
+            if recipe.is_identity:
+                shutil.copyfile(program_path, path)
+                return path
+            program, _ = load_program(program_path)
+            module: Any = program.module()
+            examples = program_example_inputs(program, names, self.overrides)
+        else:
+            torch_model = self.source.torch_model()
+            if recipe.torch_steps():
+                torch_model, variant.steps = apply_torch_steps(torch_model, recipe.torch_steps())
+            elif recipe.is_identity or onnx_steps:
+                torch_model = copy_torch_model(torch_model)  # a module of its own, never the baseline's
+            module, examples = torch_model.module, torch_model.example_inputs
+        if onnx_steps:  # fp16
+            module = module.half()
+            examples = tuple(example.half() if example.is_floating_point() else example for example in examples)
+            variant.steps.append({"step": "fp16"})
+        return export_program(module, examples, path, names)
 
     def _apply_onnx_step(self, step: RecipeStep, source: Path, destination: Path, variant: BuiltVariant) -> None:
         assert step.kind.apply_onnx is not None, f"not an ONNX-level step: {step.name}"

@@ -22,6 +22,7 @@ class VariantsRequest:
     model: str
     recipes: tuple[str, ...]
     target: str | None = None
+    backend: str | None = None  # None: the profile's first
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
     out_dir: Path = Path("results")
@@ -33,7 +34,7 @@ def run_variants(
     """Build the variants into a new folder under `out_dir` and write the record beside it."""
     check_writable_folder(request.out_dir)
     runner = runner or LocalRunner()
-    resolved = resolve_target(request.target, request.threads, runner)
+    resolved = resolve_target(request.target, request.threads, runner, request.backend)
     run_id = new_run_id()
     label = "variants-" + source_label(request.model)
     work_dir = kept_run_folder(request.out_dir, label, run_id)

@@ -10,11 +10,18 @@ from typing import Any
 
 from exporters.artifacts import artifact_at
 from harness.models.data import DATA_KINDS
-from harness.models.sources import ResolvedSource, is_onnx_file_source, resolve_model_source
+from harness.models.sources import (
+    ResolvedSource,
+    is_program_source,
+    resolve_model_source,
+    source_holds_torch_module,
+)
 from harness.progress import ProgressCallback, no_progress
 from harness.recipes.grammar import check_recipes_apply, parse_recipe_list
 from harness.variants.builder import BuiltVariant, VariantBuilder
 from harness.variants.quality import QualityBackend
+from targets.backends import backend_entry
+from targets.errors import SpeedproofError
 from targets.inputs import ModelInput, resolve_input_specs, shape_overrides
 from targets.profiles import ResolvedProfile
 from targets.runners.base import Runner
@@ -40,22 +47,31 @@ def prepare_variants(
     """Parse recipes (before any slow export), resolve the source, build every variant into
     `work_dir/artifacts`. Errors about the whole run raise; one recipe's failure is recorded."""
     recipes = parse_recipe_list(recipe_texts)
-    check_recipes_apply(recipes, source_is_torch=not is_onnx_file_source(model), source_name=model)
+    source_is = "a torch.export program (no module to transform)" if is_program_source(model) else "an ONNX file"
+    check_recipes_apply(recipes, source_holds_torch_module(model), source_name=model, source_is=source_is)
     overrides = shape_overrides(list(input_shapes))
     progress(f"preparing {model}")
     source = resolve_model_source(model, overrides, work_dir, progress)
     model_inputs = artifact_at(source.onnx_path).kind.model_inputs(source.model)
     if source.kind == "onnx-file":
         _check_shapes_resolve(model_inputs, overrides)
-    else:
+    elif source.kind != "program":  # a program's other symbolic dims come from them again (fp16)
         overrides = {}  # exported with only the batch axis dynamic: the graph has every other dim
+    backend = resolved.profile.backends[0]
+    artifact_kind = backend_entry(backend.name).artifact_kind
+    if artifact_kind == "pt2" and source.kind == "onnx-file":
+        raise SpeedproofError(
+            f"model {model!r} is an ONNX file; the {backend.name} backend runs torch.export programs built from "
+            "a torch model: give a zoo name or package.module:function, or measure with --backend onnxruntime"
+        )
     builder = VariantBuilder(
         source=source,
         model_inputs=model_inputs,
         overrides=overrides,
         artifact_dir=work_dir / "artifacts",
-        quality=QualityBackend(runner, resolved.profile.backends[0], resolved.threads),
+        quality=QualityBackend(runner, backend, resolved.threads),
         progress=progress,
+        artifact_kind=artifact_kind,
     )
     return PreparedVariants(source, model_inputs, overrides, builder.build_all(recipes))
 

@@ -33,10 +33,11 @@ from harness.verdict.policy import Policy, apply_overrides, build_policy, check_
 from harness.verdict.reasons import Decision
 from harness.verdict.regression import Regression, RegressionCheck, cell_identity, stored_verdict_cells
 from harness.verdict.verify import VerifyContext, verify_prepared
+from targets.backends import backend_entry
 from targets.compatibility import default_target_name
 from targets.errors import SpeedproofError, did_you_mean
 from targets.host import HostFingerprint
-from targets.profiles import load_target, resolve_profile
+from targets.profiles import load_target, resolve_profile, with_backend
 from targets.runners.base import Runner
 from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
@@ -48,6 +49,8 @@ CHECK_KEYS = {
     "required": "list of recipes (from `recipes`) that must be ACCEPTED for the gate to pass",
     "targets": "list of target profiles (names or .toml paths); default: the one that suits the host",
     "input_shape": "shape of the input, e.g. [1, 3, 224, 224], or a list of NAME=1x3x224x224 strings",
+    "backend": "which backend of each target measures: onnxruntime or torch, options as in --backend "
+    '(e.g. "torch:mode=compile"); default: each target\'s first',
     "threads": "intra-op threads (default: the profile's)",
     "policy": "table: policy keys for this check only (over the config's [policy])",
 }
@@ -63,6 +66,7 @@ class GateCheck:
     input_shapes: tuple[str, ...] = ()
     threads: int | None = None
     policy: dict[str, Any] = field(default_factory=dict)
+    backend: str | None = None  # None: each target's first
 
 
 @dataclass(frozen=True)
@@ -118,12 +122,18 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
                 f"recipes ({', '.join(recipes)})"
             )
     targets: tuple[str | None, ...] = _string_list(table.get("targets", []), f"{where}.targets", path) or (None,)
+    backend = table.get("backend")
+    if backend is not None and not isinstance(backend, str):
+        raise SpeedproofError(f'{path}: {where}.backend = {backend!r}; expected a backend name like "torch"')
     for target in targets:
-        if target is not None:
-            try:
-                load_target(target)
-            except SpeedproofError as error:
-                raise SpeedproofError(f"{path}: {where}.targets: {error}") from None
+        try:
+            if target is not None:
+                with_backend(load_target(target), backend)
+            elif backend is not None:
+                backend_entry(backend.partition(":")[0])
+        except SpeedproofError as error:
+            key = "targets" if target is not None else "backend"
+            raise SpeedproofError(f"{path}: {where}.{key}: {error}") from None
     threads = table.get("threads")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise SpeedproofError(f"{path}: {where}.threads = {threads!r}; expected a positive integer")
@@ -141,6 +151,7 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
         input_shapes=input_shapes,
         threads=threads,
         policy=policy,
+        backend=backend,
     )
 
 
@@ -245,7 +256,7 @@ def _run_check_on_target(
 ) -> CheckRun:
     """Verify one check on one target; its artifacts are kept in `kept/check-<index>-<target>`."""
     host = runner.fingerprint()
-    profile = load_target(target_name or default_target_name(host, runner.can_run))
+    profile = with_backend(load_target(target_name or default_target_name(host, runner.can_run)), check.backend)
     reasons = runner.can_run(profile)
 
     def placement(recipe: str) -> GatePlacement:

@@ -32,7 +32,9 @@ class CompareRequest:
     model: str
     sparsities: tuple[float, ...] = DEFAULT_SPARSITIES
     finetune_epochs: int = 0
+    batch_sizes: tuple[int, ...] = ()  # also A/B at these, for each variant's speedup curve
     target: str | None = None
+    backend: str | None = None  # None: the profile's first
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
     policy_file: Path | None = None
@@ -64,10 +66,12 @@ def run_compare(
 ) -> tuple[Record, Path]:
     check_writable_folder(request.out_dir)
     runner = runner or LocalRunner()
-    resolved = resolve_target(request.target, request.threads, runner)
+    resolved = resolve_target(request.target, request.threads, runner, request.backend)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
     points = compare_recipes(request.sparsities, request.finetune_epochs)
-    context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
+    context = VerifyContext(
+        resolved, policy, runner, request.protocol, progress=progress, curve_batch_sizes=request.batch_sizes
+    )
     run_id = new_run_id()
     work_dir = kept_run_folder(request.out_dir, f"compare-{source_label(request.model)}", run_id)
     recipes = tuple(recipe for _, _, recipe in points)

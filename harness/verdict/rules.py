@@ -15,9 +15,10 @@ from typing import Any, Protocol
 
 from harness.measure.ab_pair import CONTENDED_OTHER_CPU_SHARE, PairStop
 from harness.measure.speedup import SAME_SPEED_BAND, SpeedupEstimate
+from harness.recipes.grammar import parse_recipe
 from harness.verdict.policy import Policy
 from harness.verdict.reasons import Decision, Reason, ReasonCode, Verdict
-from targets.errors import FailureKind
+from targets.errors import FailureKind, SpeedproofError
 
 # an artifact counts as smaller on a measure when it is below this share of the baseline's
 SMALLER_BELOW = 0.95
@@ -26,6 +27,8 @@ INT8_OPS = frozenset(
 )
 X86_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 ARM_INT8_FLAGS = ("asimddp",)
+X86_FP16_FLAGS = ("avx512_fp16", "amx_fp16")  # native float16 arithmetic on x86
+ARM_FP16_FLAGS = ("asimdhp",)
 # limits hold at equality: 0.50 - 0.49 must count as a drop of exactly 0.01
 FLOAT_SLACK = 1e-9
 
@@ -248,6 +251,13 @@ def decide(evidence: Evidence) -> Verdict:
     return Verdict(decision, tuple(reasons), tuple(hints), tuple(notes), realization)
 
 
+def _is_float16(recipe: str) -> bool:
+    try:
+        return any(step.name == "fp16" for step in parse_recipe(recipe).steps)
+    except SpeedproofError:
+        return False
+
+
 def hardware_hints(evidence: Evidence) -> list[str]:
     """Why the hardware may not deliver the gain (only given when the speed requirement failed)."""
     hints = []
@@ -276,6 +286,14 @@ def hardware_hints(evidence: Evidence) -> list[str]:
             hints.append(
                 "int8 on an ARM CPU without dot-product instructions (no asimddp): int8 matmuls gain little "
                 "over float32"
+            )
+    if not evidence.gpu_target and _is_float16(evidence.recipe):
+        flags = X86_FP16_FLAGS if evidence.host_isa == "x86_64" else ARM_FP16_FLAGS
+        if not set(flags) & set(evidence.host_cpu_flags):
+            hints.append(
+                f"float16 on a CPU without native half-precision arithmetic (no {' or '.join(flags)}): every "
+                "operation converts to float32 and back, so the half-size file usually runs slower; keep float32 "
+                "on this CPU, or use float16 on a GPU"
             )
     alignment = facts.get("alignment") or {}
     if evidence.gpu_target and alignment.get("multiple_of_8") is not None and alignment["multiple_of_8"] < 1.0:

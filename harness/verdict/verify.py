@@ -45,6 +45,7 @@ class VerifyRequest:
     model: str
     recipes: tuple[str, ...]
     target: str | None = None
+    backend: str | None = None  # None: the profile's first
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
     policy_file: Path | None = None
@@ -75,7 +76,7 @@ def run_verify(
     check_writable_folder(request.out_dir)
     require_variants(request.recipes)
     runner = runner or LocalRunner()
-    resolved = resolve_target(request.target, request.threads, runner)
+    resolved = resolve_target(request.target, request.threads, runner, request.backend)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
     context = VerifyContext(
         resolved, policy, runner, request.protocol, progress=progress, curve_batch_sizes=request.batch_sizes

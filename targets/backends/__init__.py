@@ -32,6 +32,7 @@ class BackendEntry:
     class_name: str
     help: str
     options: dict[str, BackendOption]
+    artifact_kind: str = "onnx"  # the kind of artifact file it runs (exporters.artifacts.ARTIFACT_KINDS)
 
 
 BACKENDS: dict[str, BackendEntry] = {
@@ -49,6 +50,32 @@ BACKENDS: dict[str, BackendEntry] = {
                 str,
                 "ORT graph optimisations applied when the session is created",
                 choices=("disabled", "basic", "extended", "all"),
+            ),
+        },
+    ),
+    "torch": BackendEntry(
+        module="targets.backends.torch_runner",
+        class_name="TorchRunner",
+        help="PyTorch running a torch.export program (.pt2) eager, compiled (inductor) or as a CUDA graph",
+        artifact_kind="pt2",
+        options={
+            "device": BackendOption(str, "where the program runs", choices=("cpu", "cuda")),
+            "mode": BackendOption(
+                str,
+                "eager: the module as is; compile: torch.compile (inductor), compiled on the first inference; "
+                "cuda-graph: captured once, then replayed (device = cuda)",
+                choices=("eager", "compile", "cuda-graph"),
+            ),
+            "dtype": BackendOption(
+                str,
+                "cast weights and inputs to this dtype (left out: the program's own)",
+                choices=("float32", "float16", "bfloat16"),
+            ),
+            "timing": BackendOption(
+                str,
+                "kernel: inputs stay on the device between iterations; end-to-end: every iteration copies "
+                "the inputs in and the first output back to the host",
+                choices=("kernel", "end-to-end"),
             ),
         },
     ),

@@ -75,6 +75,19 @@ class BackendRunner(ABC):
         """Wait until the work `infer` started is done (a no-op for synchronous backends)."""
         self.synchronize_impl()
 
+    def device_elapsed_ns(self) -> int:
+        """Device time of the last `infer`, from the device's own events (after `synchronize`).
+        Only for runners whose `timing` is a DEVICE_* kind."""
+        raise SpeedproofError(f"{self.name} runner times on the host; it has no device clock")
+
+    def device_memory(self) -> dict[str, int]:
+        """Peak device memory figures of this runner (bytes); {} for host-only backends."""
+        return {}
+
+    def outputs_as_numpy(self, outputs: Any) -> list[np.ndarray]:
+        """What `infer` returned, as host arrays (outside the timed loop: quality checks)."""
+        return [np.asarray(output) for output in outputs]
+
     def deactivate(self) -> None:
         if self.is_active:
             self.deactivate_impl()

@@ -104,6 +104,7 @@ class CellResult:
     cold_start_ms: dict[str, float] | None = None
     memory: dict[str, int] | None = None
     other_processes_cpu_share: float = 0.0
+    clock: str = "host"  # which clock the latencies come from (TimingKind): host or a device's events
 
     @property
     def ok(self) -> bool:

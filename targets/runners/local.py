@@ -68,7 +68,7 @@ class LocalRunner(Runner):
 
         runner = load_runner_class(backend.name)(artifact_path, threads, backend.options)
         with runner:
-            outputs = [np.asarray(runner.infer(feed)[0]) for feed in feeds]
+            outputs = [runner.outputs_as_numpy(runner.infer(feed))[0] for feed in feeds]
         return np.concatenate(outputs).astype(np.float64)
 
     def run_cell(self, request: WorkerRequest, timeout_s: float) -> CellResult:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from targets.backends.base import TimingKind
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.runners.base import CellResult, WorkerRequest
 from targets.runners.protocol import TAIL_BURST_CAP_S
@@ -87,6 +88,7 @@ class LoadedSession:
 
     runner: Any
     run_once: Callable[[], object]
+    device_elapsed: Callable[[], int] | None  # the runner's device clock, when it times on the device
     session_ms: float
     first_inference_ms: float
     rss_before_load_bytes: int
@@ -146,12 +148,17 @@ def load_session(request: WorkerRequest) -> LoadedSession:
     except BaseException:
         runner.deactivate()
         raise
-    return LoadedSession(runner, run_once, session_ms, first_inference_ms, rss_before_load)
+    device_elapsed = runner.device_elapsed_ns if runner.timing != TimingKind.HOST else None
+    return LoadedSession(runner, run_once, device_elapsed, session_ms, first_inference_ms, rss_before_load)
 
 
-def memory_entry(session: LoadedSession) -> dict[str, int]:
+def memory_entry(session: LoadedSession, device_memory: dict[str, int]) -> dict[str, int]:
     peak_rss = peak_rss_bytes()
-    return {"peak_rss_bytes": peak_rss, "rss_increase_bytes": max(0, peak_rss - session.rss_before_load_bytes)}
+    return {
+        "peak_rss_bytes": peak_rss,
+        "rss_increase_bytes": max(0, peak_rss - session.rss_before_load_bytes),
+        **device_memory,
+    }
 
 
 def failure_result(error: BaseException) -> dict[str, Any]:
@@ -171,9 +178,11 @@ def measure_cell(request: WorkerRequest) -> CellResult:
     try:
         warmup_iterations = warm_up(session.run_once, protocol)
         with OtherProcessesCpu() as other:
-            timed = time_iterations(session.run_once, protocol)
+            timed = time_iterations(session.run_once, protocol, session.device_elapsed)
         other_busy_share = other.share
         provider = session.provider
+        device_memory = session.runner.device_memory()
+        clock = str(session.runner.timing)
     finally:
         session.close()
     return CellResult(
@@ -184,8 +193,9 @@ def measure_cell(request: WorkerRequest) -> CellResult:
         stopped_by=str(timed.stopped_by),
         warmup_iterations=warmup_iterations,
         cold_start_ms={"session": session.session_ms, "first_inference": session.first_inference_ms},
-        memory=memory_entry(session),
+        memory=memory_entry(session, device_memory),
         other_processes_cpu_share=round(other_busy_share, 4),
+        clock=clock,
     )
 
 
@@ -224,7 +234,7 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
                 max_duration_s=burst_s if min_iterations <= 1 else max(burst_s, TAIL_BURST_CAP_S),
             )
             with OtherProcessesCpu() as other:
-                timed = time_iterations(session.run_once, burst_protocol)
+                timed = time_iterations(session.run_once, burst_protocol, session.device_elapsed)
             _send(
                 replies,
                 {
@@ -234,9 +244,10 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
                     "other_cpu_share": other.share,
                 },
             )
+        device_memory = session.runner.device_memory()
     finally:
         session.close()
-    _send(replies, {"status": "done", "memory": memory_entry(session)})
+    _send(replies, {"status": "done", "memory": memory_entry(session, device_memory)})
 
 
 def _run_one_cell(request_path: Path, result_path: Path) -> int:

@@ -28,7 +28,7 @@ def _check(model: str, required: bool = False) -> str:
     [
         ("missing/model.onnx", "model file not found: missing/model.onnx"),
         ("resnet19", 'did you mean "resnet18"'),
-        ("weights.pt", "torch files are not a model source"),
+        ("weights.pt", "pickled torch files are not a model source"),
         ("no_such_package.models:build", "no module 'no_such_package'"),
     ],
 )

@@ -27,7 +27,7 @@ def test_a_function_source_is_exported_with_its_data(tmp_path):
     ("spec", "message"),
     [
         ("missing/model.onnx", "model file not found"),
-        ("weights.pt", "torch files are not a model source"),
+        ("weights.pt", "pickled torch files are not a model source"),
         ("resnet19", 'did you mean "resnet18"'),
         ("tests.tiny_models:no_such_function", "has no function 'no_such_function'"),
         ("no_such_package.module:build", "no module 'no_such_package' in the current folder"),

@@ -100,3 +100,22 @@ def test_compare_command_writes_a_table_a_record_and_a_plot(tmp_path, capsys):
     unstructured = [p for p in points if p["kind"] == "unstructured"]
     assert all(p["mac_reduction"] == pytest.approx(1.0) for p in unstructured)  # zeros still multiplied
     assert compare_figure(record).startswith(PNG_MAGIC)
+
+
+def test_compare_with_batch_sizes_plots_each_variants_speedup_curve(tmp_path, capsys):
+    out = tmp_path / "results"
+    plot = tmp_path / "sweep.png"
+    arguments = ["compare", TINY_CNN, "--sparsity", "0.5", "--batch-sizes", "4", "--threads", "1", "--out", str(out)]
+    code = main([*arguments, "--plot", str(plot), *FAST_POLICY_FLAGS])
+    printed = capsys.readouterr().out
+    assert code == EXIT_OK
+    curve_plot = tmp_path / "sweep-batch.png"
+    assert f"speedup against batch size written to {curve_plot}" in printed
+    assert plot.read_bytes().startswith(PNG_MAGIC) and curve_plot.read_bytes().startswith(PNG_MAGIC)
+    import json
+
+    record = json.loads(next(out.glob("*.json")).read_text())
+    variants = [cell for cell in record["cells"] if not cell.get("reference")]
+    assert len(variants) == 3
+    for cell in variants:
+        assert [point["batch_size"] for point in cell["batch_curve"]] == [1, 4]

@@ -150,7 +150,7 @@ def test_onnx_sources_take_onnx_recipes_and_refuse_torch_ones(tiny_conv_onnx, tm
     )
     assert all(variant["status"] == "ok" for variant in record["variants"])
     assert record["variants"][0]["artifact"]["path"] == str(tiny_conv_onnx.resolve())  # measured where it is
-    with pytest.raises(SpeedproofError, match="recipes that apply to ONNX files"):
+    with pytest.raises(SpeedproofError, match="is an ONNX file; recipes that apply to it"):
         run_variants(VariantsRequest(model=str(tiny_conv_onnx), recipes=("structured:0.5",), out_dir=tmp_path))
 
 

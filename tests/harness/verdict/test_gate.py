@@ -117,6 +117,12 @@ def test_config_errors_exit_2_and_name_the_file_and_key(tmp_path, capsys):
         ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\ninput_shape = "1x3"\n', "input_shape = '1x3'"),
         ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\n[policy]\nmin_speedup = -1\n', "min_speedup = -1"),
         ("[policy]\nmin_speedup = 1.2\n", "no [[check]] tables"),
+        (
+            '[[check]]\nmodel = "m"\nrecipes = ["identity"]\ntargets = ["x86-cpu"]\nbackend = "tensorrt"\n',
+            "check[0].targets: target x86-cpu",
+        ),
+        ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\nbackend = "tensorflow"\n', "unknown backend 'tensorflow'"),
+        ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\nbackend = 3\n', "check[0].backend = 3"),
         ('[[checks]]\nmodel = "m"\n', "unknown top-level key 'checks' (did you mean \"check\"?)"),
     ],
 )
@@ -179,3 +185,15 @@ min_speedup = 0.01
     assert code == EXIT_USAGE
     code, record, _ = _run(tmp_path, config, "--baseline", str(other_path), "--allow-other-host")
     assert code == EXIT_OK and record["gate"]["regressions"] == [], record["gate"]
+
+
+def test_a_check_measures_with_the_backend_it_names(tmp_path):
+    config = _config(
+        tmp_path, f'[[check]]\nmodel = "{TINY_CNN}"\nrecipes = ["identity"]\nbackend = "torch"\nthreads = 1\n'
+    )
+    code, record, out = _run(tmp_path, config)
+    assert code == EXIT_OK  # nothing is required: the REJECT of identity is reported, not gated
+    cells = {cell["variant"]: cell for cell in record["cells"]}
+    assert {cell["backend"] for cell in cells.values()} == {"torch"}
+    assert cells["identity"]["status"] == "ok" and cells["identity"]["artifact"]["path"].endswith(".pt2")
+    assert cells["identity"]["verdict"]["decision"] == "REJECT"

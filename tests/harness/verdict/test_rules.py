@@ -197,3 +197,16 @@ def test_gpu_hints_for_misaligned_widths_and_larger_batches():
     )
     assert any("multiples of 8" in hint and "31" in hint for hint in verdict.hints)
     assert any("at batch 64" in hint and "only at larger batch sizes" in hint for hint in verdict.hints)
+
+
+def test_float16_on_a_cpu_without_half_precision_gets_its_hint():
+    half = {**BASE_FACTS, "bytes": BASE_FACTS["bytes"] // 2, "zipped_bytes": BASE_FACTS["zipped_bytes"] // 2}
+    slower = _speedup(0.2, 0.19, 0.21)
+    verdict = decide(_evidence(recipe="fp16", variant_facts=half, speedup=slower, host_cpu_flags=("avx2",)))
+    assert verdict.codes() == ["SLOWER"]
+    assert any("without native half-precision arithmetic (no avx512_fp16 or amx_fp16)" in h for h in verdict.hints)
+    native = decide(_evidence(recipe="fp16", variant_facts=half, speedup=slower, host_cpu_flags=("avx512_fp16",)))
+    on_gpu = decide(_evidence(recipe="fp16", variant_facts=half, speedup=slower, gpu_target=True))
+    structured = decide(_evidence(recipe="structured:0.5", variant_facts=STRUCTURED, speedup=slower))
+    for other in (native, on_gpu, structured):
+        assert not any("half-precision" in hint for hint in other.hints)

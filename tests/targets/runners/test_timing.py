@@ -43,3 +43,19 @@ def test_warm_up_runs_at_least_its_minimum():
     counter = Counter()
     protocol = MeasurementProtocol(warmup_min_iterations=12, warmup_min_duration_s=0.0)
     assert warm_up(counter, protocol) == 12 == counter.calls
+
+
+def test_a_device_clock_replaces_the_host_one_but_the_host_decides_when_to_stop():
+    """A backend timing on the device (CUDA events) hands its figure per iteration; here a fake device
+    clock (no GPU here) that reports 7 us after each call."""
+    counter = Counter()
+    readings = []
+
+    def device_elapsed() -> int:
+        readings.append(counter.calls)
+        return 7_000
+
+    protocol = MeasurementProtocol(min_iterations=5, min_duration_s=0.0, max_duration_s=60)
+    timed = time_iterations(counter, protocol, device_elapsed)
+    assert timed.latencies_ns == [7_000] * 5 and timed.stopped_by == "minimums_met"
+    assert readings == [1, 2, 3, 4, 5]  # read after each iteration, never before it ran
