@@ -196,6 +196,14 @@ def _parse_backend(table: Any, index: int, path: Path) -> BackendSpec:
     return BackendSpec(name=name, options=options)
 
 
+def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """The [key] table of the profile ({} when absent); anything else is an error naming it."""
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise SpeedproofError(f"{path}: [{key}] must be a table ({TOP_LEVEL_HELP[key]}), got {table!r}")
+    return table
+
+
 def _positive_int_or_word(value: Any, word: str, where: str, path: Path) -> int | None:
     """A positive integer, or None for `word` ("physical", "all": decided per host later)."""
     if value == word:
@@ -210,6 +218,8 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     _check_keys(data, TOP_LEVEL_HELP, "the top level", path)
     name = _require(data, "name", str, "profile", path)
     description = data.get("description", "")
+    if not isinstance(description, str):
+        raise SpeedproofError(f"{path}: description = {description!r} has the wrong type; expected str")
     isa = _parse_isa(_require(data, "isa", str, "profile", path), "isa", path)
 
     batch_sizes = _require(data, "batch_sizes", list, "profile", path)
@@ -218,19 +228,26 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
 
     threads = _positive_int_or_word(data.get("threads", "physical"), "physical", "threads", path)
 
-    resources_table = data.get("resources", {})
+    resources_table = _table(data, "resources", path)
     _check_keys(resources_table, RESOURCES_HELP, "[resources]", path)
     cores = _positive_int_or_word(resources_table.get("cores", "all"), "all", "resources.cores", path)
     memory_gb = resources_table.get("memory_gb", 0)
     if not isinstance(memory_gb, (int, float)) or isinstance(memory_gb, bool) or memory_gb < 0:
         raise SpeedproofError(f"{path}: resources.memory_gb = {memory_gb!r}; expected a number >= 0")
 
-    requires_table = data.get("requires", {})
+    requires_table = _table(data, "requires", path)
     _check_keys(requires_table, REQUIRES_HELP, "[requires]", path)
+    cuda_device = requires_table.get("cuda_device", False)
+    if not isinstance(cuda_device, bool):
+        raise SpeedproofError(f"{path}: requires.cuda_device = {cuda_device!r}; expected true or false")
+    cpu_flags = requires_table.get("cpu_flags", [])
+    if not isinstance(cpu_flags, list) or not all(isinstance(flag, str) for flag in cpu_flags):
+        raise SpeedproofError(f'{path}: requires.cpu_flags = {cpu_flags!r}; expected a list of strings like ["avx2"]')
+    required_isa = requires_table.get("isa", isa)
+    if not isinstance(required_isa, str):
+        raise SpeedproofError(f"{path}: requires.isa = {required_isa!r}; valid: {', '.join(KNOWN_ISAS)}")
     requires = HostRequirements(
-        isa=_parse_isa(requires_table.get("isa", isa), "requires.isa", path),
-        cuda_device=bool(requires_table.get("cuda_device", False)),
-        cpu_flags=tuple(requires_table.get("cpu_flags", ())),
+        isa=_parse_isa(required_isa, "requires.isa", path), cuda_device=cuda_device, cpu_flags=tuple(cpu_flags)
     )
 
     backends_list = _require(data, "backends", list, "profile", path)
