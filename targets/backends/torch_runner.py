@@ -107,35 +107,38 @@ class TorchRunner(BackendRunner):
         return [
             TensorMetadata(
                 name=name,
-                dtype=self.dtype_name or str(value.dtype).removeprefix("torch."),
+                dtype=str(self._input_dtype(value)).removeprefix("torch."),
                 shape=tuple(int(dim) if is_static_dim(dim) else str(dim) for dim in value.shape),
             )
             for name, value in zip(self._input_names, self._input_values, strict=True)
         ]
 
-    def _device_tensors(self, feed: Mapping[str, np.ndarray]) -> list[Any]:
+    def _input_dtype(self, value: Any) -> Any:
+        """An input's dtype as the module gets it: `dtype` casts floating-point inputs only."""
         import torch
 
-        tensors = []
-        for name, value in zip(self._input_names, self._input_values, strict=True):
-            dtype = (
-                getattr(torch, self.dtype_name) if self.dtype_name and value.dtype.is_floating_point else value.dtype
-            )
-            # a copy torch allocates (aligned as its kernels expect), never a view of the numpy buffer
-            tensors.append(torch.from_numpy(np.ascontiguousarray(feed[name])).to(self.device, dtype, copy=True))
-        return tensors
+        return getattr(torch, self.dtype_name) if self.dtype_name and value.dtype.is_floating_point else value.dtype
+
+    def _device_tensors(self, feed: Mapping[str, np.ndarray]) -> list[Any]:
+        """The feed on the device: torch-allocated copies (aligned as its kernels expect), never views of
+        the numpy buffers."""
+        import torch
+
+        return [
+            torch.from_numpy(np.ascontiguousarray(feed[name])).to(self.device, self._input_dtype(value), copy=True)
+            for name, value in zip(self._input_names, self._input_values, strict=True)
+        ]
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> Any:
         events = self._events
         if events is not None:
             events[0].record()  # before the copies: end-to-end time includes them
         if self.end_to_end or feed is not self._fed:
-            tensors = self._device_tensors(feed)
-            if self._graph is not None:
-                for static, new in zip(self._tensors, tensors, strict=True):
-                    static.copy_(new)
+            if self._graph is not None:  # a captured graph reads its static inputs: copy the feed into them
+                for static, name in zip(self._tensors, self._input_names, strict=True):
+                    static.copy_(_host_tensor(feed[name]), non_blocking=False)
             else:
-                self._tensors = tensors
+                self._tensors = self._device_tensors(feed)
             self._fed = feed
         if self.mode == "cuda-graph":
             if self._graph is None:
@@ -207,6 +210,13 @@ class TorchRunner(BackendRunner):
 
             return f"torch-{self.mode} on {torch.cuda.get_device_name()}"
         return f"torch-{self.mode} on cpu"
+
+
+def _host_tensor(array: np.ndarray) -> Any:
+    """A CPU tensor over the array (copy_ into a device tensor moves it)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def _flat_outputs(outputs: Any) -> Sequence[Any]:

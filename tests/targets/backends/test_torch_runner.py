@@ -137,3 +137,14 @@ def test_end_to_end_timing_brings_the_output_to_the_host(cnn_program):
     with TorchRunner(str(path), threads=1, options={"device": "cuda", "timing": "end-to-end"}) as runner:
         (output,) = runner.infer(feed)
         assert output.device.type == "cpu"
+
+
+def test_dtype_casts_floating_point_inputs_only(tmp_path):
+    from tests.tiny_models import tiny_encoder
+
+    model = tiny_encoder()
+    path = export_program(model.module, model.example_inputs, tmp_path / "encoder.pt2", ["input_ids"])
+    feed = {"input_ids": np.random.default_rng(5).integers(0, 1000, (2, 32)).astype(np.int64)}
+    with TorchRunner(str(path), threads=1, options={"dtype": "bfloat16"}) as runner:
+        assert runner.get_input_metadata()[0].dtype == "int64"  # token ids stay integers
+        assert runner.outputs_as_numpy(runner.infer(feed))[0].shape[0] == 2
