@@ -23,7 +23,13 @@ from exporters.artifact_facts import ArtifactFacts, alignment_of, file_digest_an
 from exporters.torch_to_onnx import export_error_summary
 from targets.errors import SpeedproofError
 from targets.inputs import ModelInput
-from targets.torch_programs import INPUT_NAMES_FILE, is_static_dim, load_program, program_input_values
+from targets.torch_programs import (
+    INPUT_NAMES_FILE,
+    is_static_dim,
+    load_program,
+    output_tensors,
+    program_input_values,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -156,8 +162,8 @@ def _check_outputs_match(
     import torch
 
     with torch.inference_mode():
-        expected = _first_tensor(module(*example_inputs))
-        got = _first_tensor(loaded(*example_inputs))
+        expected = _first_output(module(*example_inputs))
+        got = _first_output(loaded(*example_inputs))
     rtol, atol = TOLERANCE.get(str(expected.dtype).removeprefix("torch."), TOLERANCE["float32"])
     if expected.shape != got.shape or not torch.allclose(got.float(), expected.float(), rtol=rtol, atol=atol):
         difference = (got.float() - expected.float()).abs().max().item() if expected.shape == got.shape else None
@@ -171,14 +177,8 @@ def _check_outputs_match(
         )
 
 
-def _first_tensor(outputs: Any) -> torch.Tensor:
-    import torch
-
-    while not isinstance(outputs, torch.Tensor):
-        if isinstance(outputs, dict):
-            outputs = next(iter(outputs.values()))
-        elif isinstance(outputs, (list, tuple)) and outputs:
-            outputs = outputs[0]
-        else:
-            raise SpeedproofError(f"the module returned {type(outputs).__name__}, not tensors")
-    return outputs
+def _first_output(outputs: Any) -> torch.Tensor:
+    tensors = output_tensors(outputs)
+    if not tensors:
+        raise SpeedproofError("the module returned no tensors")
+    return tensors[0]

@@ -62,3 +62,16 @@ def is_static_dim(dim: Any) -> bool:
 def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def output_tensors(outputs: Any) -> list[Any]:
+    """Every tensor a program or module returned, in order (nested tuples, lists and dicts flattened)."""
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    if isinstance(outputs, dict):
+        return [tensor for value in outputs.values() for tensor in output_tensors(value)]
+    if isinstance(outputs, (list, tuple)):
+        return [tensor for value in outputs for tensor in output_tensors(value)]
+    raise SpeedproofError(f"the model returned {type(outputs).__name__}, not tensors")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from targets.backends.base import BackendRunner, TensorMetadata, TimingKind
 from targets.errors import SpeedproofError
-from targets.torch_programs import is_static_dim
+from targets.torch_programs import is_static_dim, output_tensors
 
 GRAPH_WARMUP_ITERATIONS = 3  # on a side stream before capture, as torch's CUDA-graph notes ask
 
@@ -148,7 +148,7 @@ class TorchRunner(BackendRunner):
         else:
             outputs = self._module(*self._tensors)
         if self.end_to_end:
-            outputs = (_flat_outputs(outputs)[0].to("cpu", non_blocking=False),)
+            outputs = (output_tensors(outputs)[0].to("cpu", non_blocking=False),)
         if events is not None:
             events[1].record()
         return outputs
@@ -190,7 +190,7 @@ class TorchRunner(BackendRunner):
         torch.cuda.synchronize()
 
     def outputs_as_numpy(self, outputs: Any) -> list[np.ndarray]:
-        return [tensor.detach().float().cpu().numpy() for tensor in _flat_outputs(outputs)]
+        return [tensor.detach().float().cpu().numpy() for tensor in output_tensors(outputs)]
 
     def deactivate_impl(self) -> None:
         self._module = self._graph = self._graph_outputs = self._fed = self._events = None
@@ -217,15 +217,3 @@ def _host_tensor(array: np.ndarray) -> Any:
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def _flat_outputs(outputs: Any) -> Sequence[Any]:
-    import torch
-
-    if isinstance(outputs, torch.Tensor):
-        return [outputs]
-    if isinstance(outputs, dict):
-        return [tensor for value in outputs.values() for tensor in _flat_outputs(value)]
-    if isinstance(outputs, (list, tuple)):
-        return [tensor for value in outputs for tensor in _flat_outputs(value)]
-    raise SpeedproofError(f"the program returned {type(outputs).__name__}, not tensors")
