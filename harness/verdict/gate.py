@@ -37,7 +37,7 @@ from targets.backends import backend_entry
 from targets.compatibility import default_target_name
 from targets.errors import SpeedproofError, did_you_mean
 from targets.host import HostFingerprint
-from targets.profiles import load_target, resolve_profile, with_backend
+from targets.profiles import backend_option_overrides, load_target, resolve_profile, with_backend
 from targets.runners.base import Runner
 from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
@@ -129,8 +129,13 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
         try:
             if target is not None:
                 with_backend(load_target(target), backend)
-            elif backend is not None:
-                backend_entry(backend.partition(":")[0])
+            elif (
+                backend is not None
+            ):  # the default target is known only when the check runs: check the name and options
+                name, _, options = backend.partition(":")
+                backend_entry(name)
+                if options:
+                    backend_option_overrides(name, options)
         except SpeedproofError as error:
             key = "targets" if target is not None else "backend"
             raise SpeedproofError(f"{path}: {where}.{key}: {error}") from None

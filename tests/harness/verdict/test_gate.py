@@ -123,6 +123,7 @@ def test_config_errors_exit_2_and_name_the_file_and_key(tmp_path, capsys):
         ),
         ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\nbackend = "tensorflow"\n', "unknown backend 'tensorflow'"),
         ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\nbackend = 3\n', "check[0].backend = 3"),
+        ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\nbackend = "torch:mode=turbo"\n', "mode='turbo'; valid:"),
         ('[[checks]]\nmodel = "m"\n', "unknown top-level key 'checks' (did you mean \"check\"?)"),
     ],
 )
