@@ -61,6 +61,9 @@ class SideSummary:
     memory: dict[str, int] | None = None
     latency_ms: dict[str, float] | None = None
     iterations: int = 0
+    warnings: list[str] = field(default_factory=list)  # what its worker saw (GPU clocks held down, ...)
+    launch_bound: dict[str, float] | None = None  # enqueue vs device ms when the device waited for the host
+    runtime: dict[str, Any] = field(default_factory=dict)  # what the backend decided on load (2:4 layers)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,8 @@ class SideSummary:
             "memory": self.memory,
             "latency_ms": self.latency_ms,
             "iterations": self.iterations,
+            "warnings": self.warnings,
+            "runtime": self.runtime,
         }
 
 
@@ -87,6 +92,9 @@ class PairOutcome:
     bursts: list[dict[str, Any]] = field(default_factory=list)
     # the planned looks, the error rate each may spend, and the pair counts looked at
     looks: dict[str, Any] = field(default_factory=dict)
+
+    def sides(self) -> tuple[tuple[str, SideSummary], tuple[str, SideSummary]]:
+        return (("baseline", self.baseline), ("variant", self.variant))
 
     def contended_pairs(self) -> int:
         return sum(1 for burst in self.bursts if burst.get("contended"))
@@ -131,10 +139,13 @@ def run_ab_pair(
         for side, worker in ((outcome.baseline, baseline), (outcome.variant, variant)):
             ready = worker.start(load_timeout_s)
             side.provider = ready.get("provider")
+            side.runtime = dict(ready.get("runtime") or {})
             side.cold_start_ms = ready.get("cold_start_ms")
         pairs = _alternate_bursts(baseline, variant, schedule, stop_rule, outcome, progress)
-        outcome.baseline.memory = baseline.stop().get("memory")
-        outcome.variant.memory = variant.stop().get("memory")
+        for side, worker in ((outcome.baseline, baseline), (outcome.variant, variant)):
+            stopped = worker.stop()
+            side.memory, side.warnings = stopped.get("memory"), list(stopped.get("warnings") or [])
+            side.launch_bound = stopped.get("launch_bound")
         outcome.baseline.latency_ms, outcome.baseline.iterations = _pooled_summary([p.baseline_ns for p in pairs])
         outcome.variant.latency_ms, outcome.variant.iterations = _pooled_summary([p.variant_ns for p in pairs])
         outcome.status = "ok"

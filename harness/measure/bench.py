@@ -20,7 +20,7 @@ from harness.records.store import check_writable_folder, write_record
 from harness.variants.builder import BuiltVariant
 from harness.variants.preparation import PreparedVariants, model_source_entry, prepare_variants
 from targets.compatibility import resolve_target
-from targets.errors import SpeedproofError
+from targets.errors import FailureKind, SpeedproofError
 from targets.host import HostFingerprint, load_average_1m
 from targets.inputs import resolve_input_specs
 from targets.profiles import BackendSpec, ResolvedProfile
@@ -28,6 +28,7 @@ from targets.runners.base import CellResult, Runner, WorkerRequest
 from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
 from targets.runners.timing import TimingStop
+from targets.semi_structured import two_four_hints
 
 NOISY_CV = 0.10
 # share of all CPUs that other processes used while a cell was timed
@@ -123,11 +124,11 @@ def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> BenchCell:
     provider = plan.backend.options.get("execution_provider")
     variant = plan.variant
 
-    def failed(error: str) -> BenchCell:
-        return BenchCell.failed(plan.key, provider, error, variant.artifact, variant.quality)
+    def failed(error: str, kind: FailureKind = FailureKind.ERROR) -> BenchCell:
+        return BenchCell.failed(plan.key, provider, error, variant.artifact, variant.quality, kind)
 
     if not variant.ok or variant.artifact_path is None:
-        return failed(f"variant {variant.recipe!r} could not be built: {variant.error}")
+        return failed(f"variant {variant.recipe!r} could not be built: {variant.error}", variant.failure_kind)
     try:
         specs = resolve_input_specs(context.prepared.model_inputs, plan.batch_size, context.prepared.overrides)
     except SpeedproofError as error:
@@ -143,7 +144,7 @@ def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> BenchCell:
     )
     result = context.runner.run_cell(worker_request, timeout_s=context.protocol.cell_timeout_s())
     if not result.ok:
-        return failed(result.error or "worker failed without a message")
+        return failed(result.error or "worker failed without a message", result.kind or FailureKind.ERROR)
     measurement = _measurement(result, plan.batch_size)
     return BenchCell(
         key=plan.key,
@@ -169,6 +170,7 @@ def _measurement(result: CellResult, batch_size: int) -> Measurement:
         memory=result.memory,
         latencies_ns=result.latencies_ns,
         clock=result.clock,
+        runtime=result.runtime or None,
     )
 
 
@@ -187,6 +189,8 @@ def _warnings(result: CellResult, cv: float, context: _RunContext, load_average:
         )
     if result.stopped_by == TimingStop.MAX_DURATION:
         warnings.append("stopped at --max-duration-s before --min-iterations was reached")
+    warnings.extend(result.warnings)
+    warnings.extend(two_four_hints(result.runtime.get("semi_structured")))
     if host.emulated:
         warnings.append("emulated: timings come from an emulator and say nothing about the real hardware")
     memory_cap = resolved.profile.resources.memory_bytes

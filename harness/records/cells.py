@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.verdict.reasons import Verdict
-from targets.errors import TextEnum
+from targets.errors import FailureKind, TextEnum
 
 NOT_MEASURED = "-"  # backend and batch size of a cell that never reached a backend
 
@@ -64,6 +64,7 @@ class Measurement:
     memory: dict[str, int] | None
     latencies_ns: list[int]
     clock: str = "host"  # host perf_counter, or a device's events (device-kernel, device-end-to-end)
+    runtime: dict[str, Any] | None = None  # what the backend decided on load (which 2:4 layers run sparse)
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,25 @@ class BenchCell:
     quality: dict[str, Any] | None = None
     measurement: Measurement | None = None
     warnings: tuple[str, ...] = ()
+    failure_kind: FailureKind | None = None  # why a failed cell failed (fell_back, crashed, hung, error)
 
     @classmethod
     def failed(
-        cls, key: CellKey, provider: str | None, error: str, artifact: Any = None, quality: Any = None
+        cls,
+        key: CellKey,
+        provider: str | None,
+        error: str,
+        artifact: Any = None,
+        quality: Any = None,
+        kind: FailureKind = FailureKind.ERROR,
     ) -> BenchCell:
-        return cls(key, provider, CellStatus.FAILED, error, artifact, quality)
+        return cls(key, provider, CellStatus.FAILED, error, artifact, quality, failure_kind=kind)
 
     def as_dict(self) -> dict[str, Any]:
         measured = self.measurement
         data: dict[str, Any] = {
             **_identity_fields(self.key, self.provider, self.status, self.error, self.artifact, self.quality),
+            "failure_kind": None if self.failure_kind is None else str(self.failure_kind),
             "latency_ms": measured.latency_ms if measured else None,
             "cv": measured.cv if measured else None,
             "iterations": measured.iterations if measured else 0,
@@ -95,6 +104,7 @@ class BenchCell:
             "cold_start_ms": measured.cold_start_ms if measured else None,
             "memory": measured.memory if measured else None,
             "clock": measured.clock if measured else None,
+            "runtime": measured.runtime if measured else None,
             "warnings": list(self.warnings),
         }
         if measured:

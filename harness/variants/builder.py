@@ -23,7 +23,7 @@ from harness.recipes.apply_torch import apply_torch_steps, copy_torch_model
 from harness.recipes.grammar import Recipe, RecipeStep
 from harness.records.store import safe_file_name
 from harness.variants.quality import QualityBackend, accuracy, data_feeds, fidelity, generated_feeds
-from targets.errors import SpeedproofError
+from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.inputs import ModelInput
 
 CALIBRATION_BATCH = 8
@@ -42,6 +42,8 @@ class BuiltVariant:
     steps: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     build_s: float | None = None
+    # FELL_BACK when evaluating quality found the backend running elsewhere than asked
+    failure_kind: FailureKind = FailureKind.ERROR
 
     @property
     def ok(self) -> bool:
@@ -102,6 +104,8 @@ class VariantBuilder:
             variant.artifact = artifact.facts(parsed)
             variant.quality = self._quality(variant.artifact_path, is_reference=recipe.is_baseline)
             variant.status = "ok"
+        except BackendFellBack as error:
+            variant.error, variant.failure_kind = str(error), FailureKind.FELL_BACK
         except SpeedproofError as error:
             variant.error = str(error)
         except Exception as error:  # a bug or a library failure in one recipe must not stop the others

@@ -19,6 +19,8 @@ from harness.recipes.grammar import parse_recipe
 from harness.verdict.policy import Policy
 from harness.verdict.reasons import Decision, Reason, ReasonCode, Verdict
 from targets.errors import FailureKind, SpeedproofError
+from targets.runners.timing import launch_bound_text
+from targets.semi_structured import two_four_hints
 
 # an artifact counts as smaller on a measure when it is below this share of the baseline's
 SMALLER_BELOW = 0.95
@@ -58,6 +60,8 @@ class Evidence:
     larger_batch_size: int | None = None
     pairs_time_s: float | None = None
     contended_pairs: int = 0  # pairs during which other processes used much of the host's CPU
+    launch_bound: dict[str, float] | None = None  # the variant's enqueue vs device ms, when launch-bound
+    semi_structured: dict[str, Any] | None = None  # the variant's 2:4 layers and which run sparse (torch)
     is_identity: bool = False  # the identity recipe: never accepted, whatever the noise says
     extra_notes: tuple[str, ...] = field(default=())
 
@@ -302,6 +306,9 @@ def hardware_hints(evidence: Evidence) -> list[str]:
             f"only {alignment['multiple_of_8']:.0%} of the layer widths are multiples of 8 "
             f"({examples}): tensor cores want multiples of 8 (fp16) or 16 (int8); try round_to=8"
         )
+    if evidence.launch_bound is not None:
+        hints.append(launch_bound_text(evidence.launch_bound))
+    hints.extend(two_four_hints(evidence.semi_structured))
     larger = evidence.larger_batch_speedup
     if larger is not None and larger.ci_low >= evidence.policy.rules.min_speedup:
         hints.append(

@@ -174,14 +174,13 @@ def _verify_variant(
     policy = context.policy
     cell = _unmeasured_cell(prepared, variant, backend, policy)
     evidence = _evidence_base(prepared, baseline, variant, context)
+    failure, failure_kind = None, None
     if not baseline.ok:
-        failure = f"the baseline could not be built: {baseline.error}"
+        failure, failure_kind = f"the baseline could not be built: {baseline.error}", baseline.failure_kind
     elif not variant.ok:
-        failure = f"variant {variant.recipe!r} could not be built: {variant.error}"
-    else:
-        failure = None
+        failure, failure_kind = f"variant {variant.recipe!r} could not be built: {variant.error}", variant.failure_kind
     if failure is not None:
-        return replace(cell, error=failure, verdict=Verdict.failed(failure))
+        return replace(cell, error=failure, verdict=Verdict.failed(failure, failure_kind))
     try:
         outcome = _measure_pair(prepared, baseline, variant, backend, policy.schedule.batch_size, context)
     except SpeedproofError as error:
@@ -196,6 +195,10 @@ def _verify_variant(
         speedup=outcome.speedup.as_dict() if outcome.speedup else None,
         latency_ms=outcome.variant.latency_ms,
         memory=outcome.variant.memory,
+        warnings=(
+            *cell.warnings,
+            *(f"{label} worker: {warning}" for label, side in outcome.sides() for warning in side.warnings),
+        ),
     )
     evidence = replace(
         evidence,
@@ -203,6 +206,8 @@ def _verify_variant(
         stopped_by=outcome.stopped_by,
         pairs_time_s=outcome.duration_s,
         contended_pairs=outcome.contended_pairs(),
+        launch_bound=outcome.variant.launch_bound,
+        semi_structured=outcome.variant.runtime.get("semi_structured"),
         baseline_peak_rss_bytes=(outcome.baseline.memory or {}).get("peak_rss_bytes"),
         variant_peak_rss_bytes=(outcome.variant.memory or {}).get("peak_rss_bytes"),
     )

@@ -77,6 +77,12 @@ BACKENDS: dict[str, BackendEntry] = {
                 "the inputs in and the first output back to the host",
                 choices=("kernel", "end-to-end"),
             ),
+            "sparsity": BackendOption(
+                str,
+                "auto: linear layers with the 2:4 pattern (the semi-structured recipe) run on torch's 2:4 sparse "
+                "kernels where it has them (CUDA, float16/bfloat16/int8); dense: never",
+                choices=("auto", "dense"),
+            ),
         },
     ),
 }

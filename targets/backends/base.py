@@ -44,6 +44,8 @@ class BackendRunner(ABC):
     timing = TimingKind.HOST
     # whether `infer` can return before the work is done; the timing loop then calls synchronize()
     needs_synchronize = False
+    # whether the model runs on a CUDA device (the worker then samples the GPU's memory and clocks)
+    uses_gpu = False
 
     def __init__(self, artifact_path: str, threads: int, options: Mapping[str, Any]) -> None:
         self.artifact_path = artifact_path
@@ -79,6 +81,21 @@ class BackendRunner(ABC):
         """Device time of the last `infer`, from the device's own events (after `synchronize`).
         Only for runners whose `timing` is a DEVICE_* kind."""
         raise SpeedproofError(f"{self.name} runner times on the host; it has no device clock")
+
+    def runtime_facts(self) -> dict[str, Any]:
+        """What the runtime decided while loading the artifact that the record should keep (e.g. which
+        2:4 layers really run on sparse kernels); {} when there is nothing to say."""
+        return {}
+
+    def host_enqueue_ns(self) -> int | None:
+        """How long the host took inside the last `infer` (handing the work to the device), for runners
+        whose `infer` returns before the device is done; None for the others."""
+        return None
+
+    def cuda_device_uuid(self) -> str | None:
+        """UUID of the CUDA device the model runs on, where the runtime says (NVML finds the same card
+        by it); None for host backends or when unknown (the first visible device is assumed)."""
+        return None
 
     def device_memory(self) -> dict[str, int]:
         """Peak device memory figures of this runner (bytes); {} for host-only backends."""

@@ -16,6 +16,7 @@ from targets.backends.base import BackendRunner, TensorMetadata
 from targets.errors import BackendFellBack, SpeedproofError
 
 DEFAULT_PROVIDER = "CPUExecutionProvider"
+GPU_PROVIDERS = frozenset({"CUDAExecutionProvider", "TensorrtExecutionProvider"})
 OPTIMIZATION_LEVELS = {
     "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -42,6 +43,7 @@ class OnnxRuntimeRunner(BackendRunner):
     def __init__(self, artifact_path: str, threads: int, options: Mapping[str, Any]) -> None:
         super().__init__(artifact_path, threads, options)
         self.provider = str(self.options.get("execution_provider", DEFAULT_PROVIDER))
+        self.uses_gpu = self.provider in GPU_PROVIDERS
         self.session: ort.InferenceSession | None = None
 
     @classmethod

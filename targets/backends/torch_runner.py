@@ -4,7 +4,10 @@ Modes: `eager` (the program's module called as is), `compile` (torch.compile wit
 compilation happens on the first inference and is reported as cold start, never as latency) and
 `cuda-graph` (captured once after warm-up on a side stream, then replayed). `dtype` casts the
 program's weights and inputs (float16/bfloat16); left out, the program's own dtype is kept (a
-`fp16` recipe's program is already float16).
+`fp16` recipe's program is already float16). With `sparsity = "auto"` (the default) linear layers
+that carry the 2:4 pattern run on torch's semi-structured sparse kernels where it has them (CUDA,
+float16/bfloat16/int8, block-aligned shapes), and `runtime_facts` says which did and why the others
+stayed dense (targets.semi_structured).
 
 Inputs are converted once per feed and kept on the device, so a timed iteration is the model's
 work only (`timing = "kernel"`); `timing = "end-to-end"` copies the inputs to the device and the
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ import numpy as np
 
 from targets.backends.base import BackendRunner, TensorMetadata, TimingKind
 from targets.errors import SpeedproofError
+from targets.semi_structured import SemiStructuredReport, sparsify
 from targets.torch_programs import is_static_dim, output_tensors
 
 GRAPH_WARMUP_ITERATIONS = 3  # on a side stream before capture, as torch's CUDA-graph notes ask
@@ -59,7 +64,7 @@ class TorchRunner(BackendRunner):
         self.mode = str(self.options.get("mode", "eager"))
         self.dtype_name: str | None = self.options.get("dtype")
         self.end_to_end = self.options.get("timing", "kernel") == "end-to-end"
-        self.needs_synchronize = self.device == "cuda"
+        self.needs_synchronize = self.uses_gpu = self.device == "cuda"
         if self.device == "cuda":  # CUDA events around the work: device time, not the host's wait
             self.timing = TimingKind.DEVICE_END_TO_END if self.end_to_end else TimingKind.DEVICE_KERNEL
         self._events: tuple[Any, Any] | None = None
@@ -72,6 +77,8 @@ class TorchRunner(BackendRunner):
         self._tensors: list[Any] = []
         self._graph: Any = None
         self._graph_outputs: Any = None
+        self._enqueue_ns = 0
+        self.semi_structured = SemiStructuredReport()
 
     @classmethod
     def unavailable_reason(cls, options: Mapping[str, Any]) -> str | None:
@@ -94,6 +101,8 @@ class TorchRunner(BackendRunner):
         module = program.module().to(self.device)
         if self.dtype_name is not None:
             module = module.to(getattr(torch, self.dtype_name))
+        if self.options.get("sparsity", "auto") == "auto":
+            self.semi_structured = sparsify(module, self.device, _weights_dtype(module))
         self._inference = contextlib.ExitStack()
         self._inference.enter_context(torch.inference_mode())
         if self.mode == "compile":
@@ -130,6 +139,7 @@ class TorchRunner(BackendRunner):
         ]
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> Any:
+        entered = time.perf_counter_ns()
         events = self._events
         if events is not None:
             events[0].record()  # before the copies: end-to-end time includes them
@@ -151,13 +161,31 @@ class TorchRunner(BackendRunner):
             outputs = (output_tensors(outputs)[0].to("cpu", non_blocking=False),)
         if events is not None:
             events[1].record()
+        self._enqueue_ns = time.perf_counter_ns() - entered
         return outputs
+
+    def host_enqueue_ns(self) -> int | None:
+        """Host time of the last `infer` up to its end event: on CUDA the launches, not the kernels."""
+        return self._enqueue_ns if self.device == "cuda" else None
 
     def device_elapsed_ns(self) -> int:
         """Time between the events `infer` recorded (valid after `synchronize`)."""
         assert self._events is not None
         start, stop = self._events
         return int(start.elapsed_time(stop) * 1_000_000)  # elapsed_time is in ms
+
+    def runtime_facts(self) -> dict[str, Any]:
+        if not self.semi_structured.requested:
+            return {}
+        return {"semi_structured": self.semi_structured.as_dict()}
+
+    def cuda_device_uuid(self) -> str | None:
+        if self.device != "cuda":
+            return None
+        import torch
+
+        uuid = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "uuid", None)
+        return None if uuid is None else str(uuid)
 
     def device_memory(self) -> dict[str, int]:
         if self.device != "cuda":
@@ -210,6 +238,14 @@ class TorchRunner(BackendRunner):
 
             return f"torch-{self.mode} on {torch.cuda.get_device_name()}"
         return f"torch-{self.mode} on cpu"
+
+
+def _weights_dtype(module: Any) -> str:
+    """The dtype name of the module's first floating-point parameter ("float32" when it has none)."""
+    for parameter in module.parameters():
+        if parameter.dtype.is_floating_point:
+            return str(parameter.dtype).removeprefix("torch.")
+    return "float32"
 
 
 def _host_tensor(array: np.ndarray) -> Any:

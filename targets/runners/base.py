@@ -105,6 +105,8 @@ class CellResult:
     memory: dict[str, int] | None = None
     other_processes_cpu_share: float = 0.0
     clock: str = "host"  # which clock the latencies come from (TimingKind): host or a device's events
+    warnings: list[str] = field(default_factory=list)  # what the worker saw: GPU clocks held down, no NVML
+    runtime: dict[str, Any] = field(default_factory=dict)  # what the backend decided on load (2:4 layers)
 
     @property
     def ok(self) -> bool:

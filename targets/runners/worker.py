@@ -17,6 +17,7 @@ corrupt it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -24,14 +25,16 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from targets.backends.base import TimingKind
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
+from targets.gpu_telemetry import GpuSample, GpuSampler, GpuTelemetry, nvml_reader, slowdown_warning
 from targets.runners.base import CellResult, WorkerRequest
-from targets.runners.protocol import TAIL_BURST_CAP_S
+from targets.runners.protocol import TAIL_BURST_CAP_S, MeasurementProtocol
+from targets.runners.timing import TimedRun, launch_bound_figures, launch_bound_text, time_iterations, warm_up
 
 BUSY_CPU_TIME_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
 USAGE = "usage: python -m targets.runners.worker REQUEST.json RESULT.json | --live REQUEST.json"
@@ -89,13 +92,53 @@ class LoadedSession:
     runner: Any
     run_once: Callable[[], object]
     device_elapsed: Callable[[], int] | None  # the runner's device clock, when it times on the device
+    host_enqueue: Callable[[], int] | None  # the host's share of each device iteration (launches)
     session_ms: float
     first_inference_ms: float
     rss_before_load_bytes: int
+    gpu_read: Callable[[], GpuSample] | None = None  # NVML's reader, for a runner on a CUDA device
+    gpu_telemetry_unavailable: str | None = None  # why a runner on a CUDA device has no NVML reader
+    gpu_telemetry: GpuTelemetry = field(default_factory=GpuTelemetry)
+    # every timed iteration's enqueue and device time, for the launch-bound check (device runners only)
+    enqueue_ns: list[int] = field(default_factory=list)
+    device_ns: list[int] = field(default_factory=list)
+
+    def time(self, protocol: MeasurementProtocol) -> TimedRun:
+        """One timed stretch, with the GPU sampled around it and enqueue times kept."""
+        with self.sampling_gpu():
+            timed = time_iterations(self.run_once, protocol, self.device_elapsed, self.host_enqueue)
+        if timed.enqueue_ns:
+            self.enqueue_ns.extend(timed.enqueue_ns)
+            self.device_ns.extend(timed.latencies_ns)
+        return timed
 
     @property
     def provider(self) -> str:
         return str(self.runner.actual_provider)
+
+    def sampling_gpu(self) -> contextlib.AbstractContextManager[object]:
+        """Sample the GPU's memory and clocks around timed work (adds to `gpu_telemetry`)."""
+        if self.gpu_read is None:
+            return contextlib.nullcontext()
+        return GpuSampler(self.gpu_read, self.gpu_telemetry)
+
+    def launch_bound(self) -> dict[str, float] | None:
+        return launch_bound_figures(self.enqueue_ns, self.device_ns)
+
+    def gpu_warnings(self) -> list[str]:
+        warnings = []
+        launch_bound = self.launch_bound()
+        if launch_bound:
+            warnings.append(launch_bound_text(launch_bound))
+        slowed = slowdown_warning(self.gpu_telemetry.slowdowns)
+        if slowed:
+            warnings.append(slowed)
+        if self.gpu_telemetry_unavailable:
+            warnings.append(
+                f"gpu telemetry: {self.gpu_telemetry_unavailable}; device memory is torch's peak allocation only "
+                "and clock slowdowns during the cell are not seen"
+            )
+        return warnings
 
     def close(self) -> None:
         self.runner.deactivate()
@@ -149,7 +192,19 @@ def load_session(request: WorkerRequest) -> LoadedSession:
         runner.deactivate()
         raise
     device_elapsed = runner.device_elapsed_ns if runner.timing != TimingKind.HOST else None
-    return LoadedSession(runner, run_once, device_elapsed, session_ms, first_inference_ms, rss_before_load)
+    host_enqueue = None
+    if device_elapsed is not None and runner.host_enqueue_ns() is not None:
+        enqueue_of = runner.host_enqueue_ns
+
+        def host_enqueue() -> int:
+            return enqueue_of() or 0
+
+    session = LoadedSession(
+        runner, run_once, device_elapsed, host_enqueue, session_ms, first_inference_ms, rss_before_load
+    )
+    if runner.uses_gpu:
+        session.gpu_read, session.gpu_telemetry_unavailable = nvml_reader(runner.cuda_device_uuid())
+    return session
 
 
 def memory_entry(session: LoadedSession, device_memory: dict[str, int]) -> dict[str, int]:
@@ -158,6 +213,7 @@ def memory_entry(session: LoadedSession, device_memory: dict[str, int]) -> dict[
         "peak_rss_bytes": peak_rss,
         "rss_increase_bytes": max(0, peak_rss - session.rss_before_load_bytes),
         **device_memory,
+        **session.gpu_telemetry.memory_entry(),
     }
 
 
@@ -171,16 +227,15 @@ def failure_result(error: BaseException) -> dict[str, Any]:
 def measure_cell(request: WorkerRequest) -> CellResult:
     """Run the request's cell in this process."""
     pin_to_cpus(request)
-    from targets.runners.timing import time_iterations, warm_up
-
     protocol = request.protocol
     session = load_session(request)
     try:
         warmup_iterations = warm_up(session.run_once, protocol)
         with OtherProcessesCpu() as other:
-            timed = time_iterations(session.run_once, protocol, session.device_elapsed)
+            timed = session.time(protocol)
         other_busy_share = other.share
         provider = session.provider
+        runtime = session.runner.runtime_facts()
         device_memory = session.runner.device_memory()
         clock = str(session.runner.timing)
     finally:
@@ -196,6 +251,8 @@ def measure_cell(request: WorkerRequest) -> CellResult:
         memory=memory_entry(session, device_memory),
         other_processes_cpu_share=round(other_busy_share, 4),
         clock=clock,
+        warnings=session.gpu_warnings(),
+        runtime=runtime,
     )
 
 
@@ -207,9 +264,6 @@ def _send(channel: IO[str], message: dict[str, Any]) -> None:
 def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) -> None:
     """Load, warm up, then answer burst commands until told to stop (or stdin closes)."""
     pin_to_cpus(request)
-    from targets.runners.protocol import MeasurementProtocol
-    from targets.runners.timing import time_iterations, warm_up
-
     session = load_session(request)
     try:
         warmup_iterations = warm_up(session.run_once, request.protocol)
@@ -218,6 +272,7 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
             {
                 "status": "ready",
                 "provider": session.provider,
+                "runtime": session.runner.runtime_facts(),
                 "warmup_iterations": warmup_iterations,
                 "cold_start_ms": {"session": session.session_ms, "first_inference": session.first_inference_ms},
             },
@@ -234,7 +289,7 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
                 max_duration_s=burst_s if min_iterations <= 1 else max(burst_s, TAIL_BURST_CAP_S),
             )
             with OtherProcessesCpu() as other:
-                timed = time_iterations(session.run_once, burst_protocol, session.device_elapsed)
+                timed = session.time(burst_protocol)
             _send(
                 replies,
                 {
@@ -247,7 +302,15 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
         device_memory = session.runner.device_memory()
     finally:
         session.close()
-    _send(replies, {"status": "done", "memory": memory_entry(session, device_memory)})
+    _send(
+        replies,
+        {
+            "status": "done",
+            "memory": memory_entry(session, device_memory),
+            "warnings": session.gpu_warnings(),
+            "launch_bound": session.launch_bound(),
+        },
+    )
 
 
 def _run_one_cell(request_path: Path, result_path: Path) -> int:

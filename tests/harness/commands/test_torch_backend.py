@@ -13,7 +13,8 @@ from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, TINY_CNN
 
 
 def test_bench_measures_programs_with_the_torch_backend(tmp_path, capsys):
-    arguments = ["bench", TINY_CNN, "--backend", "torch", "--recipes", "identity,fp16", "--batch", "1,4"]
+    recipes = "identity,fp16,semi-structured"
+    arguments = ["bench", TINY_CNN, "--backend", "torch", "--recipes", recipes, "--batch", "1,4"]
     code = main([*arguments, "--threads", "1", "--out", str(tmp_path), "--json", *FAST_FLAGS])
     assert code == EXIT_OK
     record = json.loads(capsys.readouterr().out)
@@ -26,6 +27,8 @@ def test_bench_measures_programs_with_the_torch_backend(tmp_path, capsys):
         ("identity", 4),
         ("fp16", 1),
         ("fp16", 4),
+        ("semi-structured", 1),
+        ("semi-structured", 4),
     ]
     for cell in cells:
         assert cell["status"] == "ok", cell["error"]
@@ -35,6 +38,14 @@ def test_bench_measures_programs_with_the_torch_backend(tmp_path, capsys):
     assert variants["fp16"]["steps"] == [{"step": "fp16"}]
     for variant in variants.values():
         assert variant["artifact"]["path"].endswith(".pt2") and variant["artifact"]["macs"] > 0
+    # 2:4 on a CPU: the record says which layers carry the pattern and why none runs sparse
+    for cell in cells:
+        two_four = (cell["runtime"] or {}).get("semi_structured")
+        if cell["variant"] != "semi-structured":
+            assert two_four is None
+            continue
+        assert two_four["requested_layers"] >= 1 and two_four["sparse_layers"] == 0
+        assert any(warning.startswith("2:4 requested but not used by the runtime") for warning in cell["warnings"])
     # a float16 program holds half the bytes of its weights
     assert variants["fp16"]["artifact"]["bytes"] < 0.8 * variants["baseline"]["artifact"]["bytes"]
 

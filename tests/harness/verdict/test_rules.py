@@ -199,6 +199,14 @@ def test_gpu_hints_for_misaligned_widths_and_larger_batches():
     assert any("at batch 64" in hint and "only at larger batch sizes" in hint for hint in verdict.hints)
 
 
+def test_a_launch_bound_variant_gets_the_cuda_graph_hint_when_it_is_not_faster():
+    bound = {"enqueue_ms": 0.95, "device_ms": 1.0}
+    verdict = decide(_evidence(speedup=_speedup(1.01, 0.97, 1.05), gpu_target=True, launch_bound=bound))
+    assert any(h.startswith("launch-bound: the host took 0.950 ms") and "cuda-graph" in h for h in verdict.hints)
+    accepted = decide(_evidence(gpu_target=True, launch_bound=bound))
+    assert accepted.decision == "ACCEPT" and accepted.hints == ()
+
+
 def test_float16_on_a_cpu_without_half_precision_gets_its_hint():
     half = {**BASE_FACTS, "bytes": BASE_FACTS["bytes"] // 2, "zipped_bytes": BASE_FACTS["zipped_bytes"] // 2}
     slower = _speedup(0.2, 0.19, 0.21)

@@ -148,3 +148,35 @@ def test_dtype_casts_floating_point_inputs_only(tmp_path):
     with TorchRunner(str(path), threads=1, options={"dtype": "bfloat16"}) as runner:
         assert runner.get_input_metadata()[0].dtype == "int64"  # token ids stay integers
         assert runner.outputs_as_numpy(runner.infer(feed))[0].shape[0] == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["eager", "cuda-graph"])
+def test_a_cuda_cell_times_on_device_events_and_samples_the_gpu(cnn_program, mode):
+    """The worker's whole path on a GPU: device clock, enqueue times, torch's and NVML's memory."""
+    from targets.inputs import InputSpec
+    from targets.runners.base import WorkerRequest
+    from targets.runners.worker import measure_cell
+    from tests.helpers import FAST_PROTOCOL
+
+    path, _ = cnn_program
+    request = WorkerRequest(
+        artifact_path=str(path),
+        backend="torch",
+        options={"device": "cuda", "mode": mode, "dtype": "float16"},
+        threads=1,
+        cpu_affinity=(),
+        inputs=(InputSpec(name="input", dtype="float32", shape=(1, 3, 16, 16)),),
+        batch_size=1,
+        protocol=FAST_PROTOCOL,
+    )
+    result = measure_cell(request)
+    assert result.ok, result.error
+    assert result.clock == "device-kernel" and all(latency > 0 for latency in result.latencies_ns)
+    assert result.memory["device_peak_allocated_bytes"] > 0
+    try:
+        import pynvml  # noqa: F401
+    except ImportError:
+        assert any(warning.startswith("gpu telemetry:") for warning in result.warnings)
+    else:
+        assert result.memory["nvml_peak_device_used_bytes"] >= result.memory["device_peak_allocated_bytes"]

@@ -1,7 +1,7 @@
 """The timing loop's stopping rules, with a counting callable (no wall-clock thresholds)."""
 
 from targets.runners.protocol import MeasurementProtocol
-from targets.runners.timing import time_iterations, warm_up
+from targets.runners.timing import launch_bound_figures, launch_bound_text, time_iterations, warm_up
 
 
 class Counter:
@@ -59,3 +59,18 @@ def test_a_device_clock_replaces_the_host_one_but_the_host_decides_when_to_stop(
     timed = time_iterations(counter, protocol, device_elapsed)
     assert timed.latencies_ns == [7_000] * 5 and timed.stopped_by == "minimums_met"
     assert readings == [1, 2, 3, 4, 5]  # read after each iteration, never before it ran
+    assert timed.enqueue_ns == []  # no enqueue clock given
+
+
+def test_host_enqueue_is_kept_beside_device_time_and_decides_launch_bound():
+    """A stand-in device clock (no GPU here): 1 ms of device work whose launches took the host 0.9 ms."""
+    counter = Counter()
+    protocol = MeasurementProtocol(min_iterations=4, min_duration_s=0.0, max_duration_s=60)
+    timed = time_iterations(counter, protocol, lambda: 1_000_000, lambda: 900_000)
+    assert timed.latencies_ns == [1_000_000] * 4 and timed.enqueue_ns == [900_000] * 4
+    figures = launch_bound_figures(timed.enqueue_ns, timed.latencies_ns)
+    assert figures == {"enqueue_ms": 0.9, "device_ms": 1.0}
+    assert launch_bound_text(figures).startswith("launch-bound: the host took 0.900 ms to enqueue 1.000 ms")
+    assert launch_bound_figures([100_000] * 4, timed.latencies_ns) is None  # launches well hidden
+    assert launch_bound_figures([800_000], [1_000_000]) is not None  # the share holds at equality
+    assert launch_bound_figures([], []) is None
