@@ -58,6 +58,14 @@ class ABSchedule:
             "interval at the look's level needs (9 pairs at 95%% with the default budget)"
         },
     )
+    throughput_batch_size: int = field(
+        default=0,
+        metadata={
+            "help": "when > 0, a variant must also reach min_speedup in throughput at this batch size (a second "
+            "A/B pair), beside the metric at batch_size: the cuda-gpu profile asks for p50 at batch 1 and "
+            "throughput at 64; 0 = off"
+        },
+    )
     probe_batch_size: int = field(
         default=0,
         metadata={
@@ -86,6 +94,8 @@ class ABSchedule:
                 f"pairs of {self.burst_duration_s} s bursts; raise it to at least "
                 f"{self.burst_duration_s * 2 * self.min_pairs:g}"
             )
+        if self.throughput_batch_size < 0:
+            problems.append(f"throughput_batch_size = {self.throughput_batch_size}; must be >= 0 (0 = off)")
         if self.probe_batch_size < 0:
             problems.append(f"probe_batch_size = {self.probe_batch_size}; must be >= 0 (0 = off)")
         invalid_policy(problems)

@@ -140,6 +140,7 @@ class VerdictCell:
     warnings: tuple[str, ...] = ()
     reference: bool = False
     larger_batch_speedup: dict[str, Any] | None = None
+    throughput_speedup: dict[str, Any] | None = None  # policy throughput_batch_size: the second requirement
     batch_curve: list[dict[str, Any]] | None = None  # verify --batch-sizes: the speedup at each
     placement: GatePlacement | None = None
     skip_reason: str | None = None
@@ -198,6 +199,8 @@ class VerdictCell:
             data["reference"] = True
         if self.larger_batch_speedup is not None:
             data["larger_batch_speedup"] = self.larger_batch_speedup
+        if self.throughput_speedup is not None:
+            data["throughput_speedup"] = self.throughput_speedup
         if self.batch_curve is not None:
             data["batch_curve"] = self.batch_curve
         if placement is not None:

@@ -325,9 +325,13 @@ def policy_line(record: dict[str, Any]) -> str:
     policy = record.get("policy") or {}
     if not policy:
         return ""
+    also = policy.get("throughput_batch_size")
+    required = f"{policy.get('metric')} speedup at batch {policy.get('batch_size')}"
+    if also:
+        required += f" and throughput speedup at batch {also}"
     return (
-        f"policy: {policy.get('metric')} speedup at batch {policy.get('batch_size')}, interval lower end >= "
-        f"{policy.get('min_speedup')} at {policy.get('confidence', 0):.0%} confidence"
+        f"policy: {required}, interval lower end >= {policy.get('min_speedup')} at "
+        f"{policy.get('confidence', 0):.0%} confidence"
     )
 
 

@@ -74,6 +74,7 @@ POLICY_KEYS = (
     "max_pair_duration_s",
     "burst_duration_s",
     "min_pairs",
+    "throughput_batch_size",
     "probe_batch_size",
     "max_regression",
 )

@@ -62,6 +62,8 @@ class Evidence:
     contended_pairs: int = 0  # pairs during which other processes used much of the host's CPU
     launch_bound: dict[str, float] | None = None  # the variant's enqueue vs device ms, when launch-bound
     semi_structured: dict[str, Any] | None = None  # the variant's 2:4 layers and which run sparse (torch)
+    # policy throughput_batch_size: the second requirement's own evidence (its pair, its metric and batch)
+    also: Evidence | None = None
     is_identity: bool = False  # the identity recipe: never accepted, whatever the noise says
     extra_notes: tuple[str, ...] = field(default=())
 
@@ -117,11 +119,27 @@ def size_reductions(baseline_facts: dict[str, Any], variant_facts: dict[str, Any
 
 
 class SpeedupCheck:
-    """The interval's lower end must reach min_speedup; says at most one speed reason."""
+    """The interval's lower end must reach min_speedup, and with `throughput_batch_size` the second
+    pair's too; says at most one speed reason (the first requirement that failed; a second failure
+    becomes a note)."""
 
     def evaluate(self, evidence: Evidence) -> CheckResult:
-        reason = self._reason(evidence)
-        return CheckResult(reasons=[reason] if reason else [])
+        failed = [reason for reason in self._reasons(evidence) if reason is not None]
+        notes = [f"also: {reason.message}" for reason in failed[1:]]
+        also = evidence.also
+        if also is not None and also.speedup is not None and self._reason(also) is None:
+            schedule = also.policy.schedule
+            notes.append(
+                f"also required: {schedule.metric} speedup {interval_text(also.speedup)} at batch "
+                f"{schedule.batch_size} reaches {also.policy.rules.min_speedup:.2f}"
+            )
+        return CheckResult(reasons=failed[:1], notes=notes)
+
+    def _reasons(self, evidence: Evidence) -> list[Reason | None]:
+        reasons = [self._reason(evidence)]
+        if evidence.also is not None:
+            reasons.append(self._reason(evidence.also))
+        return reasons
 
     def _reason(self, evidence: Evidence) -> Reason | None:
         rules, schedule, estimate = evidence.policy.rules, evidence.policy.schedule, evidence.speedup

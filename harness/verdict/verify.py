@@ -211,6 +211,34 @@ def _verify_variant(
         baseline_peak_rss_bytes=(outcome.baseline.memory or {}).get("peak_rss_bytes"),
         variant_peak_rss_bytes=(outcome.variant.memory or {}).get("peak_rss_bytes"),
     )
+    throughput_batch = policy.schedule.throughput_batch_size
+    if throughput_batch:
+        context.progress(f"  {variant.recipe}: throughput at batch {throughput_batch}")
+        try:
+            second = _measure_pair(prepared, baseline, variant, backend, throughput_batch, context, "throughput")
+        except SpeedproofError as error:
+            return replace(cell, status=CellStatus.FAILED, error=str(error), verdict=Verdict.failed(str(error)))
+        if second.status != "ok":
+            failure = f"throughput pair at batch {throughput_batch}: {second.error}"
+            return replace(
+                cell, status=CellStatus.FAILED, error=failure, verdict=Verdict.failed(failure, second.error_kind)
+            )
+        if second.speedup is not None:
+            cell = replace(cell, throughput_speedup={"batch_size": throughput_batch, **second.speedup.as_dict()})
+        evidence = replace(
+            evidence,
+            also=replace(
+                evidence,
+                policy=policy.with_values(
+                    {"metric": "throughput", "batch_size": throughput_batch, "throughput_batch_size": 0}
+                ),
+                speedup=second.speedup,
+                stopped_by=second.stopped_by,
+                pairs_time_s=second.duration_s,
+                contended_pairs=second.contended_pairs(),
+                launch_bound=second.variant.launch_bound,
+            ),
+        )
     verdict = decide(evidence)
     probe = _larger_batch_probe(prepared, baseline, variant, backend, context, verdict, evidence)
     if probe is not None:
@@ -283,7 +311,9 @@ def _measure_pair(
     backend: BackendSpec,
     batch_size: int,
     context: VerifyContext,
+    metric: str | None = None,
 ) -> PairOutcome:
+    """One A/B pair at `batch_size`, on the policy's metric unless `metric` says another."""
     specs = resolve_input_specs(prepared.model_inputs, batch_size, prepared.overrides)
     requests = [
         WorkerRequest.for_cell(
@@ -300,7 +330,7 @@ def _measure_pair(
     return run_ab_pair(
         requests[0],
         requests[1],
-        replace(context.policy.schedule, batch_size=batch_size),
+        replace(context.policy.schedule, batch_size=batch_size, metric=metric or context.policy.schedule.metric),
         StopRule(min_speedup=rules.min_speedup, confidence=rules.confidence),
         runner=context.runner,
         load_timeout_s=context.protocol.load_allowance_s + context.protocol.warmup_min_duration_s,

@@ -77,6 +77,7 @@ POLICY_KEYS = [
     "max_pair_duration_s",
     "max_regression",
     "probe_batch_size",
+    "throughput_batch_size",
     "min_fidelity",
 ]
 

@@ -119,3 +119,15 @@ def test_compare_with_batch_sizes_plots_each_variants_speedup_curve(tmp_path, ca
     assert len(variants) == 3
     for cell in variants:
         assert [point["batch_size"] for point in cell["batch_curve"]] == [1, 4]
+
+
+def test_the_policy_line_names_both_requirements():
+    from harness.reports.table import policy_line
+
+    policy = {"metric": "p50", "batch_size": 1, "min_speedup": 1.1, "confidence": 0.95}
+    assert policy_line({"policy": policy}) == (
+        "policy: p50 speedup at batch 1, interval lower end >= 1.1 at 95% confidence"
+    )
+    assert policy_line({"policy": {**policy, "throughput_batch_size": 64}}).startswith(
+        "policy: p50 speedup at batch 1 and throughput speedup at batch 64, interval lower end >= 1.1"
+    )

@@ -66,7 +66,7 @@ def test_the_time_budget_must_hold_the_minimum_pairs():
 
 
 def test_profiles_carry_policy_defaults_and_they_are_validated(tmp_path):
-    assert load_target("cuda-gpu").policy == {"metric": "throughput", "batch_size": 64}
+    assert load_target("cuda-gpu").policy == {"metric": "p50", "batch_size": 1, "throughput_batch_size": 64}
     assert load_target("x86-cpu").policy == {}
     text = load_target("x86-cpu").source
     broken = tmp_path / "mine.toml"

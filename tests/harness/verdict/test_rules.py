@@ -1,5 +1,7 @@
 """Verdict logic on synthetic measurements: every reason code, the interval's boundaries, hints."""
 
+from dataclasses import replace
+
 import pytest
 
 from harness.measure.speedup import SpeedupEstimate
@@ -218,3 +220,26 @@ def test_float16_on_a_cpu_without_half_precision_gets_its_hint():
     structured = decide(_evidence(recipe="structured:0.5", variant_facts=STRUCTURED, speedup=slower))
     for other in (native, on_gpu, structured):
         assert not any("half-precision" in hint for hint in other.hints)
+
+
+def _with_throughput_requirement(primary, second, batch=64):
+    """Evidence whose policy also asks for throughput at `batch` (as the cuda-gpu profile does)."""
+    policy = Policy().with_values({"throughput_batch_size": batch})
+    first = _evidence(policy=policy, speedup=primary, gpu_target=True)
+    also_policy = policy.with_values({"metric": "throughput", "batch_size": batch, "throughput_batch_size": 0})
+    return replace(first, also=replace(first, policy=also_policy, speedup=second))
+
+
+def test_a_second_throughput_requirement_must_hold_too():
+    both = decide(_with_throughput_requirement(_speedup(1.5, 1.3, 1.7), _speedup(2.0, 1.8, 2.2)))
+    assert both.decision == "ACCEPT"
+    assert any(
+        note.startswith("also required: throughput speedup 2.00x [1.80, 2.20] at batch 64") for note in both.notes
+    )
+    second_fails = decide(_with_throughput_requirement(_speedup(1.5, 1.3, 1.7), _speedup(0.8, 0.75, 0.85)))
+    assert second_fails.codes() == ["SLOWER"]
+    assert "throughput speedup 0.80x [0.75, 0.85] at batch 64" in second_fails.reasons[0].message
+    both_fail = decide(_with_throughput_requirement(_speedup(0.8, 0.75, 0.85), _speedup(1.02, 0.98, 1.05)))
+    assert both_fail.codes() == ["SLOWER"]  # one speed reason: the first requirement's
+    assert "p50 speedup 0.80x" in both_fail.reasons[0].message
+    assert any(note.startswith("also: ") and "at batch 64" in note for note in both_fail.notes)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.cli import EXIT_CELL_FAILED, EXIT_USAGE, main
+from harness.cli import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE, main
 from harness.verdict.verify import VerifyRequest, run_verify
 from tests.helpers import FAST_POLICY, FAST_POLICY_FLAGS, FAST_PROTOCOL, TINY_CNN
 
@@ -93,3 +93,34 @@ def test_verify_command_rejects_a_bad_policy_file_before_building_anything(tmp_p
     assert code == EXIT_USAGE
     assert "policy.toml: unknown policy key 'min_sped'" in err and 'did you mean "min_speedup"' in err
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_throughput_requirement_runs_a_second_pair_at_its_batch(tmp_path, capsys):
+    code = main(
+        [
+            "verify",
+            TINY_CNN,
+            "--recipes",
+            "structured:0.5",
+            "--throughput-batch-size",
+            "4",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--json",
+            *FAST_POLICY_FLAGS,
+        ]
+    )
+    assert code in (EXIT_OK, EXIT_CELL_FAILED)
+    record = json.loads(capsys.readouterr().out)
+    assert record["policy"]["throughput_batch_size"] == 4
+    cell = _cells(record)["structured:0.5"]
+    assert cell["status"] == "ok", cell["error"]
+    second = cell["throughput_speedup"]
+    assert second["batch_size"] == 4 and second["metric"] == "throughput"
+    assert second["ci_low"] <= second["ratio"] <= second["ci_high"]
+    assert cell["speedup"]["metric"] == "p50"
+    verdict = cell["verdict"]
+    said = [reason["message"] for reason in verdict["reasons"]] + verdict["notes"]
+    assert any("throughput speedup" in text and "at batch 4" in text for text in said)
