@@ -39,7 +39,22 @@ SPEED_FLAGS = (
     "sve2",
     "bf16",
 )
-LIBRARIES = ("onnxruntime", "onnxruntime-gpu", "onnx", "torch", "torchvision", "numpy", "tensorrt")
+LIBRARIES = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnx",
+    "torch",
+    "torchvision",
+    "numpy",
+    "tensorrt",
+    # the CUDA runtime, cuDNN and cuSPARSELt that torch's and onnxruntime-gpu's wheels load (by CUDA major)
+    "nvidia-cuda-runtime",
+    "nvidia-cuda-runtime-cu12",
+    "nvidia-cudnn-cu13",
+    "nvidia-cudnn-cu12",
+    "nvidia-cusparselt-cu13",
+    "nvidia-cusparselt-cu12",
+)
 NVIDIA_SMI_TIMEOUT_S = 10
 
 

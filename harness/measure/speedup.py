@@ -33,6 +33,7 @@ from functools import lru_cache
 import numpy as np
 
 from harness.measure.statistics import NS_PER_MS
+from targets.runners.protocol import MEDIAN_BURST_ITERATIONS
 
 LATENCY_QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
 METHOD = "hodges-lehmann + wilcoxon signed-rank interval over per-pair log ratios"
@@ -203,8 +204,9 @@ def speedup_interval(
 
 
 # iterations one burst needs before its percentile means anything: a median is stable after a
-# few; a tail needs ten iterations beyond it (LoadGen-style: p99 rests on 1000, p90 on 100)
-BURST_MIN_ITERATIONS = {"p50": 5, "p90": 100, "p99": 1000, "throughput": 1}
+# few; a tail needs ten iterations beyond it (LoadGen-style: p99 rests on 1000, p90 on 100). A
+# burst waits for them up to targets.runners.protocol.burst_cap_s (2 s for p50, 60 s for tails)
+BURST_MIN_ITERATIONS = {"p50": MEDIAN_BURST_ITERATIONS, "p90": 100, "p99": 1000, "throughput": 1}
 
 
 def min_iterations_for(metric: str) -> int:

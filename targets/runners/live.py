@@ -17,7 +17,7 @@ from typing import Any
 from targets.errors import FailureKind, SpeedproofError
 from targets.runners.base import WorkerRequest
 from targets.runners.processes import python_module_command, signal_name, stderr_tail
-from targets.runners.protocol import TAIL_BURST_CAP_S
+from targets.runners.protocol import burst_cap_s
 
 DEFAULT_LIVE_WORKER_COMMAND = python_module_command("targets.runners.worker", "--live")
 # a burst that has not answered after this many times its length (plus a margin) is a hang
@@ -66,9 +66,9 @@ class LiveWorker:
 
     def burst(self, burst_s: float, min_iterations: int = 1) -> dict[str, Any]:
         """Time iterations for `burst_s` seconds and at least `min_iterations` (capped at
-        TAIL_BURST_CAP_S); return {"latencies_ns", "duration_s", "other_cpu_share"}."""
+        `burst_cap_s`); return {"latencies_ns", "duration_s", "other_cpu_share"}."""
         self._send({"burst_s": burst_s, "min_iterations": min_iterations})
-        longest_s = burst_s if min_iterations <= 1 else max(burst_s, TAIL_BURST_CAP_S)
+        longest_s = burst_cap_s(burst_s, min_iterations)
         return self._read_message(longest_s * BURST_TIMEOUT_FACTOR + BURST_TIMEOUT_MARGIN_S, "a timed burst")
 
     def stop(self, timeout_s: float = 30.0) -> dict[str, Any]:

@@ -15,6 +15,19 @@ from targets.errors import SpeedproofError
 DEFAULT_LOAD_ALLOWANCE_S = 120.0
 # an A/B burst that must reach a tail percentile's iterations may run this long at most
 TAIL_BURST_CAP_S = 60.0
+# a burst for a median (a few iterations) waits this long at most: a model slower than this gives
+# bursts of fewer iterations, down to one, since more pairs narrow the interval more than steadier bursts
+MEDIAN_BURST_CAP_S = 2.0
+MEDIAN_BURST_ITERATIONS = 5
+
+
+def burst_cap_s(burst_s: float, min_iterations: int) -> float:
+    """How long one A/B burst may run while it reaches `min_iterations` (it always times one)."""
+    if min_iterations <= 1:
+        return burst_s
+    if min_iterations <= MEDIAN_BURST_ITERATIONS:
+        return max(burst_s, MEDIAN_BURST_CAP_S)
+    return max(burst_s, TAIL_BURST_CAP_S)
 
 
 @dataclass(frozen=True)

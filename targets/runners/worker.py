@@ -33,7 +33,7 @@ from targets.backends.base import TimingKind
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.gpu_telemetry import GpuSample, GpuSampler, GpuTelemetry, nvml_reader, slowdown_warning
 from targets.runners.base import CellResult, WorkerRequest
-from targets.runners.protocol import TAIL_BURST_CAP_S, MeasurementProtocol
+from targets.runners.protocol import MeasurementProtocol, burst_cap_s
 from targets.runners.timing import TimedRun, launch_bound_figures, launch_bound_text, time_iterations, warm_up
 
 BUSY_CPU_TIME_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
@@ -286,7 +286,7 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
             burst_protocol = MeasurementProtocol(
                 min_iterations=min_iterations,
                 min_duration_s=burst_s,
-                max_duration_s=burst_s if min_iterations <= 1 else max(burst_s, TAIL_BURST_CAP_S),
+                max_duration_s=burst_cap_s(burst_s, min_iterations),
             )
             with OtherProcessesCpu() as other:
                 timed = session.time(burst_protocol)

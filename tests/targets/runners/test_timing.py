@@ -1,6 +1,6 @@
 """The timing loop's stopping rules, with a counting callable (no wall-clock thresholds)."""
 
-from targets.runners.protocol import MeasurementProtocol
+from targets.runners.protocol import MEDIAN_BURST_CAP_S, TAIL_BURST_CAP_S, MeasurementProtocol, burst_cap_s
 from targets.runners.timing import launch_bound_figures, launch_bound_text, time_iterations, warm_up
 
 
@@ -74,3 +74,10 @@ def test_host_enqueue_is_kept_beside_device_time_and_decides_launch_bound():
     assert launch_bound_figures([100_000] * 4, timed.latencies_ns) is None  # launches well hidden
     assert launch_bound_figures([800_000], [1_000_000]) is not None  # the share holds at equality
     assert launch_bound_figures([], []) is None
+
+
+def test_a_median_burst_waits_two_seconds_at_most_and_a_tail_burst_sixty():
+    assert burst_cap_s(0.25, 1) == 0.25  # throughput: the burst's length
+    assert burst_cap_s(0.25, 5) == MEDIAN_BURST_CAP_S == 2.0  # p50 of a 4 s model: one-iteration bursts
+    assert burst_cap_s(3.0, 5) == 3.0  # never shorter than asked
+    assert burst_cap_s(0.25, 100) == burst_cap_s(0.25, 1000) == TAIL_BURST_CAP_S
