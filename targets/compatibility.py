@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from targets.backends import load_runner_class
 from targets.errors import SpeedproofError
 from targets.host import HostFingerprint
-from targets.profiles import ResolvedProfile, TargetProfile, load_target, resolve_profile, with_backend
+from targets.profiles import (
+    BackendSpec,
+    ResolvedProfile,
+    TargetProfile,
+    load_target,
+    resolve_profile,
+    with_backend,
+)
 
 if TYPE_CHECKING:
     from targets.runners.base import Runner
@@ -16,8 +23,21 @@ if TYPE_CHECKING:
 GIB = 1024**3
 
 
-def reasons_host_cannot_run(profile: TargetProfile, host: HostFingerprint) -> list[str]:
-    """Empty when the host can run the profile; otherwise one sentence per unmet requirement."""
+def local_backend_reason(backend: BackendSpec) -> str | None:
+    """Why this process's host cannot run `backend` with its options; None when it can."""
+    try:
+        return load_runner_class(backend.name).unavailable_reason(backend.options)
+    except Exception as error:  # a runtime that fails to import is a reason, not a crash
+        return str(error)
+
+
+def reasons_host_cannot_run(
+    profile: TargetProfile,
+    host: HostFingerprint,
+    backend_reasons: Callable[[Sequence[BackendSpec]], list[str | None]] | None = None,
+) -> list[str]:
+    """Empty when the host can run the profile; otherwise one sentence per unmet requirement.
+    `backend_reasons` asks the machine that would run the backends (default: this process's host)."""
     reasons: list[str] = []
     requires = profile.requires
     if host.isa != requires.isa:
@@ -33,11 +53,8 @@ def reasons_host_cannot_run(profile: TargetProfile, host: HostFingerprint) -> li
             f"{profile.resources.memory_bytes / GIB:.1f} GiB"
         )
     if host.isa == requires.isa:
-        for backend in profile.backends:
-            try:
-                reason = load_runner_class(backend.name).unavailable_reason(backend.options)
-            except Exception as error:  # a runtime that fails to import is a reason, not a crash
-                reason = str(error)
+        ask = backend_reasons or (lambda backends: [local_backend_reason(backend) for backend in backends])
+        for backend, reason in zip(profile.backends, ask(profile.backends), strict=True):
             if reason:
                 reasons.append(f"backend {backend.name}: {reason}")
     return reasons
@@ -63,4 +80,4 @@ def resolve_target(
     reasons = runner.can_run(profile)
     if reasons:
         raise SpeedproofError(f"this host cannot run target {profile.name}: {'; '.join(reasons)}")
-    return resolve_profile(profile, host, threads)
+    return resolve_profile(profile, host, threads, runner.available_cpus())

@@ -46,3 +46,4 @@ class FailureKind(TextEnum):
     FELL_BACK = "fell_back"  # the backend ran on something other than what was asked
     CRASHED = "crashed"  # the worker died from a signal or exited without a result
     HUNG = "hung"  # the worker did not answer in time and was killed
+    LOST = "lost"  # the connection to a remote machine failed or dropped (ssh exit status 255)

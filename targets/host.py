@@ -108,12 +108,25 @@ class HostFingerprint:
     emulated: bool
     gpus: tuple[GpuInfo, ...] = ()
     libraries: dict[str, str] = field(default_factory=dict)
+    remote: str | None = None  # ssh://... when the machine was reached over SSH (--remote); None: this host
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["cpu_flags"] = list(self.cpu_flags)
         data["gpus"] = [asdict(gpu) for gpu in self.gpus]
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HostFingerprint:
+        """The fingerprint `as_dict` wrote (a remote board's, sent back as JSON)."""
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        known["cpu_flags"] = tuple(known.get("cpu_flags") or ())
+        known["gpus"] = tuple(
+            GpuInfo(**{**gpu, "clock_event_reasons": tuple(gpu.get("clock_event_reasons") or ())})
+            for gpu in known.get("gpus") or ()
+        )
+        known["libraries"] = dict(known.get("libraries") or {})
+        return cls(**known)
 
     def identity(self) -> tuple[str, ...]:
         """What must match for two measurements to count as taken on the same machine."""

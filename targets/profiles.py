@@ -8,6 +8,7 @@ data: harness validates it when it builds the verification policy.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ TOP_LEVEL_HELP = {
     "requires": "table: isa, cuda_device (bool), cpu_flags (list) the host must have",
     "backends": "array of tables: name plus the backend's options",
     "policy": "table: the verification policy's defaults on this target (keys as in a --policy file)",
+    "remote": 'where the target is measured: "ssh://[user@]host[:port][?python=PATH]" (as --remote, which wins)',
 }
 RESOURCES_HELP = {
     "cores": 'logical CPUs the worker is pinned to: an integer, or "all"',
@@ -76,6 +78,7 @@ class TargetProfile:
     backends: tuple[BackendSpec, ...]
     source: str  # file the profile came from
     policy: dict[str, Any] = field(default_factory=dict)  # verification policy defaults on this target
+    remote: str | None = None  # ssh://... : the machine this target is measured on (targets.runners.ssh)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -257,6 +260,9 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     policy = data.get("policy", {})
     if not isinstance(policy, dict):
         raise SpeedproofError(f"{path}: [policy] must be a table of policy keys, got {type(policy).__name__}")
+    remote = data.get("remote")
+    if remote is not None and (not isinstance(remote, str) or not remote.startswith("ssh://")):
+        raise SpeedproofError(f"{path}: remote = {remote!r}; expected {TOP_LEVEL_HELP['remote']}")
 
     return TargetProfile(
         name=name,
@@ -269,6 +275,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
         backends=backends,
         source=str(path),
         policy=policy,
+        remote=remote,
     )
 
 
@@ -291,11 +298,15 @@ def load_all_builtin_profiles() -> list[TargetProfile]:
 
 
 def resolve_profile(
-    profile: TargetProfile, host: HostFingerprint, threads_override: int | None = None
+    profile: TargetProfile,
+    host: HostFingerprint,
+    threads_override: int | None = None,
+    usable_cpus: Iterable[int] | None = None,
 ) -> ResolvedProfile:
-    """Turn the profile's "physical"/"all" into numbers for this host, noting any shortfall."""
+    """Turn the profile's "physical"/"all" into numbers for `host`, noting any shortfall.
+    `usable_cpus`: the CPUs a worker may use there (default: this process's)."""
     notes: list[str] = []
-    available_cpus = sorted(_available_cpus())
+    available_cpus = sorted(available_cpus_here() if usable_cpus is None else usable_cpus)
     if profile.resources.cores is None:
         affinity = tuple(available_cpus)
     else:
@@ -313,7 +324,8 @@ def resolve_profile(
     return ResolvedProfile(profile=profile, threads=threads, cpu_affinity=affinity, notes=tuple(notes))
 
 
-def _available_cpus() -> set[int]:
+def available_cpus_here() -> set[int]:
+    """The CPUs this process may run on."""
     if hasattr(os, "sched_getaffinity"):
         return set(os.sched_getaffinity(0))
     return set(range(os.cpu_count() or 1))

@@ -12,6 +12,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.helpers import make_onnx_model
+from tests.ssh_board import MISSING as SSH_MISSING
+from tests.ssh_board import SshBoard, start_board
 
 
 def _has_cuda_device() -> bool:
@@ -78,3 +80,13 @@ def fixed_batch_onnx(tmp_path: Path) -> Path:
     path = tmp_path / "fixed_batch.onnx"
     onnx.save(model, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def ssh_board(tmp_path_factory: pytest.TempPathFactory):
+    """A real sshd on 127.0.0.1 whose "board" is this host (tests/ssh_board.py)."""
+    if SSH_MISSING:
+        pytest.skip(f"{SSH_MISSING} (.ci/run installs openssh-server)")
+    board: SshBoard = start_board(tmp_path_factory.mktemp("ssh-board"))
+    yield board
+    board.stop()

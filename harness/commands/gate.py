@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
           recipes = ["structured:0.5", "unstructured:0.9"]
           required = ["structured:0.5"]      # these must be ACCEPTED
           targets = ["x86-cpu", "cuda-gpu"]  # default: the one that suits the host
+          # remote = "ssh://pi@rpi5.local"   # measure this check on another machine
           [policy]                           # for every check; [check.policy] for one
           min_speedup = 1.2
         """
@@ -67,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--junit", type=Path, default=None, metavar="FILE", help="JUnit XML path (default: beside the record)"
     )
     parser.add_argument(
+        "--ssh-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="an OpenSSH config file for checks with a remote (ssh -F FILE); default: ~/.ssh/config",
+    )
+    parser.add_argument(
         "--summary", type=Path, default=None, metavar="FILE", help="markdown summary path (default: beside the record)"
     )
     add_out_option(parser)
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         allow_other_host=args.allow_other_host,
         require_all_targets=args.require_all_targets,
         policy_overrides=policy_overrides_from(args),
+        ssh_config=args.ssh_config,
     )
     record, path = run_gate(request, progress=TerminalProgress(enabled=sys.stderr.isatty()))
     gate = record["gate"]

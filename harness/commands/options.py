@@ -223,6 +223,21 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         "--threads", type=positive_int, default=None, metavar="N", help="intra-op threads (default: the profile's)"
     )
     parser.add_argument(
+        "--remote",
+        default=None,
+        metavar="ssh://[user@]host[:port][?python=PATH]",
+        help="measure on another machine over SSH (keys only, host key checked): artifacts are built here, "
+        "copied there by content hash, and measured by that machine's own speedproof (same version; PATH: its "
+        "Python, default python3); the record carries its fingerprint. See the README's Remote machines",
+    )
+    parser.add_argument(
+        "--ssh-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="an OpenSSH config file for --remote (ssh -F FILE); default: ~/.ssh/config",
+    )
+    parser.add_argument(
         "--input-shape",
         action="append",
         default=[],
@@ -240,6 +255,8 @@ def target_fields(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "threads": args.threads,
         "input_shapes": tuple(args.input_shape),
+        "remote": args.remote,
+        "ssh_config": args.ssh_config,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from harness.commands.options import EXIT_OK, add_json_option
@@ -17,6 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "List the built-in target profiles and their backends; for each, whether this host can run it and, if "
         "not, why. The first backend of a target is its default; --backend NAME picks another."
     )
+    parser.add_argument(
+        "--remote",
+        default=None,
+        metavar="ssh://[user@]host[:port][?python=PATH]",
+        help="ask another machine over SSH instead of this host (see the README's Remote machines)",
+    )
+    parser.add_argument(
+        "--ssh-config", type=Path, default=None, metavar="FILE", help="an OpenSSH config file for --remote (ssh -F)"
+    )
     add_json_option(parser, "the list as JSON")
 
 
@@ -24,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from targets.profiles import load_all_builtin_profiles, with_backend
-    from targets.runners.local import LocalRunner
+    from targets.runners.ssh import runner_for
 
-    runner = LocalRunner()
+    runner = runner_for(args.remote, args.ssh_config)
     host = runner.fingerprint()
     entries: list[dict[str, Any]] = []
     for profile in load_all_builtin_profiles():
@@ -56,11 +66,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"host": host.as_dict(), "targets": entries}))
         return EXIT_OK
-    print(
-        f"host: {host.cpu_model} ({host.isa}, {host.physical_cores} physical / {host.logical_cores} logical cores"
-        + (f", GPUs: {', '.join(gpu.name for gpu in host.gpus)}" if host.gpus else ", no GPU")
-        + ")\n"
-    )
+    where = f"remote host: {host.remote} " if host.remote else "host: "
+    cores = f"{host.physical_cores} physical / {host.logical_cores} logical cores"
+    gpus = f", GPUs: {', '.join(gpu.name for gpu in host.gpus)}" if host.gpus else ", no GPU"
+    print(f"{where}{host.cpu_model} ({host.isa}, {cores}{gpus})\n")
     rows = [
         [
             entry["name"] if backend["default"] else "",
@@ -72,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         for entry in entries
         for backend in entry["backends"]
     ]
-    headers = ["target", "description", "backend (first: default)", "batch sizes", "runs on this host"]
+    column = "runs there" if host.remote else "runs on this host"
+    headers = ["target", "description", "backend (first: default)", "batch sizes", column]
     print(tabulate(rows, headers=headers, tablefmt="simple"))
     print("\nchoose another backend of a target with --backend NAME")
     return EXIT_OK

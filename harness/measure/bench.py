@@ -25,8 +25,8 @@ from targets.host import HostFingerprint, load_average_1m
 from targets.inputs import resolve_input_specs
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import CellResult, Runner, WorkerRequest
-from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
+from targets.runners.ssh import runner_for
 from targets.runners.timing import TimingStop
 from targets.semi_structured import two_four_hints
 
@@ -40,6 +40,8 @@ class BenchRequest:
     model: str
     target: str | None = None  # None: the built-in profile that suits the host
     backend: str | None = None  # None: the profile's first
+    remote: str | None = None  # ssh://... : measure on that machine (targets.runners.ssh)
+    ssh_config: Path | None = None
     batch_sizes: tuple[int, ...] | None = None  # None: the profile's
     threads: int | None = None  # None: the profile's
     input_shapes: tuple[str, ...] = ()
@@ -72,7 +74,7 @@ def run_bench(
     recipe, unresolvable input shape); problems of one variant or cell become failed cells.
     """
     check_writable_folder(request.out_dir)
-    runner = runner or LocalRunner()
+    runner = runner or runner_for(request.remote, request.ssh_config, request.target)
     host = runner.fingerprint()
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
     batch_sizes = request.batch_sizes or resolved.profile.batch_sizes

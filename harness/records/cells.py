@@ -119,6 +119,7 @@ class GatePlacement:
     check: int
     target: str
     required: bool
+    remote: str | None = None  # ssh://... when the check was measured on another machine
 
 
 @dataclass(frozen=True)
@@ -205,4 +206,6 @@ class VerdictCell:
             data["batch_curve"] = self.batch_curve
         if placement is not None:
             data.update(check=placement.check, target=placement.target, required=placement.required)
+            if placement.remote is not None:
+                data["remote"] = placement.remote
         return data

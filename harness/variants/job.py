@@ -14,7 +14,7 @@ from harness.records.store import check_writable_folder, kept_run_folder, write_
 from harness.variants.preparation import model_source_entry, prepare_variants
 from targets.compatibility import resolve_target
 from targets.runners.base import Runner
-from targets.runners.local import LocalRunner
+from targets.runners.ssh import runner_for
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class VariantsRequest:
     recipes: tuple[str, ...]
     target: str | None = None
     backend: str | None = None  # None: the profile's first
+    remote: str | None = None  # ssh://... : measure on that machine (targets.runners.ssh)
+    ssh_config: Path | None = None
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
     out_dir: Path = Path("results")
@@ -33,7 +35,7 @@ def run_variants(
 ) -> tuple[Record, Path]:
     """Build the variants into a new folder under `out_dir` and write the record beside it."""
     check_writable_folder(request.out_dir)
-    runner = runner or LocalRunner()
+    runner = runner or runner_for(request.remote, request.ssh_config, request.target)
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
     run_id = new_run_id()
     label = "variants-" + source_label(request.model)

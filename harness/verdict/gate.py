@@ -41,6 +41,7 @@ from targets.profiles import backend_option_overrides, load_target, resolve_prof
 from targets.runners.base import Runner
 from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
+from targets.runners.ssh import RemoteError, SshAddress, SshRunner
 from targets.toml_files import read_toml_file
 
 CHECK_KEYS = {
@@ -53,6 +54,8 @@ CHECK_KEYS = {
     '(e.g. "torch:mode=compile"); default: each target\'s first',
     "threads": "intra-op threads (default: the profile's)",
     "policy": "table: policy keys for this check only (over the config's [policy])",
+    "remote": 'measure this check on another machine: "ssh://[user@]host[:port][?python=PATH]" (keys only, host '
+    "key checked; default: the target profile's remote key, else this host)",
 }
 TOP_KEYS = {"check": "array of [[check]] tables", "policy": "table: the policy for every check"}
 
@@ -67,6 +70,7 @@ class GateCheck:
     threads: int | None = None
     policy: dict[str, Any] = field(default_factory=dict)
     backend: str | None = None  # None: each target's first
+    remote: str | None = None  # ssh://... : where this check is measured (None: the profile's remote, else here)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,14 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
         except SpeedproofError as error:
             key = "targets" if target is not None else "backend"
             raise SpeedproofError(f"{path}: {where}.{key}: {error}") from None
+    remote = table.get("remote")
+    if remote is not None:
+        if not isinstance(remote, str):
+            raise SpeedproofError(f"{path}: {where}.remote = {remote!r}; expected {CHECK_KEYS['remote']}")
+        try:
+            SshAddress.parse(remote)
+        except SpeedproofError as error:
+            raise SpeedproofError(f"{path}: {where}.remote: {error}") from None
     threads = table.get("threads")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise SpeedproofError(f"{path}: {where}.threads = {threads!r}; expected a positive integer")
@@ -157,6 +169,7 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
         threads=threads,
         policy=policy,
         backend=backend,
+        remote=remote,
     )
 
 
@@ -190,6 +203,7 @@ class GateRequest:
     require_all_targets: bool = False
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
+    ssh_config: Path | None = None  # for checks measured over SSH (ssh -F)
 
 
 def run_gate(
@@ -199,13 +213,25 @@ def run_gate(
     entry holds skips, regressions and the exit code)."""
     config = load_gate_config(request.config_path)
     check_writable_folder(request.out_dir)
-    runner = runner or LocalRunner()
-    host = runner.fingerprint()
+    here = runner or LocalRunner()
+    host = here.fingerprint()
     stored = _load_baseline(request, host) if request.baseline_record else None
     run_id = new_run_id()
     kept = kept_run_folder(request.out_dir, "gate", run_id)
+    remotes: dict[str, Runner] = {}
+
+    def runner_of(check: GateCheck, target_name: str | None) -> Runner:
+        """Where a check runs on a target: the injected runner, else its remote (the check's, then the
+        profile's), else this host; one runner per remote, so a board is asked once."""
+        remote = check.remote or (load_target(target_name).remote if target_name else None)
+        if runner is not None or remote is None:
+            return here
+        if remote not in remotes:
+            remotes[remote] = SshRunner(SshAddress.parse(remote), request.ssh_config)
+        return remotes[remote]
+
     runs = [
-        _run_check_on_target(index, check, target_name, config, request, runner, progress, kept)
+        _run_check_on_target(index, check, target_name, config, request, runner_of(check, target_name), progress, kept)
         for index, check in enumerate(config.checks)
         for target_name in check.targets
     ]
@@ -260,12 +286,17 @@ def _run_check_on_target(
     kept: Path,
 ) -> CheckRun:
     """Verify one check on one target; its artifacts are kept in `kept/check-<index>-<target>`."""
-    host = runner.fingerprint()
-    profile = with_backend(load_target(target_name or default_target_name(host, runner.can_run)), check.backend)
-    reasons = runner.can_run(profile)
+    remote = str(runner.address) if isinstance(runner, SshRunner) else None
+    try:
+        host = runner.fingerprint()
+        profile = with_backend(load_target(target_name or default_target_name(host, runner.can_run)), check.backend)
+        reasons = runner.can_run(profile)
+    except RemoteError as error:  # an unreachable board: its cells are skipped with the reason
+        profile = with_backend(load_target(target_name or "x86-cpu"), check.backend)
+        reasons = [str(error)]
 
     def placement(recipe: str) -> GatePlacement:
-        return GatePlacement(check=index, target=profile.name, required=recipe in check.required)
+        return GatePlacement(check=index, target=profile.name, required=recipe in check.required, remote=remote)
 
     if reasons:
         progress(f"check {index} {check.model} on {profile.name}: skipped ({'; '.join(reasons)})")
@@ -279,7 +310,7 @@ def _run_check_on_target(
             ],
             skip={"check": index, "model": check.model, "target": profile.name, "reason": "; ".join(reasons)},
         )
-    resolved = resolve_profile(profile, host, check.threads)
+    resolved = resolve_profile(profile, host, check.threads, runner.available_cpus())
     policy = target_policy(
         resolved.profile,
         cli_overrides={**check.policy, **{k: v for k, v in request.policy_overrides.items() if v is not None}},

@@ -20,8 +20,8 @@ from harness.verdict.verify import VerifyContext, verification_record, verify_pr
 from targets.compatibility import resolve_target
 from targets.errors import SpeedproofError
 from targets.runners.base import Runner
-from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
+from targets.runners.ssh import runner_for
 
 DEFAULT_SPARSITIES = (0.3, 0.5, 0.7, 0.9)
 SEMI_STRUCTURED_SPARSITY = 0.5  # 2 of every 4 weights
@@ -35,6 +35,8 @@ class CompareRequest:
     batch_sizes: tuple[int, ...] = ()  # also A/B at these, for each variant's speedup curve
     target: str | None = None
     backend: str | None = None  # None: the profile's first
+    remote: str | None = None  # ssh://... : measure on that machine (targets.runners.ssh)
+    ssh_config: Path | None = None
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
     policy_file: Path | None = None
@@ -65,7 +67,7 @@ def run_compare(
     request: CompareRequest, progress: ProgressCallback = no_progress, runner: Runner | None = None
 ) -> tuple[Record, Path]:
     check_writable_folder(request.out_dir)
-    runner = runner or LocalRunner()
+    runner = runner or runner_for(request.remote, request.ssh_config, request.target)
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
     points = compare_recipes(request.sparsities, request.finetune_epochs)

@@ -33,8 +33,8 @@ from targets.errors import SpeedproofError
 from targets.inputs import resolve_input_specs
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import Runner, WorkerRequest
-from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
+from targets.runners.ssh import runner_for
 
 # extra reduction in MACs that makes a larger-batch probe worth its time
 PROBE_MIN_MAC_REDUCTION = 1.05
@@ -46,6 +46,8 @@ class VerifyRequest:
     recipes: tuple[str, ...]
     target: str | None = None
     backend: str | None = None  # None: the profile's first
+    remote: str | None = None  # ssh://... : measure on that machine (targets.runners.ssh)
+    ssh_config: Path | None = None
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
     policy_file: Path | None = None
@@ -75,7 +77,7 @@ def run_verify(
     """Verify every recipe of the request and write the record; return it and its path."""
     check_writable_folder(request.out_dir)
     require_variants(request.recipes)
-    runner = runner or LocalRunner()
+    runner = runner or runner_for(request.remote, request.ssh_config, request.target)
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
     context = VerifyContext(

@@ -151,6 +151,12 @@ class Runner(ABC):
     def can_run(self, profile: TargetProfile) -> list[str]:
         """Every reason the machine cannot run `profile`; empty when it can."""
 
+    def available_cpus(self) -> list[int]:
+        """The CPUs a worker may use on the machine (default: this process's)."""
+        from targets.profiles import available_cpus_here
+
+        return sorted(available_cpus_here())
+
     @abstractmethod
     def run_cell(self, request: WorkerRequest, timeout_s: float) -> CellResult:
         """Measure one cell in a worker of its own; a worker that fails, crashes or hangs becomes a

@@ -10,7 +10,7 @@ import selectors
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,21 @@ class LiveWorker:
     """One live worker process. Use as a context manager: leaving kills it if it is still running."""
 
     def __init__(
-        self, request: WorkerRequest, label: str, command: Sequence[str] = DEFAULT_LIVE_WORKER_COMMAND
+        self,
+        request: WorkerRequest,
+        label: str,
+        command: Sequence[str] = DEFAULT_LIVE_WORKER_COMMAND,
+        request_on_stdin: bool = False,
+        explain_exit: Callable[[int, str], tuple[str, FailureKind]] | None = None,
     ) -> None:
+        """`request_on_stdin`: send the request as the first stdin line instead of a file path argument
+        (a worker on another machine, behind ssh). `explain_exit(returncode, stderr tail)` words a
+        worker that ended early (ssh's 255 is a lost connection, not a crash)."""
         self.request = request
         self.label = label
         self.command = tuple(command)
+        self.request_on_stdin = request_on_stdin
+        self.explain_exit = explain_exit
         self.ready: dict[str, Any] = {}
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -56,11 +66,13 @@ class LiveWorker:
         self._stderr_path = folder / "stderr.txt"
         with self._stderr_path.open("wb") as stderr_file:
             self._process = subprocess.Popen(
-                [*self.command, str(request_path)],
+                list(self.command) if self.request_on_stdin else [*self.command, str(request_path)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr_file,
             )
+        if self.request_on_stdin:
+            self._send(self.request.as_dict())
         self.ready = self._read_message(timeout_s, "loading and warming up")
         return self.ready
 
@@ -149,6 +161,9 @@ class LiveWorker:
         assert self._process is not None
         returncode = self._process.wait()
         tail = stderr_tail(self._stderr_path)
+        if self.explain_exit is not None and returncode > 0:
+            message, kind = self.explain_exit(returncode, tail)
+            return LiveWorkerFailed(f"{self.label} worker {doing}: {message}", kind)
         how = f"crashed with {signal_name(returncode)}" if returncode < 0 else f"exited with code {returncode}"
         return LiveWorkerFailed(
             f"{self.label} worker {how} {doing}" + (f"; its last output:\n{tail}" if tail else ""), FailureKind.CRASHED

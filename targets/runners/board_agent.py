@@ -1,0 +1,196 @@
+"""The board's side of a remote run: `python -m targets.runners.board_agent COMMAND`, started over
+SSH by `targets.runners.ssh` once per step, speaking JSON on stdin/stdout. Only `targets` and the
+runtimes are needed on the board (no torch unless a torch backend runs there).
+
+Commands:
+- `hello`: stdin {"backends": [{"name", "options"}]}; answers this board's speedproof version,
+  fingerprint, usable CPUs, and for each backend why it cannot run here (null when it can).
+- `has SHA256 NAME`: answers {"path": ...} when the artifact is in the board's cache with that
+  content hash (checked), else {"path": null}.
+- `put SHA256 NAME`: stdin is the file's bytes; stores them in the cache (temporary file, hash
+  checked, then renamed) and answers {"path": ...}; a hash mismatch is an error, nothing is kept.
+- `cell`: stdin is a `WorkerRequest`; measures it in this process (a fresh one per cell, as a
+  local one-shot worker) and answers the `CellResult`.
+- `live`: the first stdin line is a `WorkerRequest`; then the live-worker protocol of
+  `targets.runners.worker` (bursts on demand) on stdin/stdout.
+- `outputs`: the first stdin line is {"artifact_path", "backend", "options", "threads"}, then an
+  `.npz` of the feeds (feed_0_NAME, ...); answers the first output over all feeds as one `.npy`.
+
+Answers go to a private copy of stdout and the real stdout points at stderr, so a runtime that
+prints cannot corrupt them. Any failure is one JSON line {"status": "failed", "error", "kind"} and
+exit status 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+USAGE = "usage: python -m targets.runners.board_agent hello|has SHA NAME|put SHA NAME|cell|live|outputs"
+CHUNK = 1 << 20
+
+
+def board_cache() -> Path:
+    """Where artifacts copied to this board live, by content hash."""
+    configured = os.environ.get("SPEEDPROOF_BOARD_CACHE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "speedproof" / "board-artifacts"
+
+
+def speedproof_version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("speedproof")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cached_path(sha256: str, name: str) -> Path:
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"not a sha256: {sha256!r}")
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"not a file name: {name!r}")
+    return board_cache() / sha256 / name
+
+
+def hello(request: dict[str, Any]) -> dict[str, Any]:
+    from targets.backends import load_runner_class
+    from targets.host import fingerprint_host
+    from targets.profiles import available_cpus_here
+
+    reasons = []
+    for backend in request.get("backends") or []:
+        try:
+            reason = load_runner_class(backend["name"]).unavailable_reason(backend.get("options") or {})
+        except Exception as error:  # a runtime that fails to import is a reason, not a crash
+            reason = str(error)
+        reasons.append(reason)
+    return {
+        "status": "ok",
+        "speedproof": speedproof_version(),
+        "fingerprint": fingerprint_host().as_dict(),
+        "available_cpus": sorted(available_cpus_here()),
+        "backends": reasons,
+    }
+
+
+def has(sha256: str, name: str) -> dict[str, Any]:
+    path = _cached_path(sha256, name)
+    if path.is_file() and file_sha256(path) == sha256:
+        return {"status": "ok", "path": str(path)}
+    return {"status": "ok", "path": None}
+
+
+def put(sha256: str, name: str, data: IO[bytes]) -> dict[str, Any]:
+    path = _cached_path(sha256, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".incoming-", delete=False) as handle:
+        try:
+            for chunk in iter(lambda: data.read(CHUNK), b""):
+                digest.update(chunk)
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(handle.name)
+            raise
+    if digest.hexdigest() != sha256:
+        os.unlink(handle.name)
+        raise ValueError(f"{name}: the bytes received hash to {digest.hexdigest()}, not {sha256} (copy damaged)")
+    os.replace(handle.name, path)
+    return {"status": "ok", "path": str(path)}
+
+
+def cell(request: dict[str, Any]) -> dict[str, Any]:
+    from targets.runners.base import WorkerRequest
+    from targets.runners.worker import failure_result, measure_cell
+
+    try:
+        return measure_cell(WorkerRequest.from_dict(request)).as_dict()
+    except Exception as error:  # a failed cell, as a local worker reports it
+        traceback.print_exc(file=sys.stderr)
+        return failure_result(error)
+
+
+def outputs(header: dict[str, Any], feeds_npz: bytes) -> bytes:
+    import numpy as np
+
+    from targets.backends import load_runner_class
+
+    archive = np.load(io.BytesIO(feeds_npz), allow_pickle=False)
+    feeds: dict[int, dict[str, np.ndarray]] = {}
+    for key in archive.files:
+        _, index, name = key.split("_", 2)
+        feeds.setdefault(int(index), {})[name] = archive[key]
+    runner = load_runner_class(header["backend"])(header["artifact_path"], int(header["threads"]), header["options"])
+    with runner:
+        results = [runner.outputs_as_numpy(runner.infer(feeds[index]))[0] for index in sorted(feeds)]
+    buffer = io.BytesIO()
+    np.save(buffer, np.concatenate(results).astype(np.float64), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _answer(replies: IO[str], message: dict[str, Any]) -> None:
+    replies.write(json.dumps(message) + "\n")
+    replies.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    binary_replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    stdin = sys.stdin.buffer
+    try:
+        command = args[0] if args else ""
+        if command == "hello" and len(args) == 1:
+            _answer(replies, hello(json.loads(stdin.read() or b"{}")))
+        elif command == "has" and len(args) == 3:
+            _answer(replies, has(args[1], args[2]))
+        elif command == "put" and len(args) == 3:
+            _answer(replies, put(args[1], args[2], stdin))
+        elif command == "cell" and len(args) == 1:
+            _answer(replies, cell(json.loads(stdin.read())))
+        elif command == "live" and len(args) == 1:
+            from targets.runners.base import WorkerRequest
+            from targets.runners.worker import serve_bursts
+
+            request = WorkerRequest.from_dict(json.loads(stdin.readline()))
+            serve_bursts(request, io.TextIOWrapper(stdin), replies)
+        elif command == "outputs" and len(args) == 1:
+            header = json.loads(stdin.readline())
+            binary_replies.write(outputs(header, stdin.read()))
+            binary_replies.flush()
+        else:
+            print(USAGE, file=sys.stderr)
+            return 2
+    except Exception as error:  # one JSON line the caller turns into a failed step
+        from targets.runners.worker import failure_result
+
+        traceback.print_exc(file=sys.stderr)
+        _answer(replies, failure_result(error))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
