@@ -32,7 +32,8 @@ TOP_LEVEL_HELP = {
     "requires": "table: isa, cuda_device (bool), cpu_flags (list) the host must have",
     "backends": "array of tables: name plus the backend's options",
     "policy": "table: the verification policy's defaults on this target (keys as in a --policy file)",
-    "remote": 'where the target is measured: "ssh://[user@]host[:port][?python=PATH]" (as --remote, which wins)',
+    "remote": 'where the target is measured: "ssh://[user@]host[:port][?python=PATH]" or "qemu-aarch64:FOLDER" '
+    "(as --remote, which wins)",
 }
 RESOURCES_HELP = {
     "cores": 'logical CPUs the worker is pinned to: an integer, or "all"',
@@ -261,7 +262,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     if not isinstance(policy, dict):
         raise SpeedproofError(f"{path}: [policy] must be a table of policy keys, got {type(policy).__name__}")
     remote = data.get("remote")
-    if remote is not None and (not isinstance(remote, str) or not remote.startswith("ssh://")):
+    if remote is not None and (not isinstance(remote, str) or not remote.startswith(("ssh://", "qemu-aarch64:"))):
         raise SpeedproofError(f"{path}: remote = {remote!r}; expected {TOP_LEVEL_HELP['remote']}")
 
     return TargetProfile(

@@ -228,7 +228,9 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         metavar="ssh://[user@]host[:port][?python=PATH]",
         help="measure on another machine over SSH (keys only, host key checked): artifacts are built here, "
         "copied there by content hash, and measured by that machine's own speedproof (same version; PATH: its "
-        "Python, default python3); the record carries its fingerprint. See the README's Remote machines",
+        "Python, default python3); the record carries its fingerprint. qemu-aarch64:[FOLDER] runs them in an "
+        "emulated aarch64 Python instead (scripts/setup_aarch64_python.py; functional checks only: emulated "
+        "timings never decide). See the README's Remote machines",
     )
     parser.add_argument(
         "--ssh-config",

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from targets.profiles import load_all_builtin_profiles, with_backend
-    from targets.runners.ssh import runner_for
+    from targets.runners.choose import runner_for
 
     runner = runner_for(args.remote, args.ssh_config)
     host = runner.fingerprint()

@@ -25,8 +25,8 @@ from targets.host import HostFingerprint, load_average_1m
 from targets.inputs import resolve_input_specs
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import CellResult, Runner, WorkerRequest
+from targets.runners.choose import runner_for
 from targets.runners.protocol import MeasurementProtocol
-from targets.runners.ssh import runner_for
 from targets.runners.timing import TimingStop
 from targets.semi_structured import two_four_hints
 

@@ -14,7 +14,7 @@ from harness.records.store import check_writable_folder, kept_run_folder, write_
 from harness.variants.preparation import model_source_entry, prepare_variants
 from targets.compatibility import resolve_target
 from targets.runners.base import Runner
-from targets.runners.ssh import runner_for
+from targets.runners.choose import runner_for
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,11 @@ from targets.compatibility import default_target_name
 from targets.errors import SpeedproofError, did_you_mean
 from targets.host import HostFingerprint
 from targets.profiles import backend_option_overrides, load_target, resolve_profile, with_backend
+from targets.runners.agent import AgentRunner, RemoteError
 from targets.runners.base import Runner
+from targets.runners.choose import REMOTE_FORMS, check_remote, remote_runner
 from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
-from targets.runners.ssh import RemoteError, SshAddress, SshRunner
 from targets.toml_files import read_toml_file
 
 CHECK_KEYS = {
@@ -54,8 +55,8 @@ CHECK_KEYS = {
     '(e.g. "torch:mode=compile"); default: each target\'s first',
     "threads": "intra-op threads (default: the profile's)",
     "policy": "table: policy keys for this check only (over the config's [policy])",
-    "remote": 'measure this check on another machine: "ssh://[user@]host[:port][?python=PATH]" (keys only, host '
-    "key checked; default: the target profile's remote key, else this host)",
+    "remote": f"measure this check on another machine: {REMOTE_FORMS} (ssh: keys only, host key checked; "
+    "default: the target profile's remote key, else this host)",
 }
 TOP_KEYS = {"check": "array of [[check]] tables", "policy": "table: the policy for every check"}
 
@@ -148,7 +149,7 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
         if not isinstance(remote, str):
             raise SpeedproofError(f"{path}: {where}.remote = {remote!r}; expected {CHECK_KEYS['remote']}")
         try:
-            SshAddress.parse(remote)
+            check_remote(remote)
         except SpeedproofError as error:
             raise SpeedproofError(f"{path}: {where}.remote: {error}") from None
     threads = table.get("threads")
@@ -227,7 +228,7 @@ def run_gate(
         if runner is not None or remote is None:
             return here
         if remote not in remotes:
-            remotes[remote] = SshRunner(SshAddress.parse(remote), request.ssh_config)
+            remotes[remote] = remote_runner(remote, request.ssh_config)
         return remotes[remote]
 
     runs = [
@@ -286,7 +287,7 @@ def _run_check_on_target(
     kept: Path,
 ) -> CheckRun:
     """Verify one check on one target; its artifacts are kept in `kept/check-<index>-<target>`."""
-    remote = str(runner.address) if isinstance(runner, SshRunner) else None
+    remote = runner.label if isinstance(runner, AgentRunner) else None
     try:
         host = runner.fingerprint()
         profile = with_backend(load_target(target_name or default_target_name(host, runner.can_run)), check.backend)

@@ -20,8 +20,8 @@ from harness.verdict.verify import VerifyContext, verification_record, verify_pr
 from targets.compatibility import resolve_target
 from targets.errors import SpeedproofError
 from targets.runners.base import Runner
+from targets.runners.choose import runner_for
 from targets.runners.protocol import MeasurementProtocol
-from targets.runners.ssh import runner_for
 
 DEFAULT_SPARSITIES = (0.3, 0.5, 0.7, 0.9)
 SEMI_STRUCTURED_SPARSITY = 0.5  # 2 of every 4 weights

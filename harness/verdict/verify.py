@@ -33,8 +33,8 @@ from targets.errors import SpeedproofError
 from targets.inputs import resolve_input_specs
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import Runner, WorkerRequest
+from targets.runners.choose import runner_for
 from targets.runners.protocol import MeasurementProtocol
-from targets.runners.ssh import runner_for
 
 # extra reduction in MACs that makes a larger-batch probe worth its time
 PROBE_MIN_MAC_REDUCTION = 1.05
