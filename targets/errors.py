@@ -47,3 +47,4 @@ class FailureKind(TextEnum):
     CRASHED = "crashed"  # the worker died from a signal or exited without a result
     HUNG = "hung"  # the worker did not answer in time and was killed
     LOST = "lost"  # the connection to a remote machine failed or dropped (ssh exit status 255)
+    MEMORY_EXCEEDED = "memory_exceeded"  # the worker's resident memory passed the profile's memory cap

@@ -18,6 +18,8 @@ from typing import Any
 
 import psutil
 
+from targets.cpu_conditions import thermal_zones
+
 # CPU flags that decide which kernels a runtime can use (int8 dot products, wide vectors, AMX).
 SPEED_FLAGS = (
     "avx2",
@@ -109,6 +111,7 @@ class HostFingerprint:
     gpus: tuple[GpuInfo, ...] = ()
     libraries: dict[str, str] = field(default_factory=dict)
     remote: str | None = None  # ssh://... when the machine was reached over SSH (--remote); None: this host
+    thermal_c: dict[str, float] = field(default_factory=dict)  # thermal zones when the fingerprint was taken
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -126,6 +129,7 @@ class HostFingerprint:
             for gpu in known.get("gpus") or ()
         )
         known["libraries"] = dict(known.get("libraries") or {})
+        known["thermal_c"] = dict(known.get("thermal_c") or {})
         return cls(**known)
 
     def identity(self) -> tuple[str, ...]:
@@ -165,11 +169,35 @@ def _cpuinfo_fields() -> dict[str, str]:
     return fields
 
 
+# aarch64 /proc/cpuinfo names no model: its "CPU implementer" and "CPU part" do (the boards users ship to)
+ARM_CORES = {
+    ("0x41", "0xd03"): "ARM Cortex-A53",
+    ("0x41", "0xd05"): "ARM Cortex-A55",
+    ("0x41", "0xd08"): "ARM Cortex-A72",
+    ("0x41", "0xd0b"): "ARM Cortex-A76",
+    ("0x41", "0xd0c"): "ARM Neoverse-N1",
+    ("0x41", "0xd40"): "ARM Neoverse-V1",
+    ("0x41", "0xd41"): "ARM Cortex-A78",
+    ("0x41", "0xd42"): "ARM Cortex-A78AE",
+    ("0x41", "0xd49"): "ARM Neoverse-N2",
+    ("0x41", "0xd4f"): "ARM Neoverse-V2",
+    ("0x61", "0x022"): "Apple M1 (Icestorm)",
+    ("0x61", "0x023"): "Apple M1 (Firestorm)",
+}
+
+
 def _cpu_model(cpuinfo: dict[str, str]) -> str:
-    for key in ("model name", "hardware", "cpu model", "processor"):
+    for key in ("model name", "hardware", "cpu model"):
         value = cpuinfo.get(key, "")
         if value and not value.isdigit():
             return value
+    implementer, part = cpuinfo.get("cpu implementer", ""), cpuinfo.get("cpu part", "")
+    if implementer and part:
+        name = ARM_CORES.get((implementer.lower(), part.lower()), "ARM core")
+        return f"{name} (implementer {implementer}, part {part})"
+    value = cpuinfo.get("processor", "")
+    if value and not value.isdigit():
+        return value
     return platform.processor() or platform.machine()
 
 
@@ -321,4 +349,5 @@ def fingerprint_host() -> HostFingerprint:
         emulated=_is_emulated(isa, cpuinfo),
         gpus=detect_gpus(),
         libraries=library_versions(),
+        thermal_c=thermal_zones(),
     )

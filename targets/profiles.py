@@ -37,7 +37,7 @@ TOP_LEVEL_HELP = {
 }
 RESOURCES_HELP = {
     "cores": 'logical CPUs the worker is pinned to: an integer, or "all"',
-    "memory_gb": "peak worker RSS above this many GiB is flagged on the cell; 0 = no cap",
+    "memory_gb": "the worker's resident memory may not pass this many GiB (MEMORY_EXCEEDED); 0 = no cap",
 }
 REQUIRES_HELP = {
     "isa": "instruction set the host must have: x86_64 or aarch64",
@@ -305,9 +305,10 @@ def resolve_profile(
     usable_cpus: Iterable[int] | None = None,
 ) -> ResolvedProfile:
     """Turn the profile's "physical"/"all" into numbers for `host`, noting any shortfall.
-    `usable_cpus`: the CPUs a worker may use there (default: this process's)."""
+    `usable_cpus`: the CPUs a worker may use there, fastest first (default: this process's); a
+    profile that pins N cores gets the first N."""
     notes: list[str] = []
-    available_cpus = sorted(available_cpus_here() if usable_cpus is None else usable_cpus)
+    available_cpus = fastest_cpus_here() if usable_cpus is None else list(usable_cpus)
     if profile.resources.cores is None:
         affinity = tuple(available_cpus)
     else:
@@ -323,6 +324,13 @@ def resolve_profile(
     if threads > len(affinity):
         notes.append(f"{threads} threads on {len(affinity)} pinned CPUs oversubscribes them")
     return ResolvedProfile(profile=profile, threads=threads, cpu_affinity=affinity, notes=tuple(notes))
+
+
+def fastest_cpus_here() -> list[int]:
+    """The CPUs this process may run on, fastest first (big cores before little ones)."""
+    from targets.cpu_conditions import cpu_capacities, fastest_first
+
+    return fastest_first(available_cpus_here(), cpu_capacities())
 
 
 def available_cpus_here() -> set[int]:

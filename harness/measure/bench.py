@@ -195,10 +195,4 @@ def _warnings(result: CellResult, cv: float, context: _RunContext, load_average:
     warnings.extend(two_four_hints(result.runtime.get("semi_structured")))
     if host.emulated:
         warnings.append("emulated: timings come from an emulator and say nothing about the real hardware")
-    memory_cap = resolved.profile.resources.memory_bytes
-    peak_rss = (result.memory or {}).get("peak_rss_bytes", 0)
-    if memory_cap and peak_rss > memory_cap:
-        warnings.append(
-            f"memory: peak RSS {peak_rss / 2**20:.0f} MiB exceeds the profile's cap of {memory_cap / 2**20:.0f} MiB"
-        )
     return warnings

@@ -25,6 +25,7 @@ class ReasonCode(TextEnum):
     MEMORY_GREW = "MEMORY_GREW"
     FAILED = "FAILED"
     FELL_BACK = "FELL_BACK"
+    MEMORY_EXCEEDED = "MEMORY_EXCEEDED"
 
     @property
     def meaning(self) -> str:
@@ -32,8 +33,13 @@ class ReasonCode(TextEnum):
 
     @classmethod
     def for_failure(cls, kind: FailureKind | None) -> ReasonCode:
-        """FELL_BACK for a backend that ran something other than asked; FAILED for anything else."""
-        return cls.FELL_BACK if kind == FailureKind.FELL_BACK else cls.FAILED
+        """FELL_BACK for a backend that ran something other than asked, MEMORY_EXCEEDED for a model that
+        did not fit the profile's memory cap; FAILED for anything else."""
+        if kind == FailureKind.FELL_BACK:
+            return cls.FELL_BACK
+        if kind == FailureKind.MEMORY_EXCEEDED:
+            return cls.MEMORY_EXCEEDED
+        return cls.FAILED
 
 
 REASON_MEANINGS = {
@@ -47,11 +53,13 @@ REASON_MEANINGS = {
     ReasonCode.MEMORY_GREW: "peak RSS grew beyond max_memory_ratio of the baseline's",
     ReasonCode.FAILED: "the variant could not be built, or a worker failed, crashed or hung",
     ReasonCode.FELL_BACK: "the backend ran on something other than what was asked",
+    ReasonCode.MEMORY_EXCEEDED: "a worker's resident memory passed the profile's memory cap (resources.memory_gb): "
+    "the model does not fit that target; the message gives the peak",
 }
 # the reason codes that say the speed requirement was not shown (at most one per verdict)
 SPEED_CODES = frozenset({ReasonCode.NO_REAL_SPEEDUP, ReasonCode.SLOWER, ReasonCode.INCONCLUSIVE})
 # the reason codes that mean nothing was measured: a failed run, not a result
-FAILURE_CODES = frozenset({ReasonCode.FAILED, ReasonCode.FELL_BACK})
+FAILURE_CODES = frozenset({ReasonCode.FAILED, ReasonCode.FELL_BACK, ReasonCode.MEMORY_EXCEEDED})
 
 
 def reason_codes_help() -> str:

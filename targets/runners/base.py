@@ -38,6 +38,7 @@ class WorkerRequest:
     batch_size: int
     protocol: MeasurementProtocol
     seed: int = DEFAULT_SEED
+    memory_cap_bytes: int | None = None  # the profile's resources.memory_gb, enforced on the worker
 
     @classmethod
     def for_cell(
@@ -59,6 +60,7 @@ class WorkerRequest:
             inputs=tuple(inputs),
             batch_size=batch_size,
             protocol=protocol,
+            memory_cap_bytes=resolved.profile.resources.memory_bytes,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,6 +74,7 @@ class WorkerRequest:
             "seed": self.seed,
             "batch_size": self.batch_size,
             "protocol": self.protocol.as_dict(),
+            "memory_cap_bytes": self.memory_cap_bytes,
         }
 
     @classmethod
@@ -86,6 +89,7 @@ class WorkerRequest:
             batch_size=int(data["batch_size"]),
             protocol=MeasurementProtocol.from_dict(data["protocol"]),
             seed=int(data.get("seed", DEFAULT_SEED)),
+            memory_cap_bytes=int(data["memory_cap_bytes"]) if data.get("memory_cap_bytes") else None,
         )
 
 
@@ -152,10 +156,10 @@ class Runner(ABC):
         """Every reason the machine cannot run `profile`; empty when it can."""
 
     def available_cpus(self) -> list[int]:
-        """The CPUs a worker may use on the machine (default: this process's)."""
-        from targets.profiles import available_cpus_here
+        """The CPUs a worker may use on the machine, fastest first (default: this process's)."""
+        from targets.profiles import fastest_cpus_here
 
-        return sorted(available_cpus_here())
+        return fastest_cpus_here()
 
     @abstractmethod
     def run_cell(self, request: WorkerRequest, timeout_s: float) -> CellResult:

@@ -74,7 +74,7 @@ def _cached_path(sha256: str, name: str) -> Path:
 def hello(request: dict[str, Any]) -> dict[str, Any]:
     from targets.backends import load_runner_class
     from targets.host import fingerprint_host
-    from targets.profiles import available_cpus_here
+    from targets.profiles import fastest_cpus_here
 
     reasons = []
     for backend in request.get("backends") or []:
@@ -87,7 +87,7 @@ def hello(request: dict[str, Any]) -> dict[str, Any]:
         "status": "ok",
         "speedproof": speedproof_version(),
         "fingerprint": fingerprint_host().as_dict(),
-        "available_cpus": sorted(available_cpus_here()),
+        "available_cpus": fastest_cpus_here(),
         "backends": reasons,
     }
 
@@ -120,15 +120,12 @@ def put(sha256: str, name: str, data: IO[bytes]) -> dict[str, Any]:
     return {"status": "ok", "path": str(path)}
 
 
-def cell(request: dict[str, Any]) -> dict[str, Any]:
+def cell(request: dict[str, Any], replies: IO[str]) -> None:
+    """Measure one cell under its memory cap and answer its result, as a local one-shot worker."""
     from targets.runners.base import WorkerRequest
-    from targets.runners.worker import failure_result, measure_cell
+    from targets.runners.worker import measure_cell_capped
 
-    try:
-        return measure_cell(WorkerRequest.from_dict(request)).as_dict()
-    except Exception as error:  # a failed cell, as a local worker reports it
-        traceback.print_exc(file=sys.stderr)
-        return failure_result(error)
+    measure_cell_capped(WorkerRequest.from_dict(request), lambda result: _answer(replies, result))
 
 
 def outputs(header: dict[str, Any], feeds_npz: bytes) -> bytes:
@@ -169,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         elif command == "put" and len(args) == 3:
             _answer(replies, put(args[1], args[2], stdin))
         elif command == "cell" and len(args) == 1:
-            _answer(replies, cell(json.loads(stdin.read())))
+            cell(json.loads(stdin.read()), replies)
         elif command == "live" and len(args) == 1:
             from targets.runners.base import WorkerRequest
             from targets.runners.worker import serve_bursts

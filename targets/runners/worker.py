@@ -22,17 +22,20 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from targets.backends.base import TimingKind
+from targets.cpu_conditions import CpuConditions, condition_warnings, read_conditions
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.gpu_telemetry import GpuSample, GpuSampler, GpuTelemetry, nvml_reader, slowdown_warning
 from targets.runners.base import CellResult, WorkerRequest
+from targets.runners.memory_cap import MemoryExceeded, MemoryWatchdog
 from targets.runners.protocol import MeasurementProtocol, burst_cap_s
 from targets.runners.timing import TimedRun, launch_bound_figures, launch_bound_text, time_iterations, warm_up
 
@@ -102,11 +105,19 @@ class LoadedSession:
     # every timed iteration's enqueue and device time, for the launch-bound check (device runners only)
     enqueue_ns: list[int] = field(default_factory=list)
     device_ns: list[int] = field(default_factory=list)
+    # the pinned CPUs' governor and clocks and the thermal zones when timing began and when it last ended
+    cpus: tuple[int, ...] = ()
+    cpu_start: CpuConditions | None = None
+    cpu_end: CpuConditions | None = None
 
     def time(self, protocol: MeasurementProtocol) -> TimedRun:
-        """One timed stretch, with the GPU sampled around it and enqueue times kept."""
+        """One timed stretch, with the GPU sampled around it, enqueue times kept and the CPU's
+        conditions read at both ends."""
+        if self.cpu_start is None:
+            self.cpu_start = read_conditions(self.cpus)
         with self.sampling_gpu():
             timed = time_iterations(self.run_once, protocol, self.device_elapsed, self.host_enqueue)
+        self.cpu_end = read_conditions(self.cpus)
         if timed.enqueue_ns:
             self.enqueue_ns.extend(timed.enqueue_ns)
             self.device_ns.extend(timed.latencies_ns)
@@ -125,8 +136,12 @@ class LoadedSession:
     def launch_bound(self) -> dict[str, float] | None:
         return launch_bound_figures(self.enqueue_ns, self.device_ns)
 
-    def gpu_warnings(self) -> list[str]:
+    def worker_warnings(self) -> list[str]:
+        """What the worker saw while timing: a hot or clocked-down CPU, GPU clocks held down, a
+        launch-bound device, no GPU telemetry."""
         warnings = []
+        if self.cpu_start is not None and self.cpu_end is not None:
+            warnings.extend(condition_warnings(self.cpu_start, self.cpu_end, check_clocks=is_aarch64()))
         launch_bound = self.launch_bound()
         if launch_bound:
             warnings.append(launch_bound_text(launch_bound))
@@ -142,6 +157,12 @@ class LoadedSession:
 
     def close(self) -> None:
         self.runner.deactivate()
+
+
+def is_aarch64() -> bool:
+    import platform
+
+    return platform.machine().lower() in ("aarch64", "arm64")
 
 
 def pin_to_cpus(request: WorkerRequest) -> None:
@@ -202,6 +223,8 @@ def load_session(request: WorkerRequest) -> LoadedSession:
     session = LoadedSession(
         runner, run_once, device_elapsed, host_enqueue, session_ms, first_inference_ms, rss_before_load
     )
+    here = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    session.cpus = tuple(request.cpu_affinity) or tuple(here)
     if runner.uses_gpu:
         session.gpu_read, session.gpu_telemetry_unavailable = nvml_reader(runner.cuda_device_uuid())
     return session
@@ -218,10 +241,47 @@ def memory_entry(session: LoadedSession, device_memory: dict[str, int]) -> dict[
 
 
 def failure_result(error: BaseException) -> dict[str, Any]:
-    """A failed result; `kind` says whether the backend fell back (a verdict reason of its own)."""
+    """A failed result; `kind` says whether the backend fell back or the model did not fit the
+    memory cap (verdict reasons of their own)."""
+    if isinstance(error, MemoryExceeded):
+        exceeded = CellResult.failed(str(error), FailureKind.MEMORY_EXCEEDED)
+        return replace(exceeded, memory={"peak_rss_bytes": error.peak_bytes}).as_dict()
     message = str(error) if isinstance(error, SpeedproofError) else f"{type(error).__name__}: {error}"
     kind = FailureKind.FELL_BACK if isinstance(error, BackendFellBack) else FailureKind.ERROR
     return CellResult.failed(message, kind).as_dict()
+
+
+def watch_memory(request: WorkerRequest, answer: Callable[[dict[str, Any]], None]) -> MemoryWatchdog | None:
+    """Start the memory cap's watchdog for a request that has a cap: past it, `answer` gets the failed
+    result and the worker ends at once (exit status 0: the answer is the result)."""
+    cap = request.memory_cap_bytes
+    if not cap:
+        return None
+
+    def exceeded(peak: int) -> None:
+        answer(failure_result(MemoryExceeded(peak, cap)))
+        os._exit(0)
+
+    return MemoryWatchdog(cap, exceeded).start()
+
+
+def finish_watching(watchdog: MemoryWatchdog | None) -> None:
+    """Stop the watchdog; raise MemoryExceeded when the kernel's peak passed the cap meanwhile."""
+    if watchdog is not None:
+        watchdog.stop()
+        watchdog.check_high_water()
+
+
+def measure_cell_capped(request: WorkerRequest, answer: Callable[[dict[str, Any]], None]) -> None:
+    """Measure the request's cell under its memory cap and `answer` the result (once)."""
+    watchdog = watch_memory(request, answer)
+    try:
+        result = measure_cell(request).as_dict()
+        finish_watching(watchdog)
+    except Exception as error:  # any failure becomes a failed cell; the parent carries on
+        traceback.print_exc(file=sys.stderr)
+        result = failure_result(error)
+    answer(result)
 
 
 def measure_cell(request: WorkerRequest) -> CellResult:
@@ -251,18 +311,24 @@ def measure_cell(request: WorkerRequest) -> CellResult:
         memory=memory_entry(session, device_memory),
         other_processes_cpu_share=round(other_busy_share, 4),
         clock=clock,
-        warnings=session.gpu_warnings(),
+        warnings=session.worker_warnings(),
         runtime=runtime,
     )
 
 
+_SEND_LOCK = threading.Lock()  # the memory watchdog's thread may answer while the main thread does
+
+
 def _send(channel: IO[str], message: dict[str, Any]) -> None:
-    channel.write(json.dumps(message) + "\n")
-    channel.flush()
+    with _SEND_LOCK:
+        channel.write(json.dumps(message) + "\n")
+        channel.flush()
 
 
 def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) -> None:
-    """Load, warm up, then answer burst commands until told to stop (or stdin closes)."""
+    """Load, warm up, then answer burst commands until told to stop (or stdin closes); under the
+    request's memory cap, a worker past it answers a failure (MEMORY_EXCEEDED) and ends."""
+    watchdog = watch_memory(request, lambda message: _send(replies, message))
     pin_to_cpus(request)
     session = load_session(request)
     try:
@@ -302,12 +368,13 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
         device_memory = session.runner.device_memory()
     finally:
         session.close()
+    finish_watching(watchdog)
     _send(
         replies,
         {
             "status": "done",
             "memory": memory_entry(session, device_memory),
-            "warnings": session.gpu_warnings(),
+            "warnings": session.worker_warnings(),
             "launch_bound": session.launch_bound(),
         },
     )
@@ -315,11 +382,15 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
 
 def _run_one_cell(request_path: Path, result_path: Path) -> int:
     try:
-        result = measure_cell(WorkerRequest.from_dict(json.loads(request_path.read_text()))).as_dict()
-    except Exception as error:  # any failure becomes a failed cell; the parent carries on
-        traceback.print_exc(file=sys.stderr)
-        result = failure_result(error)
-    result_path.write_text(json.dumps(result))
+        request = WorkerRequest.from_dict(json.loads(request_path.read_text()))
+    except Exception as error:  # an unreadable request is a failed cell too
+        result_path.write_text(json.dumps(failure_result(error)))
+        return 0
+
+    def answer(result: dict[str, Any]) -> None:
+        result_path.write_text(json.dumps(result))
+
+    measure_cell_capped(request, answer)
     return 0
 
 

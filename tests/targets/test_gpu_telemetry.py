@@ -138,7 +138,7 @@ def test_a_worker_session_on_a_gpu_reports_nvml_memory_and_a_throttle_warning(ti
         with session.sampling_gpu():
             session.run_once()
         memory = memory_entry(session, {"device_peak_allocated_bytes": 123})
-        warnings = session.gpu_warnings()
+        warnings = session.worker_warnings()
     finally:
         session.close()
     assert memory["nvml_peak_device_used_bytes"] == 2**31 and memory["nvml_peak_process_bytes"] == 2**21
@@ -153,7 +153,7 @@ def test_a_session_whose_device_waits_for_launches_warns_launch_bound(tiny_conv_
         session.device_elapsed, session.host_enqueue = (lambda: 500_000), (lambda: 450_000)
         session.time(FAST_PROTOCOL)
         session.time(FAST_PROTOCOL)  # a live worker's second burst adds to the first
-        figures, warnings = session.launch_bound(), session.gpu_warnings()
+        figures, warnings = session.launch_bound(), session.worker_warnings()
     finally:
         session.close()
     assert figures == {"enqueue_ms": 0.45, "device_ms": 0.5}
@@ -164,7 +164,7 @@ def test_a_session_whose_device_waits_for_launches_warns_launch_bound(tiny_conv_
 def test_a_gpu_session_without_nvml_says_what_is_missing(tiny_conv_onnx):
     session = load_session(cell_request(tiny_conv_onnx))
     session.close()
-    assert session.gpu_read is None and session.gpu_warnings() == []  # a CPU runner: nothing to sample
+    assert session.gpu_read is None and session.worker_warnings() == []  # a CPU runner: nothing to sample
     session.gpu_telemetry_unavailable = "nvidia-ml-py is not installed (pip install 'speedproof[gpu]')"
-    (warning,) = session.gpu_warnings()
+    (warning,) = session.worker_warnings()
     assert warning.startswith("gpu telemetry: nvidia-ml-py is not installed")
