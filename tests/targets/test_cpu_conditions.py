@@ -56,7 +56,8 @@ def test_a_hot_throttled_cell_is_flagged(tmp_path):
     hot_cpus, hot_thermal = _board(tmp_path / "end", temperatures=(79_000, 85_200), current_khz=1_400_000)
     start, end = read_conditions([4, 5], cool_cpus, cool_thermal), read_conditions([4, 5], hot_cpus, hot_thermal)
     warnings = condition_warnings(start, end, check_clocks=True)
-    assert warnings[0].startswith("hot: bigcore0-thermal 85 C at the end of timing") and "read 48 C when timing began" in warnings[0]
+    assert warnings[0].startswith("hot: bigcore0-thermal 85 C at the end of timing")
+    assert "read 48 C when timing began" in warnings[0]
     assert warnings[1].startswith("throttled: pinned CPUs ran below 90%") and "cpu4 1400/2400 MHz" in warnings[1]
     # x86 maxima are turbo clocks: not judged there
     assert [w for w in condition_warnings(start, end, check_clocks=False) if w.startswith("throttled")] == []
