@@ -12,6 +12,8 @@ memory than they touch, and a board's RAM is spent on resident pages.
 from __future__ import annotations
 
 import os
+import resource
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -45,15 +47,20 @@ def resident_bytes() -> int:
         return 0
 
 
-def high_water_bytes() -> int:
-    """The kernel's peak resident memory of this process (VmHWM); 0 where it cannot be read."""
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process.
+
+    On Linux VmHWM is read, not ru_maxrss: ru_maxrss survives exec and so would report the
+    parent's (torch-sized) peak for a freshly started worker.
+    """
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, IndexError, ValueError):
+                return int(line.split()[1]) * 1024  # reported in kB
+    except OSError:
         pass
-    return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
 class MemoryWatchdog:
@@ -94,6 +101,6 @@ class MemoryWatchdog:
 
     def check_high_water(self) -> None:
         """Raise MemoryExceeded when the kernel's peak passed the cap (a spike between two polls)."""
-        peak = max(high_water_bytes(), self.peak_bytes)
+        peak = max(peak_rss_bytes(), self.peak_bytes)
         if peak > self.cap_bytes:
             raise MemoryExceeded(peak, self.cap_bytes)

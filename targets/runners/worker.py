@@ -35,28 +35,12 @@ from targets.cpu_conditions import CpuConditions, condition_warnings, read_condi
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.gpu_telemetry import GpuSample, GpuSampler, GpuTelemetry, nvml_reader, slowdown_warning
 from targets.runners.base import CellResult, WorkerRequest
-from targets.runners.memory_cap import MemoryExceeded, MemoryWatchdog
+from targets.runners.memory_cap import MemoryExceeded, MemoryWatchdog, peak_rss_bytes
 from targets.runners.protocol import MeasurementProtocol, burst_cap_s
 from targets.runners.timing import TimedRun, launch_bound_figures, launch_bound_text, time_iterations, warm_up
 
 BUSY_CPU_TIME_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
 USAGE = "usage: python -m targets.runners.worker REQUEST.json RESULT.json | --live REQUEST.json"
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process.
-
-    On Linux VmHWM is read, not ru_maxrss: ru_maxrss survives exec and so would report the
-    parent's (torch-sized) peak for a freshly started worker.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024  # reported in kB
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
 def _system_busy_s() -> float:

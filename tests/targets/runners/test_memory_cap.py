@@ -8,7 +8,7 @@ import pytest
 
 from harness.cli import EXIT_CELL_FAILED, EXIT_OK, main
 from targets.profiles import load_target
-from targets.runners.memory_cap import MemoryExceeded, MemoryWatchdog, high_water_bytes, resident_bytes
+from targets.runners.memory_cap import MemoryExceeded, MemoryWatchdog, peak_rss_bytes, resident_bytes
 from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, TINY_CNN
 
 
@@ -21,7 +21,7 @@ def test_the_watchdog_calls_out_the_first_reading_past_the_cap():
 
 
 def test_a_spike_between_two_polls_is_caught_by_the_high_water_mark():
-    assert 0 < resident_bytes() <= high_water_bytes()
+    assert 0 < resident_bytes() <= peak_rss_bytes()
     watchdog = MemoryWatchdog(1, lambda peak: None, read=lambda: 0, interval_s=60).start()
     watchdog.stop()  # its polls saw nothing (read says 0): only the kernel's peak can tell
     with pytest.raises(MemoryExceeded, match=r"peak RSS \d+ MiB exceeded the profile's memory cap of 0 MiB"):
