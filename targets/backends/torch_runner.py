@@ -139,8 +139,8 @@ class TorchRunner(BackendRunner):
         ]
 
     def infer_impl(self, feed: Mapping[str, np.ndarray]) -> Any:
-        entered = time.perf_counter_ns()
         events = self._events
+        entered = time.perf_counter_ns() if events is not None else 0  # enqueue time: on CUDA only
         if events is not None:
             events[0].record()  # before the copies: end-to-end time includes them
         if self.end_to_end or feed is not self._fed:
@@ -161,7 +161,7 @@ class TorchRunner(BackendRunner):
             outputs = (output_tensors(outputs)[0].to("cpu", non_blocking=False),)
         if events is not None:
             events[1].record()
-        self._enqueue_ns = time.perf_counter_ns() - entered
+            self._enqueue_ns = time.perf_counter_ns() - entered
         return outputs
 
     def host_enqueue_ns(self) -> int | None:
