@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import resource
 import sys
 import threading
@@ -34,6 +35,8 @@ from targets.backends.base import TimingKind
 from targets.cpu_conditions import CpuConditions, condition_warnings, read_conditions
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.gpu_telemetry import GpuSample, GpuSampler, GpuTelemetry, nvml_reader, slowdown_warning
+from targets.host import normalize_isa
+from targets.profiles import available_cpus_here
 from targets.runners.base import CellResult, WorkerRequest
 from targets.runners.memory_cap import MemoryExceeded, MemoryWatchdog, peak_rss_bytes
 from targets.runners.protocol import MeasurementProtocol, burst_cap_s
@@ -125,7 +128,8 @@ class LoadedSession:
         launch-bound device, no GPU telemetry."""
         warnings = []
         if self.cpu_start is not None and self.cpu_end is not None:
-            warnings.extend(condition_warnings(self.cpu_start, self.cpu_end, check_clocks=is_aarch64()))
+            on_arm = normalize_isa(platform.machine()) == "aarch64"
+            warnings.extend(condition_warnings(self.cpu_start, self.cpu_end, check_clocks=on_arm))
         launch_bound = self.launch_bound()
         if launch_bound:
             warnings.append(launch_bound_text(launch_bound))
@@ -141,12 +145,6 @@ class LoadedSession:
 
     def close(self) -> None:
         self.runner.deactivate()
-
-
-def is_aarch64() -> bool:
-    import platform
-
-    return platform.machine().lower() in ("aarch64", "arm64")
 
 
 def pin_to_cpus(request: WorkerRequest) -> None:
@@ -207,8 +205,7 @@ def load_session(request: WorkerRequest) -> LoadedSession:
     session = LoadedSession(
         runner, run_once, device_elapsed, host_enqueue, session_ms, first_inference_ms, rss_before_load
     )
-    here = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    session.cpus = tuple(request.cpu_affinity) or tuple(here)
+    session.cpus = tuple(request.cpu_affinity) or tuple(sorted(available_cpus_here()))
     if runner.uses_gpu:
         session.gpu_read, session.gpu_telemetry_unavailable = nvml_reader(runner.cuda_device_uuid())
     return session
