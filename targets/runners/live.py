@@ -4,6 +4,7 @@ says what happened."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -98,7 +99,9 @@ class LiveWorker:
         if self._process is not None:
             for stream in (self._process.stdin, self._process.stdout):
                 if stream is not None:
-                    stream.close()
+                    # a link that died leaves an unsent command in stdin's buffer: closing tries to flush it
+                    with contextlib.suppress(OSError):
+                        stream.close()
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None

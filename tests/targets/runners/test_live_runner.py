@@ -75,3 +75,16 @@ def test_a_backend_fall_back_is_reported_as_such(tmp_path, tiny_conv_onnx):
         with pytest.raises(LiveWorkerFailed, match="fell back") as error:
             worker.start(timeout_s=60)
     assert error.value.kind == "fell_back"
+
+
+def test_leaving_a_worker_whose_pipe_broke_does_not_raise(tmp_path, tiny_conv_onnx):
+    """The unsent command stays in stdin's buffer when the link breaks; closing must not trip on it."""
+    source = """
+    import json
+    print(json.dumps({"status": "ready", "provider": "CPUExecutionProvider"}), flush=True)
+    """
+    with _script_worker(tmp_path, source, cell_request(tiny_conv_onnx)) as worker:
+        worker.start(timeout_s=60)
+        worker._process.wait(timeout=60)  # gone: nobody reads its stdin any more
+        with pytest.raises(LiveWorkerFailed, match="while receiving a command"):
+            worker.burst(0.05)
