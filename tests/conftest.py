@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.dask_fleet import MISSING as FLEET_MISSING
+from tests.dask_fleet import DaskFleet, start_fleet
 from tests.helpers import make_onnx_model
 from tests.ssh_board import MISSING as SSH_MISSING
 from tests.ssh_board import SshBoard, start_board
@@ -90,3 +93,18 @@ def ssh_board(tmp_path_factory: pytest.TempPathFactory):
     board: SshBoard = start_board(tmp_path_factory.mktemp("ssh-board"))
     yield board
     board.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskFleet]:
+    """A real Dask scheduler with an untagged x86-cpu worker and workers tagged alpha and beta (tests/dask_fleet.py)."""
+    if FLEET_MISSING:
+        pytest.skip(FLEET_MISSING)
+    fleet = start_fleet(tmp_path_factory.mktemp("fleet"))
+    try:
+        yield fleet
+    finally:
+        from targets.runners.cluster import disconnect_all
+
+        disconnect_all()
+        fleet.stop()

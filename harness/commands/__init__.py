@@ -8,7 +8,18 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-COMMAND_MODULES = ("bench", "variants", "verify", "targets", "gate", "compare", "report", "demo")
+COMMAND_MODULES = (
+    "bench",
+    "variants",
+    "verify",
+    "targets",
+    "gate",
+    "compare",
+    "report",
+    "demo",
+    "worker",
+    "cluster",
+)
 
 
 def command_modules() -> list[ModuleType]:

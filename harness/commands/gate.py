@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 from harness.commands.options import (
+    add_cluster_options,
     add_out_option,
     add_policy_options,
     check_derived_output,
@@ -24,10 +25,10 @@ HELP = "CI release gate: verify the checks of a config; exit 1 when a required v
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = wrapped(
-        "Verify every [[check]] of a TOML config on each target it names (targets this host cannot run "
-        "are reported as skipped with the reason). Writes the record, a JUnit XML file (one testcase per "
-        "cell; failures carry the reasons) and a markdown summary, which is also appended to "
-        "$GITHUB_STEP_SUMMARY when that is set. Exit codes: 0 every required variant accepted; 1 a "
+        "Verify every [[check]] of a TOML config on each target it names (targets this host cannot run, "
+        "or with --cluster that no worker offers, are reported as skipped with the reason). Writes the record, "
+        "a JUnit XML file (one testcase per cell; failures carry the reasons) and a markdown summary, which is "
+        "also appended to $GITHUB_STEP_SUMMARY when that is set. Exit codes: 0 every required variant accepted; 1 a "
         "required variant rejected, a regression against --baseline, nothing verified, or a skipped "
         "target with --require-all-targets; 2 usage or config error."
     )
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
           required = ["structured:0.5"]      # these must be ACCEPTED
           targets = ["x86-cpu", "cuda-gpu"]  # default: the one that suits the host
           # remote = "ssh://pi@rpi5.local"   # measure this check on another machine
+          # device = "rpi5"                  # with --cluster: a worker started with --device rpi5
           [policy]                           # for every check; [check.policy] for one
           min_speedup = 1.2
         """
@@ -74,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="an OpenSSH config file for checks with a remote (ssh -F FILE); default: ~/.ssh/config",
     )
+    add_cluster_options(parser, device=False)
     parser.add_argument(
         "--summary", type=Path, default=None, metavar="FILE", help="markdown summary path (default: beside the record)"
     )
@@ -98,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         require_all_targets=args.require_all_targets,
         policy_overrides=policy_overrides_from(args),
         ssh_config=args.ssh_config,
+        cluster=args.cluster,
     )
     record, path = run_gate(request, progress=TerminalProgress(enabled=sys.stderr.isatty()))
     gate = record["gate"]

@@ -239,6 +239,7 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="an OpenSSH config file for --remote (ssh -F FILE); default: ~/.ssh/config",
     )
+    add_cluster_options(parser)
     parser.add_argument(
         "--input-shape",
         action="append",
@@ -249,6 +250,38 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_cluster_options(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    parser.add_argument(
+        "--cluster",
+        default=None,
+        metavar="tcp://SCHEDULER:PORT",
+        help="measure on a device of a Dask fleet: a worker started with `speedproof worker --target NAME` "
+        "(needs --target; artifacts travel there by content hash; both sides of every A/B pair run on that one "
+        "worker). Needs speedproof[fleet]; see the README's Fleets",
+    )
+    if device:
+        parser.add_argument(
+            "--device",
+            default=None,
+            metavar="TAG",
+            help="with --cluster: only a worker started with --device TAG measures (h100, rpi5, ...)",
+        )
+
+
+def measuring_remote(args: argparse.Namespace) -> str | None:
+    """Where the command measures, as a remote address: --remote, or --cluster with --device."""
+    cluster, device = getattr(args, "cluster", None), getattr(args, "device", None)
+    if cluster and args.remote:
+        raise SpeedproofError("--cluster and --remote name two places to measure; give one")
+    if device and not cluster:
+        raise SpeedproofError("--device picks a worker of a cluster; give --cluster tcp://SCHEDULER:PORT too")
+    if cluster:
+        from targets.runners.cluster import cluster_remote
+
+        return cluster_remote(cluster, device)
+    return args.remote  # type: ignore[no-any-return]
+
+
 def target_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The request fields that `add_model_argument` and `add_target_options` gave the command."""
     return {
@@ -257,7 +290,7 @@ def target_fields(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "threads": args.threads,
         "input_shapes": tuple(args.input_shape),
-        "remote": args.remote,
+        "remote": measuring_remote(args),
         "ssh_config": args.ssh_config,
     }
 

@@ -119,7 +119,8 @@ class GatePlacement:
     check: int
     target: str
     required: bool
-    remote: str | None = None  # ssh://... when the check was measured on another machine
+    remote: str | None = None  # ssh://... or a cluster's worker, when the check was measured on another machine
+    host: dict[str, Any] | None = None  # that machine's fingerprint (the record's header has this host's)
 
 
 @dataclass(frozen=True)
@@ -208,4 +209,6 @@ class VerdictCell:
             data.update(check=placement.check, target=placement.target, required=placement.required)
             if placement.remote is not None:
                 data["remote"] = placement.remote
+            if placement.host is not None:
+                data["host"] = placement.host
         return data

@@ -15,6 +15,8 @@ from typing import Any
 
 def _case_name(cell: dict[str, Any]) -> str:
     parts = [cell["variant"], f"{cell['backend']}", f"batch {cell['batch_size']}"]
+    if cell.get("remote"):  # a board or a cluster's worker measured it: which device gave the verdict
+        parts.append(f"on {cell['remote']}")
     return " ".join(str(part) for part in parts)
 
 

@@ -196,6 +196,13 @@ def baseline_cell(record: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any
     return None
 
 
+def where_measured(cell: dict[str, Any]) -> str:
+    """A gate cell's target, and the machine that measured it when that was not this host (a board over
+    SSH, a cluster's worker)."""
+    target = cell.get("target") or "-"
+    return f"{target} @ {cell['remote']}" if cell.get("remote") else target
+
+
 def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of the verdict table (shared by the text, markdown and HTML reports)."""
     with_target = any(cell.get("target") for cell in record["cells"])
@@ -215,7 +222,7 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         realization = (verdict or {}).get("realization")
         rows.append(
             [
-                *([cell.get("target") or "-"] if with_target else []),
+                *([where_measured(cell)] if with_target else []),
                 cell["model"],
                 cell["variant"],
                 (_number(facts["bytes"] / 1e6, 2) + _relative(facts.get("bytes"), base_facts.get("bytes")))

@@ -41,6 +41,8 @@ from targets.profiles import backend_option_overrides, load_target, resolve_prof
 from targets.runners.agent import AgentRunner, RemoteError
 from targets.runners.base import Runner
 from targets.runners.choose import REMOTE_FORMS, check_remote, remote_runner
+from targets.runners.cluster import cluster_remote
+from targets.runners.cluster_worker import CLUSTER_SCHEME
 from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
 from targets.toml_files import read_toml_file
@@ -57,6 +59,7 @@ CHECK_KEYS = {
     "policy": "table: policy keys for this check only (over the config's [policy])",
     "remote": f"measure this check on another machine: {REMOTE_FORMS} (ssh: keys only, host key checked; "
     "default: the target profile's remote key, else this host)",
+    "device": "with --cluster: only a worker started with --device TAG measures this check (h100, rpi5, ...)",
 }
 TOP_KEYS = {"check": "array of [[check]] tables", "policy": "table: the policy for every check"}
 
@@ -72,6 +75,7 @@ class GateCheck:
     policy: dict[str, Any] = field(default_factory=dict)
     backend: str | None = None  # None: each target's first
     remote: str | None = None  # ssh://... : where this check is measured (None: the profile's remote, else here)
+    device: str | None = None  # with --cluster: the device tag its worker must carry
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,9 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
             check_remote(remote)
         except SpeedproofError as error:
             raise SpeedproofError(f"{path}: {where}.remote: {error}") from None
+    device = table.get("device")
+    if device is not None and (not isinstance(device, str) or not device):
+        raise SpeedproofError(f'{path}: {where}.device = {device!r}; expected a device tag like "h100"')
     threads = table.get("threads")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise SpeedproofError(f"{path}: {where}.threads = {threads!r}; expected a positive integer")
@@ -171,6 +178,7 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
         policy=policy,
         backend=backend,
         remote=remote,
+        device=device,
     )
 
 
@@ -205,6 +213,7 @@ class GateRequest:
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
     ssh_config: Path | None = None  # for checks measured over SSH (ssh -F)
+    cluster: str | None = None  # tcp://scheduler:port: every check is measured by a worker of this Dask cluster
 
 
 def run_gate(
@@ -213,23 +222,31 @@ def run_gate(
     """Verify every check on every target it names; write and return the record (its `gate`
     entry holds skips, regressions and the exit code)."""
     config = load_gate_config(request.config_path)
+    if request.cluster:
+        _check_cluster_config(config)
     check_writable_folder(request.out_dir)
     here = runner or LocalRunner()
     host = here.fingerprint()
     stored = _load_baseline(request, host) if request.baseline_record else None
     run_id = new_run_id()
     kept = kept_run_folder(request.out_dir, "gate", run_id)
-    remotes: dict[str, Runner] = {}
+    remotes: dict[tuple[str, str | None], Runner] = {}
 
     def runner_of(check: GateCheck, target_name: str | None) -> Runner:
-        """Where a check runs on a target: the injected runner, else its remote (the check's, then the
-        profile's), else this host; one runner per remote, so a board is asked once."""
-        remote = check.remote or (load_target(target_name).remote if target_name else None)
+        """Where a check runs on a target: the injected runner, else its remote (the check's, then a
+        worker of --cluster, then the profile's), else this host; one runner per remote and target, so
+        a board is asked once and a cluster's target keeps one worker for the whole gate."""
+        remote = check.remote
+        if remote is None and request.cluster:
+            remote = cluster_remote(request.cluster, check.device)
+        if remote is None and target_name:
+            remote = load_target(target_name).remote
         if runner is not None or remote is None:
             return here
-        if remote not in remotes:
-            remotes[remote] = remote_runner(remote, request.ssh_config)
-        return remotes[remote]
+        key = (remote, target_name if remote.startswith(CLUSTER_SCHEME) else None)
+        if key not in remotes:
+            remotes[key] = remote_runner(remote, request.ssh_config, target_name)
+        return remotes[key]
 
     runs = [
         _run_check_on_target(index, check, target_name, config, request, runner_of(check, target_name), progress, kept)
@@ -276,6 +293,16 @@ class CheckRun:
     skip: dict[str, Any] | None = None
 
 
+def _check_cluster_config(config: GateConfig) -> None:
+    """Under --cluster every check names its targets: a worker is chosen by the target it serves."""
+    for index, check in enumerate(config.checks):
+        if check.targets == (None,) and check.remote is None:
+            raise SpeedproofError(
+                f"{config.path}: check[{index}] names no targets; with --cluster each check needs "
+                'targets = ["x86-cpu", ...] (the workers\' --target)'
+            )
+
+
 def _run_check_on_target(
     index: int,
     check: GateCheck,
@@ -288,8 +315,11 @@ def _run_check_on_target(
 ) -> CheckRun:
     """Verify one check on one target; its artifacts are kept in `kept/check-<index>-<target>`."""
     remote = runner.label if isinstance(runner, AgentRunner) else None
+    measured_on: dict[str, Any] | None = None
     try:
         host = runner.fingerprint()
+        remote = runner.label if isinstance(runner, AgentRunner) else None  # a cluster's names its worker now
+        measured_on = host.as_dict() if remote else None
         profile = with_backend(load_target(target_name or default_target_name(host, runner.can_run)), check.backend)
         reasons = runner.can_run(profile)
     except RemoteError as error:  # an unreachable board: its cells are skipped with the reason
@@ -297,7 +327,9 @@ def _run_check_on_target(
         reasons = [str(error)]
 
     def placement(recipe: str) -> GatePlacement:
-        return GatePlacement(check=index, target=profile.name, required=recipe in check.required, remote=remote)
+        return GatePlacement(
+            check=index, target=profile.name, required=recipe in check.required, remote=remote, host=measured_on
+        )
 
     if reasons:
         progress(f"check {index} {check.model} on {profile.name}: skipped ({'; '.join(reasons)})")
@@ -358,11 +390,13 @@ def gate_failures(record: dict[str, Any]) -> list[str]:
         if (cell.get("check"), cell.get("target")) in could_not_run or cell.get("reference"):
             continue
         verdict = cell.get("verdict") or {}
+        on = cell["target"] + (f" @ {cell['remote']}" if cell.get("remote") else "")  # which device, in a fleet
         if cell.get("required") and not cell.get("skipped") and verdict.get("decision") != Decision.ACCEPT:
             codes = " ".join(reason["code"] for reason in verdict.get("reasons", [])) or cell.get("error") or "?"
-            failures.append(f"required {cell['model']} {cell['variant']} on {cell['target']} was rejected: {codes}")
+            why = f" ({cell['error']})" if cell["status"] == CellStatus.FAILED and cell.get("error") else ""
+            failures.append(f"required {cell['model']} {cell['variant']} on {on} was rejected: {codes}{why}")
         elif cell["status"] == CellStatus.FAILED:
-            failures.append(f"{cell['model']} {cell['variant']} on {cell['target']} failed: {cell.get('error')}")
+            failures.append(f"{cell['model']} {cell['variant']} on {on} failed: {cell.get('error')}")
     failures.extend(f"regression: {item['message']}" for item in gate["regressions"])
     if gate["require_all_targets"]:
         failures.extend(

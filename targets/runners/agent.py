@@ -15,11 +15,12 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from targets.errors import FailureKind, SpeedproofError
 from targets.runners.base import BurstWorker, CellResult, Runner, WorkerRequest
-from targets.runners.board_agent import speedproof_version
+from targets.runners.board_agent import file_sha256, speedproof_version
 from targets.runners.live import LiveWorker
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 AGENT_MODULE = "targets.runners.board_agent"
 STEP_TIMEOUT_S = 120.0  # hello, has: seconds; a copy gets more per MiB, quality outputs five times this
+COPY_S_PER_MIB = 2.0
 
 
 class RemoteError(SpeedproofError):
@@ -63,6 +65,24 @@ class AgentRunner(Runner):
     def board_path(self, local_path: str) -> str:
         """Where the artifact at `local_path` is on the machine (copied there if need be)."""
 
+    def copy_by_content_hash(self, local_path: str) -> str:
+        """The artifact's path in the machine's cache, copied there unless a file with its sha256 is
+        already cached (`has` checks the hash of what is there; `put` checks what arrived)."""
+        path = Path(local_path)
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        copied: dict[tuple[str, int, int], str] = self.__dict__.setdefault("_copied_paths", {})
+        if key in copied:
+            return copied[key]
+        digest = file_sha256(path)
+        remote = self.json_step(["has", digest, path.name], {}).get("path")
+        if not remote:
+            timeout = STEP_TIMEOUT_S + COPY_S_PER_MIB * stat.st_size / 2**20
+            stored = self.agent(["put", digest, path.name], path.read_bytes(), timeout)
+            remote = json.loads(stored.decode().strip().splitlines()[-1])["path"]
+        copied[key] = str(remote)
+        return str(remote)
+
     def transport_failure(self, returncode: int, stderr: str) -> RemoteError | None:
         """The transport's own failure (ssh's 255), or None when the agent itself answered."""
         return None
@@ -71,8 +91,9 @@ class AgentRunner(Runner):
         return f"cannot start {self.agent_command()[0]}: {error}"
 
     # steps -----------------------------------------------------------------------------------
-    def agent(self, arguments: Sequence[str], stdin: bytes, timeout_s: float) -> bytes:
-        """Run one agent step; its stdout, or a RemoteError that says what went wrong."""
+    def run_step(self, arguments: Sequence[str], stdin: bytes, timeout_s: float) -> tuple[int, bytes, bytes]:
+        """Run the agent with these arguments on the machine; its exit status, stdout and stderr.
+        A step that does not end within `timeout_s` is a RemoteError (HUNG)."""
         try:
             completed = subprocess.run(
                 self.agent_command(*arguments), input=stdin, capture_output=True, timeout=timeout_s, check=False
@@ -83,13 +104,18 @@ class AgentRunner(Runner):
             ) from None
         except OSError as error:
             raise RemoteError(self.missing_program(error)) from None
-        stderr = completed.stderr.decode(errors="replace")
-        transport = self.transport_failure(completed.returncode, stderr)
+        return completed.returncode, completed.stdout, completed.stderr
+
+    def agent(self, arguments: Sequence[str], stdin: bytes, timeout_s: float) -> bytes:
+        """Run one agent step; its stdout, or a RemoteError that says what went wrong."""
+        returncode, stdout, stderr_bytes = self.run_step(arguments, stdin, timeout_s)
+        stderr = stderr_bytes.decode(errors="replace")
+        transport = self.transport_failure(returncode, stderr)
         if transport is not None:
             raise transport
-        if completed.returncode != 0:
-            raise RemoteError(self._agent_failure(completed.returncode, completed.stdout, stderr))
-        return completed.stdout
+        if returncode != 0:
+            raise RemoteError(self._agent_failure(returncode, stdout, stderr))
+        return stdout
 
     def _agent_failure(self, returncode: int, stdout: bytes, stderr: str) -> str:
         for line in reversed(stdout.decode(errors="replace").splitlines()):

@@ -1,5 +1,6 @@
-"""Which runner a run uses: this host, a machine over SSH (`ssh://...`), or an emulated aarch64
-Python on this host (`qemu-aarch64:FOLDER`), from `--remote`, else the target profile's `remote`."""
+"""Which runner a run uses: this host, a machine over SSH (`ssh://...`), an emulated aarch64 Python
+on this host (`qemu-aarch64:FOLDER`), or a device in a Dask cluster (`cluster:tcp://host:port`, what
+`--cluster` and `--device` say), from `--remote`, else the target profile's `remote`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 
 from targets.errors import SpeedproofError
 from targets.runners.base import Runner
+from targets.runners.cluster_worker import CLUSTER_SCHEME
 from targets.runners.emulated import SCHEME, EmulatedAarch64Runner, emulated_folder
 from targets.runners.ssh import SshAddress, SshRunner
 
-REMOTE_FORMS = "ssh://[user@]host[:port][?python=PATH] or qemu-aarch64:[FOLDER]"
+REMOTE_FORMS = "ssh://[user@]host[:port][?python=PATH], qemu-aarch64:[FOLDER] or cluster:tcp://host:port[?device=TAG]"
 
 
 def runner_for(remote: str | None, ssh_config: Path | None = None, target: str | None = None) -> Runner:
@@ -23,10 +25,21 @@ def runner_for(remote: str | None, ssh_config: Path | None = None, target: str |
         from targets.runners.local import LocalRunner
 
         return LocalRunner()
-    return remote_runner(remote, ssh_config)
+    return remote_runner(remote, ssh_config, target)
 
 
-def remote_runner(remote: str, ssh_config: Path | None = None) -> Runner:
+def remote_runner(remote: str, ssh_config: Path | None = None, target: str | None = None) -> Runner:
+    """The runner for a remote address; a cluster's needs the target its worker must offer."""
+    if remote.startswith(CLUSTER_SCHEME):
+        from targets.runners.cluster import ClusterAddress, ClusterRunner
+
+        if target is None:
+            raise SpeedproofError(
+                "--cluster needs --target NAME: a worker is chosen by the target it serves (speedproof worker --target)"
+            )
+        from targets.profiles import load_target
+
+        return ClusterRunner(ClusterAddress.parse(remote), load_target(target).name)
     if remote.startswith(SCHEME):
         runner = EmulatedAarch64Runner(emulated_folder(remote))
         problem = runner.setup_problem()
@@ -44,5 +57,10 @@ def check_remote(remote: str) -> None:
         return
     if remote.startswith("ssh://"):
         SshAddress.parse(remote)
+        return
+    if remote.startswith(CLUSTER_SCHEME):
+        from targets.runners.cluster import ClusterAddress
+
+        ClusterAddress.parse(remote)
         return
     raise SpeedproofError(f"remote {remote!r}: expected {REMOTE_FORMS}")

@@ -13,21 +13,18 @@ as such: unreachable, refused host key, refused user key, lost mid-run.
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from targets.errors import FailureKind, SpeedproofError
-from targets.runners.agent import AGENT_MODULE, STEP_TIMEOUT_S, AgentRunner, RemoteError
-from targets.runners.board_agent import file_sha256
+from targets.runners.agent import AGENT_MODULE, AgentRunner, RemoteError
 
 SSH_EXIT_CONNECTION = 255  # ssh's own failure: the remote command never ran or the link dropped
 CONNECT_TIMEOUT_S = 10
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_COUNT = 3  # a board silent for 15 s is gone
-COPY_S_PER_MIB = 2.0
 
 __all__ = ["RemoteError", "SshAddress", "SshRunner", "explain_ssh_failure"]
 
@@ -99,7 +96,6 @@ class SshRunner(AgentRunner):
         self.address = address
         self.label = str(address)
         self.ssh_config = ssh_config
-        self._remote_paths: dict[tuple[str, int, int], str] = {}  # (local path, size, mtime) -> board path
 
     def agent_command(self, *agent_arguments: str) -> list[str]:
         """The ssh command line that runs the board agent with these arguments."""
@@ -143,16 +139,4 @@ class SshRunner(AgentRunner):
 
     def board_path(self, local_path: str) -> str:
         """Where the artifact is on the board: copied there unless its content hash is already cached."""
-        path = Path(local_path)
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if key in self._remote_paths:
-            return self._remote_paths[key]
-        digest = file_sha256(path)
-        remote = self.json_step(["has", digest, path.name], {}).get("path")
-        if not remote:
-            timeout = STEP_TIMEOUT_S + COPY_S_PER_MIB * stat.st_size / 2**20
-            stored = self.agent(["put", digest, path.name], path.read_bytes(), timeout)
-            remote = json.loads(stored.decode().strip().splitlines()[-1])["path"]
-        self._remote_paths[key] = str(remote)
-        return str(remote)
+        return self.copy_by_content_hash(local_path)

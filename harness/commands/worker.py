@@ -1,0 +1,74 @@
+"""`speedproof worker`: serve this device to a Dask fleet. Checks that this host can run the target,
+then joins the scheduler as a one-thread worker offering `target:NAME` (and `device:TAG`), and
+measures what `--cluster` runs send it until the scheduler goes away or it is stopped."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.commands.options import EXIT_OK
+from targets.errors import SpeedproofError
+
+NAME = "worker"
+HELP = "serve this device to a Dask cluster (for --cluster runs)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Join a Dask scheduler as this device's measuring worker. The worker runs one measurement at a "
+        "time (one thread, resources target:NAME=1 and device:TAG=1); `speedproof bench|verify|gate --cluster "
+        "ADDR --target NAME [--device TAG]` sends it cells and A/B pairs. Artifacts arrive by content hash and "
+        "are kept in its cache. It checks first that this host can run the target, as `speedproof targets` does."
+    )
+    parser.add_argument("--scheduler", required=True, metavar="ADDR", help="the scheduler, e.g. tcp://10.0.0.2:8786")
+    parser.add_argument("--target", required=True, help="the target profile this device measures (name or .toml)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        metavar="TAG",
+        help="a device tag (h100, rpi5, ...): runs with --device TAG go only to workers with it",
+    )
+    parser.add_argument("--name", default=None, help="the worker's name in the cluster (default: TAG@hostname)")
+    parser.add_argument(
+        "--host",
+        default=None,
+        metavar="IP",
+        help="the address to listen on and be reached at (default: Dask's choice; 127.0.0.1 for a local try)",
+    )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="where artifacts are kept by content hash (default: ~/.cache/speedproof/board-artifacts, or "
+        "$SPEEDPROOF_BOARD_CACHE)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from targets.profiles import load_target
+    from targets.runners.cluster import ClusterAddress, dask_installed
+    from targets.runners.cluster_worker import quiet_dask_logs, serve, set_artifact_cache, worker_resources
+    from targets.runners.local import LocalRunner
+
+    dask_installed()
+    quiet_dask_logs()
+    scheduler = ClusterAddress.parse(args.scheduler).scheduler
+    profile = load_target(args.target)
+    reasons = LocalRunner().can_run(profile)
+    if reasons:
+        raise SpeedproofError(f"this host cannot run target {profile.name}: {'; '.join(reasons)}")
+    set_artifact_cache(args.cache)
+    offered = ", ".join(worker_resources(profile.name, args.device))
+
+    def ready(address: str) -> None:
+        print(f"worker at {address} joined {scheduler}, offering {offered}", flush=True)
+
+    try:
+        asyncio.run(serve(scheduler, profile.name, args.device, args.name, args.host, on_ready=ready))
+    except (OSError, TimeoutError) as error:
+        raise SpeedproofError(f"cannot join the scheduler at {scheduler}: {error}") from None
+    print("worker stopped: the scheduler closed or the worker was asked to leave", file=sys.stderr)
+    return EXIT_OK
