@@ -30,6 +30,7 @@ def _int8_static(step: RecipeStep, source: Path, destination: Path, context: Onn
         bool(step.option("per_channel")),
         activations=str(step.option("activations")),
         reduce_range=bool(step.option("reduce_range")),
+        symmetric=bool(step.option("symmetric")),
     )
 
 
@@ -59,6 +60,9 @@ register(
             "activations": OptionSpec("choice", "int8", "activation type", ("int8", "uint8")),
             "reduce_range": OptionSpec(
                 "bool", False, "7-bit weights: avoids uint8 saturation on x86 CPUs without VNNI"
+            ),
+            "symmetric": OptionSpec(
+                "bool", False, "zero points of 0 (int8 activations): what TensorRT's explicit quantization needs"
             ),
         },
         apply_onnx=_int8_static,

@@ -21,6 +21,7 @@ from harness.verdict.reasons import Decision, Reason, ReasonCode, Verdict
 from targets.errors import FailureKind, SpeedproofError
 from targets.runners.timing import launch_bound_text
 from targets.semi_structured import two_four_hints
+from targets.tensorrt_inspection import tensorrt_hints
 
 # an artifact counts as smaller on a measure when it is below this share of the baseline's
 SMALLER_BELOW = 0.95
@@ -62,6 +63,7 @@ class Evidence:
     contended_pairs: int = 0  # pairs during which other processes used much of the host's CPU
     launch_bound: dict[str, float] | None = None  # the variant's enqueue vs device ms, when launch-bound
     semi_structured: dict[str, Any] | None = None  # the variant's 2:4 layers and which run sparse (torch)
+    tensorrt: dict[str, Any] | None = None  # which kernels the variant's TensorRT engine runs
     # policy throughput_batch_size: the second requirement's own evidence (its pair, its metric and batch)
     also: Evidence | None = None
     is_identity: bool = False  # the identity recipe: never accepted, whatever the noise says
@@ -327,6 +329,7 @@ def hardware_hints(evidence: Evidence) -> list[str]:
     if evidence.launch_bound is not None:
         hints.append(launch_bound_text(evidence.launch_bound))
     hints.extend(two_four_hints(evidence.semi_structured))
+    hints.extend(tensorrt_hints(evidence.tensorrt))
     larger = evidence.larger_batch_speedup
     if larger is not None and larger.ci_low >= evidence.policy.rules.min_speedup:
         hints.append(

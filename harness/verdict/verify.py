@@ -210,6 +210,7 @@ def _verify_variant(
         contended_pairs=outcome.contended_pairs(),
         launch_bound=outcome.variant.launch_bound,
         semi_structured=outcome.variant.runtime.get("semi_structured"),
+        tensorrt=outcome.variant.runtime.get("tensorrt"),
         baseline_peak_rss_bytes=(outcome.baseline.memory or {}).get("peak_rss_bytes"),
         variant_peak_rss_bytes=(outcome.variant.memory or {}).get("peak_rss_bytes"),
     )

@@ -85,6 +85,39 @@ BACKENDS: dict[str, BackendEntry] = {
             ),
         },
     ),
+    "tensorrt": BackendEntry(
+        module="targets.backends.tensorrt_runner",
+        class_name="TensorRTRunner",
+        help="a TensorRT engine built from the ONNX artifact on the GPU that runs it (cached), timed with CUDA "
+        "events; records which tactic and precision each layer got",
+        options={
+            "precision": BackendOption(
+                str,
+                "model: a strongly typed network, the ONNX's own types (fp16 and int8-static:symmetric=true "
+                "artifacts; TensorRT 11's only mode); fp16: TensorRT 10 may pick FP16 kernels for an FP32 artifact",
+                choices=("model", "fp16"),
+            ),
+            "sparsity": BackendOption(
+                str,
+                "auto: enable sparse weights when the artifact has 2:4 weights (the semi-structured recipe); "
+                "dense: never",
+                choices=("auto", "dense"),
+            ),
+            "mode": BackendOption(
+                str,
+                "engine: enqueue per iteration; cuda-graph: capture the enqueue once, then replay",
+                choices=("engine", "cuda-graph"),
+            ),
+            "timing": BackendOption(
+                str,
+                "kernel: inputs stay on the device; end-to-end: copies in and the first output out are timed too",
+                choices=("kernel", "end-to-end"),
+            ),
+            "max_batch_size": BackendOption(
+                int, "the optimisation profile covers batch 1 to this (at least the batch measured)"
+            ),
+        },
+    ),
 }
 
 

@@ -37,13 +37,18 @@ USAGE = "usage: python -m targets.runners.board_agent hello|has SHA NAME|put SHA
 CHUNK = 1 << 20
 
 
-def board_cache() -> Path:
-    """Where artifacts copied to this board live, by content hash."""
-    configured = os.environ.get("SPEEDPROOF_BOARD_CACHE")
+def speedproof_cache(name: str, override_variable: str) -> Path:
+    """A cache folder of this machine's: $override_variable, else ~/.cache/speedproof/NAME (XDG_CACHE_HOME)."""
+    configured = os.environ.get(override_variable)
     if configured:
         return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "speedproof" / "board-artifacts"
+    return Path(base) / "speedproof" / name
+
+
+def board_cache() -> Path:
+    """Where artifacts copied to this board live, by content hash."""
+    return speedproof_cache("board-artifacts", "SPEEDPROOF_BOARD_CACHE")
 
 
 def speedproof_version() -> str:
