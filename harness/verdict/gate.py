@@ -10,6 +10,8 @@ Exit codes (decided here, in the record's `gate.exit_code`): 0 every required va
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,11 +250,12 @@ def run_gate(
             remotes[key] = remote_runner(remote, request.ssh_config, target_name)
         return remotes[key]
 
-    runs = [
-        _run_check_on_target(index, check, target_name, config, request, runner_of(check, target_name), progress, kept)
+    planned = [
+        _plan_check_on_target(index, check, target_name, config, request, runner_of(check, target_name), progress, kept)
         for index, check in enumerate(config.checks)
         for target_name in check.targets
     ]
+    runs = _measure_per_device(planned)
     policies = {f"check {run.check} on {run.target}": run.policy.as_dict() for run in runs if run.policy is not None}
     regressions = _regressions(runs, stored) if stored else []
     gate = {
@@ -303,7 +306,43 @@ def _check_cluster_config(config: GateConfig) -> None:
             )
 
 
-def _run_check_on_target(
+@dataclass(frozen=True)
+class PlannedCheck:
+    """A check on a target whose variants are built and whose A/B pairs are still to be measured."""
+
+    runner: Runner
+    measure: Callable[[], CheckRun]
+
+
+def _measure_per_device(planned: list[CheckRun | PlannedCheck]) -> list[CheckRun]:
+    """Measure the planned checks, in order per device, and the devices at the same time (boards and
+    cluster workers are separate machines: a fleet's gate takes as long as its busiest device). With
+    one device this is a plain loop."""
+    by_device: dict[int, list[int]] = {}
+    for position, item in enumerate(planned):
+        if isinstance(item, PlannedCheck):
+            by_device.setdefault(id(item.runner), []).append(position)
+    results: dict[int, CheckRun] = {
+        position: item for position, item in enumerate(planned) if isinstance(item, CheckRun)
+    }
+
+    def measure_device(positions: list[int]) -> None:
+        for position in positions:
+            item = planned[position]
+            assert isinstance(item, PlannedCheck)
+            results[position] = item.measure()
+
+    if len(by_device) <= 1:
+        for positions in by_device.values():
+            measure_device(positions)
+    else:
+        with ThreadPoolExecutor(max_workers=len(by_device), thread_name_prefix="speedproof-device") as pool:
+            for future in [pool.submit(measure_device, positions) for positions in by_device.values()]:
+                future.result()
+    return [results[position] for position in range(len(planned))]
+
+
+def _plan_check_on_target(
     index: int,
     check: GateCheck,
     target_name: str | None,
@@ -312,8 +351,9 @@ def _run_check_on_target(
     runner: Runner,
     progress: ProgressCallback,
     kept: Path,
-) -> CheckRun:
-    """Verify one check on one target; its artifacts are kept in `kept/check-<index>-<target>`."""
+) -> CheckRun | PlannedCheck:
+    """Build one check's variants for one target (artifacts kept in `kept/check-<index>-<target>`);
+    what is left is measuring them. A check that is skipped or whose source fails is done here."""
     remote = runner.label if isinstance(runner, AgentRunner) else None
     measured_on: dict[str, Any] | None = None
     try:
@@ -350,7 +390,10 @@ def _run_check_on_target(
         file_overrides=config.policy,
         file_label=f"{config.path} [policy]",
     )
-    context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
+    where = f"check {index} on {profile.name}" + (f" @ {remote}" if remote else "")
+    context = VerifyContext(  # devices measure at the same time: each line says which check it is about
+        resolved, policy, runner, request.protocol, progress=lambda line: progress(f"{where}: {line.strip()}")
+    )
     progress(f"check {index}: {check.model} on {profile.name}")
     work_dir = kept / safe_file_name(f"check-{index}-{profile.name}", MAX_LABEL_CHARS)
     try:
@@ -369,8 +412,12 @@ def _run_check_on_target(
             for recipe in ("baseline", *check.recipes)
         ]
         return CheckRun(index, profile.name, failed, policy)
-    cells = verify_prepared(prepared, context)
-    return CheckRun(index, profile.name, [cell.placed(placement(cell.key.variant)) for cell in cells], policy)
+
+    def measure() -> CheckRun:
+        cells = verify_prepared(prepared, context)
+        return CheckRun(index, profile.name, [cell.placed(placement(cell.key.variant)) for cell in cells], policy)
+
+    return PlannedCheck(runner, measure)
 
 
 def gate_failures(record: dict[str, Any]) -> list[str]:

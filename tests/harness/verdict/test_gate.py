@@ -198,3 +198,34 @@ def test_a_check_measures_with_the_backend_it_names(tmp_path):
     assert {cell["backend"] for cell in cells.values()} == {"torch"}
     assert cells["identity"]["status"] == "ok" and cells["identity"]["artifact"]["path"].endswith(".pt2")
     assert cells["identity"]["verdict"]["decision"] == "REJECT"
+
+
+def test_checks_on_different_devices_are_measured_at_the_same_time_and_each_device_in_order():
+    """Stand-in runners and measurements (the order and overlap are the point, not what is measured):
+    two devices meet at a barrier, which only passes when both measure at once."""
+    import threading
+
+    from harness.verdict.gate import CheckRun, PlannedCheck, _measure_per_device
+
+    board, worker = object(), object()
+    both_measuring = threading.Barrier(2, timeout=30)
+    order: list[str] = []
+
+    def measured(name, meet=False):
+        def measure():
+            if meet:
+                both_measuring.wait()
+            order.append(name)
+            return CheckRun(0, name, [])
+
+        return measure
+
+    planned = [
+        PlannedCheck(board, measured("board-1", meet=True)),
+        CheckRun(1, "skipped", []),
+        PlannedCheck(worker, measured("worker-1", meet=True)),
+        PlannedCheck(board, measured("board-2")),
+    ]
+    runs = _measure_per_device(planned)
+    assert [run.target for run in runs] == ["board-1", "skipped", "worker-1", "board-2"]
+    assert order.index("board-1") < order.index("board-2")
