@@ -125,11 +125,27 @@ def put(sha256: str, name: str, data: IO[bytes]) -> dict[str, Any]:
     return {"status": "ok", "path": str(path)}
 
 
+def check_cached_artifact(path_text: str) -> None:
+    """An artifact from this machine's cache must still hash to the sha256 it is filed under (checked
+    before every measurement, not only on arrival: a cache on a shared or flaky disk can change)."""
+    path = Path(path_text)
+    try:
+        cached = path.parent.parent.resolve() == board_cache().resolve()
+    except OSError:
+        return
+    if cached and path.is_file() and file_sha256(path) != path.parent.name:
+        raise ValueError(
+            f"{path}: the cached artifact no longer hashes to {path.parent.name} (changed on disk since it was "
+            "copied); delete that folder and run again to copy it anew"
+        )
+
+
 def cell(request: dict[str, Any], replies: IO[str]) -> None:
     """Measure one cell under its memory cap and answer its result, as a local one-shot worker."""
     from targets.runners.base import WorkerRequest
     from targets.runners.worker import measure_cell_capped
 
+    check_cached_artifact(request["artifact_path"])
     measure_cell_capped(WorkerRequest.from_dict(request), lambda result: _answer(replies, result))
 
 
@@ -177,9 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             from targets.runners.worker import serve_bursts
 
             request = WorkerRequest.from_dict(json.loads(stdin.readline()))
+            check_cached_artifact(request.artifact_path)
             serve_bursts(request, io.TextIOWrapper(stdin), replies)
         elif command == "outputs" and len(args) == 1:
             header = json.loads(stdin.readline())
+            check_cached_artifact(header["artifact_path"])
             binary_replies.write(outputs(header, stdin.read()))
             binary_replies.flush()
         else:

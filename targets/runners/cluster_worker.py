@@ -75,13 +75,20 @@ class LiveWorkerActor:
 
     def __init__(self, request: dict[str, Any], label: str) -> None:
         from targets.runners.base import WorkerRequest
+        from targets.runners.board_agent import check_cached_artifact
         from targets.runners.live import LiveWorker
 
+        self._artifact = str(request["artifact_path"])
+        self._check_artifact = check_cached_artifact
         self._worker = LiveWorker(WorkerRequest.from_dict(request), label)
 
     def start(self, timeout_s: float) -> dict[str, Any]:
+        def load() -> dict[str, Any]:
+            self._check_artifact(self._artifact)
+            return self._worker.start(timeout_s)
+
         with MEASURING:
-            return _answer(lambda: self._worker.start(timeout_s))
+            return _answer(load)
 
     def burst(self, burst_s: float, min_iterations: int = 1) -> dict[str, Any]:
         with MEASURING:

@@ -117,3 +117,21 @@ def test_a_worker_killed_mid_cell_makes_the_cell_lost_and_later_steps_fail_fast(
     assert "dask worker doomed@" in result.error and "the worker left the cluster during cell" in result.error
     later = runner.run_cell(request, timeout_s=60)
     assert later.kind == FailureKind.LOST and "left the cluster" in later.error
+
+
+def test_without_dask_the_fleet_commands_say_which_extra_to_install(monkeypatch, capsys):
+    """Dask is blocked from importing here (it is installed: the README's test command has the fleet extra)."""
+    import sys
+
+    from harness.cli import EXIT_USAGE, main
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    for arguments in (
+        ["worker", "--scheduler", "tcp://127.0.0.1:9", "--target", "x86-cpu"],
+        ["cluster", "--local"],
+        ["bench", "resnet18", "--cluster", "tcp://127.0.0.1:9", "--target", "x86-cpu"],
+    ):
+        assert main(arguments) == EXIT_USAGE
+        assert "fleets need Dask distributed, which is not installed: pip install 'speedproof[fleet]'" in (
+            capsys.readouterr().err
+        )

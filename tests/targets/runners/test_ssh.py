@@ -151,3 +151,17 @@ def test_a_request_for_another_artifact_path_is_rewritten_to_the_boards_copy(ssh
     request = replace(cell_request(tiny_conv_onnx), batch_size=2)
     board_path = runner.board_path(request.artifact_path)
     assert board_path.startswith(str(ssh_board.cache)) and board_path.endswith(tiny_conv_onnx.name)
+
+
+def test_a_cached_artifact_that_changed_on_the_board_is_refused_not_measured(ssh_board, tiny_conv_onnx):
+    runner = _runner(ssh_board)
+    board_path = runner.board_path(str(tiny_conv_onnx))
+    tampered = ssh_board.cache / file_sha256(tiny_conv_onnx) / tiny_conv_onnx.name
+    assert str(tampered) == board_path
+    try:
+        tampered.write_bytes(tiny_conv_onnx.read_bytes() + b"\0")
+        result = runner.run_cell(cell_request(tiny_conv_onnx), timeout_s=120)
+        assert not result.ok and "no longer hashes to" in result.error
+    finally:
+        tampered.unlink()
+    assert _runner(ssh_board).run_cell(cell_request(tiny_conv_onnx), timeout_s=120).ok  # copied anew
