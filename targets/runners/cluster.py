@@ -34,9 +34,8 @@ from targets.runners.cluster_worker import (
     run_agent_step,
     target_resource,
 )
-from targets.runners.live import BURST_TIMEOUT_FACTOR, BURST_TIMEOUT_MARGIN_S, LiveWorkerFailed
+from targets.runners.live import LiveWorkerFailed, burst_timeout_s
 from targets.runners.processes import python_module_command
-from targets.runners.protocol import burst_cap_s
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -263,8 +262,8 @@ class ClusterLiveWorker:
         return self._call("start", timeout_s + STEP_MARGIN_S, "loading and warming up", timeout_s)
 
     def burst(self, burst_s: float, min_iterations: int = 1) -> dict[str, Any]:
-        longest_s = burst_cap_s(burst_s, min_iterations) * BURST_TIMEOUT_FACTOR + BURST_TIMEOUT_MARGIN_S
-        return self._call("burst", longest_s + STEP_MARGIN_S, "a timed burst", burst_s, min_iterations)
+        timeout_s = burst_timeout_s(burst_s, min_iterations) + STEP_MARGIN_S
+        return self._call("burst", timeout_s, "a timed burst", burst_s, min_iterations)
 
     def stop(self, timeout_s: float = 30.0) -> dict[str, Any]:
         return self._call("stop", timeout_s + STEP_MARGIN_S, "stopping", timeout_s)

@@ -26,6 +26,11 @@ BURST_TIMEOUT_FACTOR = 4.0
 BURST_TIMEOUT_MARGIN_S = 30.0
 
 
+def burst_timeout_s(burst_s: float, min_iterations: int) -> float:
+    """How long a burst may take before its worker counts as hung."""
+    return burst_cap_s(burst_s, min_iterations) * BURST_TIMEOUT_FACTOR + BURST_TIMEOUT_MARGIN_S
+
+
 class LiveWorkerFailed(SpeedproofError):
     """The worker failed, crashed or hung; `kind` says which (FELL_BACK when the backend fell back)."""
 
@@ -81,8 +86,7 @@ class LiveWorker:
         """Time iterations for `burst_s` seconds and at least `min_iterations` (capped at
         `burst_cap_s`); return {"latencies_ns", "duration_s", "other_cpu_share"}."""
         self._send({"burst_s": burst_s, "min_iterations": min_iterations})
-        longest_s = burst_cap_s(burst_s, min_iterations)
-        return self._read_message(longest_s * BURST_TIMEOUT_FACTOR + BURST_TIMEOUT_MARGIN_S, "a timed burst")
+        return self._read_message(burst_timeout_s(burst_s, min_iterations), "a timed burst")
 
     def stop(self, timeout_s: float = 30.0) -> dict[str, Any]:
         """Ask the worker to finish; return its final message (peak memory)."""
