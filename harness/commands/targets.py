@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.commands.options import EXIT_OK, add_json_option
+from targets.errors import SpeedproofError
 
 NAME = "targets"
 HELP = "list target profiles and whether this host can run them"
@@ -27,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ssh-config", type=Path, default=None, metavar="FILE", help="an OpenSSH config file for --remote (ssh -F)"
     )
+    parser.add_argument(
+        "--cluster",
+        default=None,
+        metavar="tcp://SCHEDULER:PORT",
+        help="list a Dask fleet's workers instead: each one's target and device tag, its machine, and whether "
+        "it can run its target (each backend asked on the worker itself)",
+    )
     add_json_option(parser, "the list as JSON")
 
 
@@ -36,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from targets.profiles import load_all_builtin_profiles, with_backend
     from targets.runners.choose import runner_for
 
+    if args.cluster:
+        return _list_cluster(args)
     runner = runner_for(args.remote, args.ssh_config)
     host = runner.fingerprint()
     entries: list[dict[str, Any]] = []
@@ -94,3 +104,55 @@ def _backend_text(backend: dict[str, Any]) -> str:
         str(options[key]) for key in ("device", "mode", "dtype") if key in options
     )
     return f"{backend['name']} ({detail})" if detail else backend["name"]
+
+
+def _list_cluster(args: argparse.Namespace) -> int:
+    """Every worker of the fleet, asked on the worker itself whether it can run its target."""
+    from tabulate import tabulate
+
+    from targets.profiles import load_target, with_backend
+    from targets.runners.agent import RemoteError
+    from targets.runners.cluster import ClusterAddress, ClusterRunner, cluster_workers, connect, offered
+    from targets.runners.cluster_worker import DEVICE_RESOURCE, TARGET_RESOURCE
+
+    address = ClusterAddress.parse(args.cluster)
+    workers = []
+    for worker, info in sorted(cluster_workers(connect(address.scheduler)).items()):
+        resources = info.get("resources") or {}
+        devices = offered(resources, DEVICE_RESOURCE)
+        entry: dict[str, Any] = {"name": info.get("name"), "address": worker, "devices": devices, "targets": []}
+        for target in offered(resources, TARGET_RESOURCE):
+            runner = ClusterRunner(address, target, pinned_worker=worker)
+            try:
+                host = runner.fingerprint()
+                entry["host"] = host.as_dict()
+                profile = load_target(target)
+                backends = {spec.name: runner.can_run(with_backend(profile, spec.name)) for spec in profile.backends}
+            except (RemoteError, SpeedproofError) as error:
+                backends = {"-": [str(error)]}
+            entry["targets"].append({"name": target, "backends": backends})
+        workers.append(entry)
+    if args.json:
+        print(json.dumps({"cluster": address.scheduler, "workers": workers}))
+        return EXIT_OK
+    rows = [
+        [
+            entry["name"],
+            entry["address"],
+            target["name"],
+            ", ".join(entry["devices"]) or "-",
+            (entry.get("host") or {}).get("cpu_model", "?"),
+            "; ".join(
+                f"{backend}: " + ("yes" if not reasons else "no: " + "; ".join(reasons))
+                for backend, reasons in target["backends"].items()
+            ),
+        ]
+        for entry in workers
+        for target in entry["targets"]
+    ]
+    print(f"cluster {address.scheduler}: {len(workers)} worker(s)\n")
+    headers = ["worker", "address", "target", "device", "machine", "runs there (per backend)"]
+    print(
+        tabulate(rows, headers=headers, tablefmt="simple") if rows else "no workers: start one with speedproof worker"
+    )
+    return EXIT_OK

@@ -118,12 +118,19 @@ def cluster_workers(client: Client) -> dict[str, dict[str, Any]]:
     return dict(client.scheduler_info(n_workers=-1)["workers"])
 
 
+def offered(resources: dict[str, Any], prefix: str) -> list[str]:
+    """The names a worker offers under one resource prefix (`target:`, `device:`)."""
+    return sorted(name.removeprefix(prefix) for name, count in resources.items() if name.startswith(prefix) and count)
+
+
 class ClusterRunner(AgentRunner):
     """Measures on one worker of a Dask cluster that offers the target (and the device tag)."""
 
-    def __init__(self, address: ClusterAddress, target: str) -> None:
+    def __init__(self, address: ClusterAddress, target: str, pinned_worker: str | None = None) -> None:
+        """`pinned_worker`: this worker's address instead of the least busy one that offers the target."""
         self.address = address
         self.target = target
+        self.pinned_worker = pinned_worker
         self.label = str(address)
 
     @cached_property
@@ -142,6 +149,7 @@ class ClusterRunner(AgentRunner):
             address
             for address, info in workers.items()
             if all((info.get("resources") or {}).get(resource) for resource in wanted)
+            and self.pinned_worker in (None, address)
         ]
         if not offering:
             offered = sorted({resource for info in workers.values() for resource in info.get("resources") or {}})

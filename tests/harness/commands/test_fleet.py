@@ -107,3 +107,17 @@ def test_a_worker_killed_mid_pair_fails_its_check_and_keeps_the_others(dask_flee
     assert lost["status"] == "failed" and "the worker left the cluster" in lost["error"]
     assert lost["verdict"]["reasons"][0]["code"] == "FAILED"
     assert any("left the cluster" in failure for failure in record["gate"]["failures"])
+
+
+def test_targets_lists_the_fleets_workers_each_asked_on_itself(dask_fleet, capsys):
+    assert main(["targets", "--cluster", dask_fleet.scheduler, "--json"]) == EXIT_OK
+    listing = json.loads(capsys.readouterr().out)
+    by_device = {tuple(worker["devices"]): worker for worker in listing["workers"]}
+    assert {("alpha",), ("beta",), ()} <= set(by_device)
+    for worker in listing["workers"]:
+        (target,) = worker["targets"]
+        assert target["name"] == "x86-cpu" and target["backends"] == {"onnxruntime": [], "torch": []}
+        assert worker["host"]["hostname"]
+    assert main(["targets", "--cluster", dask_fleet.scheduler]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "alpha@" in text and "beta@" in text and "onnxruntime: yes" in text
