@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from targets.backends.base import BackendRunner, TensorMetadata, TimingKind
+from targets.backends.torch_runner import current_cuda_device_uuid, torch_device_peaks
 from targets.errors import SpeedproofError
 from targets.tensorrt_engines import INSTALL_TENSORRT, BuiltEngine, build_flags, load_or_build_engine, onnx_facts
 from targets.tensorrt_inspection import KernelReport, kernel_report
@@ -237,18 +238,10 @@ class TensorRTRunner(BackendRunner):
         return {"tensorrt": {**self._report.as_dict(), "engine": self._built.facts()}}
 
     def cuda_device_uuid(self) -> str | None:
-        import torch
-
-        uuid = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "uuid", None)
-        return None if uuid is None else str(uuid)
+        return current_cuda_device_uuid()
 
     def device_memory(self) -> dict[str, int]:
-        import torch
-
-        memory = {
-            "device_peak_allocated_bytes": int(torch.cuda.max_memory_allocated()),
-            "device_peak_reserved_bytes": int(torch.cuda.max_memory_reserved()),
-        }
+        memory = torch_device_peaks()  # the I/O buffers are torch tensors
         engine_bytes = getattr(self._engine, "device_memory_size_v2", None)
         if engine_bytes is not None:
             memory["tensorrt_engine_device_bytes"] = int(engine_bytes)

@@ -55,6 +55,24 @@ def torch_unavailable_reason(options: Mapping[str, Any]) -> str | None:
     return None
 
 
+def current_cuda_device_uuid() -> str | None:
+    """UUID of torch's current CUDA device (NVML finds the same card by it), where torch says."""
+    import torch
+
+    uuid = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "uuid", None)
+    return None if uuid is None else str(uuid)
+
+
+def torch_device_peaks() -> dict[str, int]:
+    """Peaks of torch's CUDA caching allocator (the tensors a CUDA backend allocates through torch)."""
+    import torch
+
+    return {
+        "device_peak_allocated_bytes": int(torch.cuda.max_memory_allocated()),
+        "device_peak_reserved_bytes": int(torch.cuda.max_memory_reserved()),
+    }
+
+
 class TorchRunner(BackendRunner):
     name = "torch"
 
@@ -180,22 +198,10 @@ class TorchRunner(BackendRunner):
         return {"semi_structured": self.semi_structured.as_dict()}
 
     def cuda_device_uuid(self) -> str | None:
-        if self.device != "cuda":
-            return None
-        import torch
-
-        uuid = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "uuid", None)
-        return None if uuid is None else str(uuid)
+        return current_cuda_device_uuid() if self.device == "cuda" else None
 
     def device_memory(self) -> dict[str, int]:
-        if self.device != "cuda":
-            return {}
-        import torch
-
-        return {
-            "device_peak_allocated_bytes": int(torch.cuda.max_memory_allocated()),
-            "device_peak_reserved_bytes": int(torch.cuda.max_memory_reserved()),
-        }
+        return torch_device_peaks() if self.device == "cuda" else {}
 
     def _capture(self) -> None:
         """Warm up on a side stream, then capture one call into a CUDA graph (static inputs)."""
