@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from exporters.onnx_file import external_data_files
+from targets.onnx_external_data import external_data_files
 
 HASH_CHUNK_BYTES = 1 << 20
 DEFLATE_LEVEL = 6  # zlib's default, what `zip` uses

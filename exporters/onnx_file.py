@@ -13,37 +13,7 @@ from onnx import helper
 
 from targets.errors import SpeedproofError
 from targets.inputs import DEFAULT_INT_HIGH, ModelInput
-
-
-def external_data_files(model: onnx.ModelProto, model_path: Path) -> list[Path]:
-    """The external data files the model references, each checked to lie in the model's folder."""
-    folder = model_path.parent.resolve()
-    files: dict[Path, None] = {}
-    for tensor in _all_tensors(model):
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), None)
-        if not location:
-            raise SpeedproofError(f"{model_path}: tensor {tensor.name!r} is external but names no location")
-        target = (folder / location).resolve()
-        if Path(location).is_absolute() or not target.is_relative_to(folder):
-            raise SpeedproofError(
-                f"{model_path}: refusing external data {location!r} of tensor {tensor.name!r}: it points "
-                f"outside the model's folder {folder}"
-            )
-        if not target.is_file():
-            raise SpeedproofError(f"{model_path}: external data file {location!r} of tensor {tensor.name!r} is missing")
-        files[target] = None
-    return list(files)
-
-
-def _all_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        for attribute in node.attribute:
-            if attribute.type == onnx.AttributeProto.TENSOR:
-                tensors.append(attribute.t)
-    return tensors
+from targets.onnx_external_data import external_data_files
 
 
 def load_onnx_model(path: Path) -> onnx.ModelProto:

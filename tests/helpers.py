@@ -1,6 +1,6 @@
 """What several test modules share: fast measurement settings, worker scripts that crash or hang,
-a cell request for a tiny model, a synthetic host, and ONNX graphs built by hand. Test modules
-import these from here, never from each other."""
+a cell request for a tiny model, a synthetic host, ONNX graphs built by hand, and a model whose
+weights are external data. Test modules import these from here, never from each other."""
 
 from __future__ import annotations
 
@@ -102,3 +102,20 @@ def minimal_record(*cells: dict) -> dict:
 
 
 BASELINE_CELL = {"model": "m", "variant": "baseline", "backend": "onnxruntime", "batch_size": 1, "status": "ok"}
+
+
+def with_external_data(source: Path, folder: Path, scale: float) -> Path:
+    """`source`'s graph with its weights (times `scale`) in data/weights.bin beside it, as models past 2 GB are."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    for tensor in model.graph.initializer:
+        weights = numpy_helper.to_array(tensor)
+        if weights.dtype == np.float32 and weights.nbytes >= 1024:  # the ones saved as external data
+            tensor.CopyFrom(numpy_helper.from_array(weights * np.float32(scale), tensor.name))
+    folder.mkdir()
+    (folder / "data").mkdir()
+    path = folder / "model.onnx"
+    onnx.save_model(model, path, save_as_external_data=True, location="data/weights.bin", size_threshold=1024)
+    return path

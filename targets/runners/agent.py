@@ -15,10 +15,11 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from targets.errors import FailureKind, SpeedproofError
+from targets.onnx_external_data import external_data_of_file
 from targets.runners.base import BurstWorker, CellResult, Runner, WorkerRequest
 from targets.runners.board_agent import file_sha256, speedproof_version
 from targets.runners.live import LiveWorker
@@ -67,21 +68,41 @@ class AgentRunner(Runner):
 
     def copy_by_content_hash(self, local_path: str) -> str:
         """The artifact's path in the machine's cache, copied there unless a file with its sha256 is
-        already cached (`has` checks the hash of what is there; `put` checks what arrived)."""
+        already cached (`has` checks the hash of what is there; `put` checks what arrived). An ONNX
+        model with external data goes with its data files, linked beside it there (`bundle`)."""
         path = Path(local_path)
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         copied: dict[tuple[str, int, int], str] = self.__dict__.setdefault("_copied_paths", {})
         if key in copied:
             return copied[key]
-        digest = file_sha256(path)
-        remote = self.json_step(["has", digest, path.name], {}).get("path")
+        try:
+            data_files = external_data_of_file(path)
+        except SpeedproofError as error:
+            raise RemoteError(f"{self.label}: cannot copy {path}: {error}") from None
+        digest, remote = self._copy_file(path)
+        if data_files:
+            manifest = {
+                "model": {"name": path.name, "sha256": digest},
+                "files": [
+                    {"location": location, "sha256": self._copy_file(data, PurePosixPath(location).name)[0]}
+                    for location, data in data_files.items()
+                ],
+            }
+            remote = str(self.json_step(["bundle"], manifest)["path"])
+        copied[key] = remote
+        return remote
+
+    def _copy_file(self, path: Path, name: str | None = None) -> tuple[str, str]:
+        """One file into the machine's cache by content hash, filed as `name` (its own by default): its
+        sha256 and its path there."""
+        digest, name = file_sha256(path), name or path.name
+        remote = self.json_step(["has", digest, name], {}).get("path")
         if not remote:
-            timeout = STEP_TIMEOUT_S + COPY_S_PER_MIB * stat.st_size / 2**20
-            stored = self.agent(["put", digest, path.name], path.read_bytes(), timeout)
+            timeout = STEP_TIMEOUT_S + COPY_S_PER_MIB * path.stat().st_size / 2**20
+            stored = self.agent(["put", digest, name], path.read_bytes(), timeout)
             remote = json.loads(stored.decode().strip().splitlines()[-1])["path"]
-        copied[key] = str(remote)
-        return str(remote)
+        return digest, str(remote)
 
     def transport_failure(self, returncode: int, stderr: str) -> RemoteError | None:
         """The transport's own failure (ssh's 255), or None when the agent itself answered."""

@@ -9,6 +9,10 @@ Commands:
   content hash (checked), else {"path": null}.
 - `put SHA256 NAME`: stdin is the file's bytes; stores them in the cache (temporary file, hash
   checked, then renamed) and answers {"path": ...}; a hash mismatch is an error, nothing is kept.
+- `bundle`: stdin {"model": {"name", "sha256"}, "files": [{"location", "sha256"}]}, every file already
+  cached (`put`): an ONNX model with its external data files, linked into one folder
+  `bundles/KEY/` at the locations the model names (KEY: the sha256 of its manifest, so other weights
+  make another folder); answers {"path": ...} of the model there.
 - `cell`: stdin is a `WorkerRequest`; measures it in this process (a fresh one per cell, as a
   local one-shot worker) and answers the `CellResult`.
 - `live`: the first stdin line is a `WorkerRequest`; then the live-worker protocol of
@@ -27,14 +31,17 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import traceback
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-USAGE = "usage: python -m targets.runners.board_agent hello|has SHA NAME|put SHA NAME|cell|live|outputs"
+USAGE = "usage: python -m targets.runners.board_agent hello|has SHA NAME|put SHA NAME|bundle|cell|live|outputs"
 CHUNK = 1 << 20
+BUNDLES = "bundles"  # board_cache()/bundles/KEY/: a model and its external data files, linked together
+MANIFEST = "manifest.json"
 
 
 def speedproof_cache(name: str, override_variable: str) -> Path:
@@ -125,15 +132,90 @@ def put(sha256: str, name: str, data: IO[bytes]) -> dict[str, Any]:
     return {"status": "ok", "path": str(path)}
 
 
+def bundle(request: dict[str, Any]) -> dict[str, Any]:
+    """Link a cached model and its cached external data files into one folder, each at the location the
+    model names (hard links, copies across file systems), and answer the model's path there."""
+    model = request["model"]
+    files = {model["name"]: model["sha256"]}
+    for entry in request["files"]:
+        location = _bundle_location(entry["location"])
+        if location in files:
+            raise ValueError(f"bundle: {location!r} is named twice")
+        files[location] = entry["sha256"]
+    manifest = {"model": model["name"], "files": files}
+    key = _manifest_key(manifest)
+    folder = board_cache() / BUNDLES / key
+    model_path = folder / model["name"]
+    if folder.is_dir():
+        try:
+            _check_bundle(folder)
+            return {"status": "ok", "path": str(model_path)}
+        except (OSError, ValueError):
+            shutil.rmtree(folder)  # damaged: linked anew below
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    incoming = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".incoming-"))
+    try:
+        for location, sha256 in files.items():
+            source = _cached_path(sha256, PurePosixPath(location).name)
+            if not (source.is_file() and file_sha256(source) == sha256):
+                raise ValueError(f"bundle: {location} ({sha256}) is not in this board's cache; put it first")
+            destination = incoming / location
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, destination)
+            except OSError:
+                shutil.copyfile(source, destination)
+        (incoming / MANIFEST).write_text(json.dumps(manifest, sort_keys=True))
+        try:
+            os.replace(incoming, folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+            _check_bundle(folder)  # another run linked the same bundle meanwhile
+            shutil.rmtree(incoming)
+    except BaseException:
+        shutil.rmtree(incoming, ignore_errors=True)
+        raise
+    return {"status": "ok", "path": str(model_path)}
+
+
+def _bundle_location(text: str) -> str:
+    """A location inside a bundle: relative, no `..`, not the manifest."""
+    location = PurePosixPath(text)
+    if not text or location.is_absolute() or ".." in location.parts or "\\" in text or str(location) == MANIFEST:
+        raise ValueError(f"bundle: not a location inside the model's folder: {text!r}")
+    return str(location)
+
+
+def _manifest_key(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def _check_bundle(folder: Path) -> None:
+    manifest = json.loads((folder / MANIFEST).read_text())
+    if _manifest_key(manifest) != folder.name:
+        raise ValueError(f"{folder / MANIFEST}: does not hash to {folder.name} (changed on disk)")
+    for location, sha256 in manifest["files"].items():
+        if file_sha256(folder / _bundle_location(location)) != sha256:
+            raise ValueError(
+                f"{folder / location}: the cached file no longer hashes to {sha256} (changed on disk since it was "
+                "copied); delete that folder and run again to copy it anew"
+            )
+
+
 def check_cached_artifact(path_text: str) -> None:
     """An artifact from this machine's cache must still hash to the sha256 it is filed under (checked
-    before every measurement, not only on arrival: a cache on a shared or flaky disk can change)."""
+    before every measurement, not only on arrival: a cache on a shared or flaky disk can change); a
+    model in a bundle, with every external data file beside it."""
     path = Path(path_text)
     try:
-        cached = path.parent.parent.resolve() == board_cache().resolve()
+        parent = path.parent.parent.resolve()
+        cache = board_cache().resolve()
     except OSError:
         return
-    if cached and path.is_file() and file_sha256(path) != path.parent.name:
+    if parent == cache / BUNDLES and path.is_file():
+        _check_bundle(path.parent)
+    elif parent == cache and path.is_file() and file_sha256(path) != path.parent.name:
         raise ValueError(
             f"{path}: the cached artifact no longer hashes to {path.parent.name} (changed on disk since it was "
             "copied); delete that folder and run again to copy it anew"
@@ -186,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             _answer(replies, has(args[1], args[2]))
         elif command == "put" and len(args) == 3:
             _answer(replies, put(args[1], args[2], stdin))
+        elif command == "bundle" and len(args) == 1:
+            _answer(replies, bundle(json.loads(stdin.read())))
         elif command == "cell" and len(args) == 1:
             cell(json.loads(stdin.read()), replies)
         elif command == "live" and len(args) == 1:

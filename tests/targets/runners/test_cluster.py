@@ -14,7 +14,7 @@ from targets.runners.agent import RemoteError
 from targets.runners.board_agent import file_sha256
 from targets.runners.cluster import ClusterAddress, ClusterRunner, cluster_remote
 from targets.runners.live import LiveWorkerFailed
-from tests.helpers import cell_request
+from tests.helpers import cell_request, with_external_data
 
 
 def test_a_cluster_address_parses_and_says_what_is_valid():
@@ -29,6 +29,19 @@ def test_a_cluster_address_parses_and_says_what_is_valid():
 
 def _runner(fleet, device):
     return ClusterRunner(ClusterAddress(fleet.scheduler, device), "x86-cpu")
+
+
+def _count_steps(runner):
+    """The agent steps the runner runs from now on, by name, in order."""
+    steps = []
+    original = runner.run_step
+
+    def counted(arguments, stdin, timeout_s):
+        steps.append(arguments[0])
+        return original(arguments, stdin, timeout_s)
+
+    runner.run_step = counted
+    return steps
 
 
 def test_the_worker_is_chosen_by_its_device_tag_and_answers_for_its_machine(dask_fleet):
@@ -50,18 +63,21 @@ def test_artifacts_travel_by_content_hash_and_cells_run_on_the_worker(dask_fleet
     assert file_sha256(__import__("pathlib").Path(path)) == digest
     # a second runner (another run) finds it there: `has`, no copy
     again = _runner(dask_fleet, "alpha")
-    steps = []
-    original = again.run_step
-
-    def counted(arguments, stdin, timeout_s):
-        steps.append(arguments[0])
-        return original(arguments, stdin, timeout_s)
-
-    again.run_step = counted
+    steps = _count_steps(again)
     assert again.board_path(str(tiny_conv_onnx)) == path and steps == ["has"]
     result = runner.run_cell(cell_request(tiny_conv_onnx), timeout_s=120)
     assert result.ok, result.error
     assert result.provider == "CPUExecutionProvider" and result.latencies_ns
+
+
+def test_a_model_with_external_data_travels_with_its_data_to_the_worker(dask_fleet, tiny_conv_onnx, tmp_path):
+    model = with_external_data(tiny_conv_onnx, tmp_path / "model", 1.5)
+    runner = _runner(dask_fleet, "alpha")
+    steps = _count_steps(runner)
+    result = runner.run_cell(cell_request(model), timeout_s=120)
+    assert result.ok, result.error
+    assert steps[-2:] == ["bundle", "cell"] and steps.count("put") + steps.count("has") >= 2
+    assert runner.board_path(str(model)).startswith(str(dask_fleet.cache("alpha") / "bundles"))
 
 
 def test_a_live_pair_runs_on_the_chosen_worker(dask_fleet, tiny_conv_onnx):

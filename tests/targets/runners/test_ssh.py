@@ -15,7 +15,7 @@ from targets.profiles import load_target, with_backend
 from targets.runners.board_agent import file_sha256
 from targets.runners.live import LiveWorkerFailed
 from targets.runners.ssh import RemoteError, SshAddress, SshRunner, explain_ssh_failure
-from tests.helpers import cell_request
+from tests.helpers import cell_request, with_external_data
 
 
 def _runner(board, config=None, python=sys.executable):
@@ -165,3 +165,28 @@ def test_a_cached_artifact_that_changed_on_the_board_is_refused_not_measured(ssh
     finally:
         tampered.unlink()
     assert _runner(ssh_board).run_cell(cell_request(tiny_conv_onnx), timeout_s=120).ok  # copied anew
+
+
+def test_a_model_with_external_data_is_measured_on_the_board_with_its_own_weights(ssh_board, tiny_conv_onnx, tmp_path):
+    from targets.runners.local import LocalRunner
+
+    first = with_external_data(tiny_conv_onnx, tmp_path / "first", 1.0)
+    second = with_external_data(tiny_conv_onnx, tmp_path / "second", 2.0)  # same graph file, other weights
+    assert first.read_bytes() == second.read_bytes()
+    runner = _runner(ssh_board)
+    result = runner.run_cell(cell_request(first), timeout_s=120)
+    assert result.ok, result.error
+    assert runner.board_path(str(first)) != runner.board_path(str(second))
+    assert runner.board_path(str(first)).startswith(str(ssh_board.cache / "bundles"))
+    backend = with_backend(load_target("x86-cpu"), None).backends[0]
+    feeds = [{"input": np.random.default_rng(3).standard_normal((2, 3, 16, 16)).astype(np.float32)}]
+    for model in (first, second):
+        remote = runner.first_outputs(str(model), backend, 1, feeds)
+        np.testing.assert_allclose(remote, LocalRunner().first_outputs(str(model), backend, 1, feeds), rtol=1e-5)
+    # a data file changed on the board is refused, not measured with other weights
+    data = ssh_board.cache / "bundles" / runner.board_path(str(first)).split("/")[-2] / "data" / "weights.bin"
+    data.unlink()
+    data.write_bytes((first.parent / "data" / "weights.bin").read_bytes()[:-4] + b"\0\0\0\0")
+    tampered = runner.run_cell(cell_request(first), timeout_s=120)
+    assert not tampered.ok and "weights.bin: the cached file no longer hashes to" in tampered.error
+    assert _runner(ssh_board).run_cell(cell_request(first), timeout_s=120).ok  # linked anew by the next run
