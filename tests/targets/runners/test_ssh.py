@@ -190,3 +190,32 @@ def test_a_model_with_external_data_is_measured_on_the_board_with_its_own_weight
     tampered = runner.run_cell(cell_request(first), timeout_s=120)
     assert not tampered.ok and "weights.bin: the cached file no longer hashes to" in tampered.error
     assert _runner(ssh_board).run_cell(cell_request(first), timeout_s=120).ok  # linked anew by the next run
+
+
+def _control_path(runner):
+    options = runner._control_options()
+    return next(option.split("=", 1)[1] for option in options if option.startswith("ControlPath="))
+
+
+def test_steps_share_one_connection_of_this_process_per_address_and_config(ssh_board):
+    import os
+    import subprocess
+
+    from targets.runners.ssh import stop_masters
+
+    runner = _runner(ssh_board)
+    path = _control_path(runner)
+    assert f"/{os.getpid()}-" in path and path == _control_path(_runner(ssh_board))
+    other = ssh_board.client_config("other-config")
+    assert _control_path(_runner(ssh_board, other)) != path  # another config never rides on this connection
+    assert runner.json_step(["has", "0" * 64, "m.onnx"], {}) == {"status": "ok", "path": None}
+
+    def master_answers():
+        check = ["ssh", "-F", str(ssh_board.config), "-o", f"ControlPath={path}", "-O", "check", "board"]
+        return subprocess.run(check, capture_output=True, text=True, check=False).returncode == 0
+
+    assert master_answers()
+    stop_masters()  # what the process does on exit
+    assert not master_answers()
+    assert runner.json_step(["has", "0" * 64, "m.onnx"], {})["path"] is None  # a new master starts
+    assert master_answers()
