@@ -316,12 +316,14 @@ class PlannedCheck:
 
 def _measure_per_device(planned: list[CheckRun | PlannedCheck]) -> list[CheckRun]:
     """Measure the planned checks, in order per device, and the devices at the same time (boards and
-    cluster workers are separate machines: a fleet's gate takes as long as its busiest device). With
-    one device this is a plain loop."""
-    by_device: dict[int, list[int]] = {}
+    cluster workers are separate machines: a fleet's gate takes as long as its busiest device). Every
+    runner that measures on this host's CPUs (this host, an emulated board) is one device: they take
+    turns. With one device this is a plain loop."""
+    by_device: dict[int | str, list[int]] = {}
     for position, item in enumerate(planned):
         if isinstance(item, PlannedCheck):
-            by_device.setdefault(id(item.runner), []).append(position)
+            device = "this host" if item.runner.shares_this_host else id(item.runner)
+            by_device.setdefault(device, []).append(position)
     results: dict[int, CheckRun] = {
         position: item for position, item in enumerate(planned) if isinstance(item, CheckRun)
     }

@@ -147,6 +147,10 @@ class BurstWorker(Protocol):
 class Runner(ABC):
     """Where measurements run. Every method answers about that machine."""
 
+    # its workers run on this host's CPUs (this host itself, or an emulator here): two such runners
+    # must never measure at the same time, or each would time the other's load
+    shares_this_host = False
+
     @abstractmethod
     def fingerprint(self) -> HostFingerprint:
         """The machine the measurements run on."""

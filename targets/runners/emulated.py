@@ -33,6 +33,7 @@ class EmulatedAarch64Runner(AgentRunner):
     """Runs the board agent in an emulated aarch64 Python on this host."""
 
     check_version = False  # the emulated Python imports this host's own speedproof source
+    shares_this_host = True  # qemu keeps a core of this host busy
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder.resolve()

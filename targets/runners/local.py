@@ -31,6 +31,8 @@ DEFAULT_WORKER_COMMAND = python_module_command("targets.runners.worker")
 class LocalRunner(Runner):
     """Measures on this host, each cell or A/B side in a worker process of its own."""
 
+    shares_this_host = True
+
     def __init__(
         self,
         worker_command: Sequence[str] = DEFAULT_WORKER_COMMAND,

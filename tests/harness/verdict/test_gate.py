@@ -3,6 +3,7 @@ reject and config errors, skipped targets, regressions, JUnit XML and the markdo
 
 import json
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import pytest
 
@@ -207,7 +208,7 @@ def test_checks_on_different_devices_are_measured_at_the_same_time_and_each_devi
 
     from harness.verdict.gate import CheckRun, PlannedCheck, _measure_per_device
 
-    board, worker = object(), object()
+    board, worker = SimpleNamespace(shares_this_host=False), SimpleNamespace(shares_this_host=False)
     both_measuring = threading.Barrier(2, timeout=30)
     order: list[str] = []
 
@@ -229,3 +230,45 @@ def test_checks_on_different_devices_are_measured_at_the_same_time_and_each_devi
     runs = _measure_per_device(planned)
     assert [run.target for run in runs] == ["board-1", "skipped", "worker-1", "board-2"]
     assert order.index("board-1") < order.index("board-2")
+
+
+def test_runners_on_this_hosts_cpus_take_turns_while_a_remote_device_measures_beside_them():
+    """Stand-ins again: this host and an emulated board share this host's CPUs, so they must never
+    measure at once (each would time the other's load); a remote board may measure beside either."""
+    import threading
+    import time
+
+    from harness.verdict.gate import CheckRun, PlannedCheck, _measure_per_device
+
+    here, emulated = SimpleNamespace(shares_this_host=True), SimpleNamespace(shares_this_host=True)
+    board = SimpleNamespace(shares_this_host=False)
+    this_host_busy = threading.Lock()
+    board_started = threading.Event()
+    overlaps: list[str] = []
+
+    def on_this_host(name):
+        def measure():
+            if not this_host_busy.acquire(blocking=False):
+                overlaps.append(name)
+                return CheckRun(0, name, [])
+            try:
+                assert board_started.wait(timeout=30)  # the board measures meanwhile
+                time.sleep(0.3)  # long enough for a wrongly concurrent turn to start and see the lock
+            finally:
+                this_host_busy.release()
+            return CheckRun(0, name, [])
+
+        return measure
+
+    def on_board():
+        board_started.set()
+        return CheckRun(0, "board", [])
+
+    planned = [
+        PlannedCheck(here, on_this_host("here")),
+        PlannedCheck(emulated, on_this_host("emulated")),
+        PlannedCheck(board, on_board),
+    ]
+    runs = _measure_per_device(planned)
+    assert [run.target for run in runs] == ["here", "emulated", "board"]
+    assert overlaps == []
