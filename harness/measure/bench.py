@@ -74,7 +74,7 @@ def run_bench(
     recipe, unresolvable input shape); problems of one variant or cell become failed cells.
     """
     check_writable_folder(request.out_dir)
-    runner = runner or runner_for(request.remote, request.ssh_config, request.target)
+    runner = runner or runner_for(request.remote, request.ssh_config, request.target, progress)
     host = runner.fingerprint()
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
     batch_sizes = request.batch_sizes or resolved.profile.batch_sizes

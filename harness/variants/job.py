@@ -35,7 +35,7 @@ def run_variants(
 ) -> tuple[Record, Path]:
     """Build the variants into a new folder under `out_dir` and write the record beside it."""
     check_writable_folder(request.out_dir)
-    runner = runner or runner_for(request.remote, request.ssh_config, request.target)
+    runner = runner or runner_for(request.remote, request.ssh_config, request.target, progress)
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
     run_id = new_run_id()
     label = "variants-" + source_label(request.model)

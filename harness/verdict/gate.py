@@ -247,7 +247,7 @@ def run_gate(
             return here
         key = (remote, target_name if remote.startswith(CLUSTER_SCHEME) else None)
         if key not in remotes:
-            remotes[key] = remote_runner(remote, request.ssh_config, target_name)
+            remotes[key] = remote_runner(remote, request.ssh_config, target_name, progress)
         return remotes[key]
 
     planned = [

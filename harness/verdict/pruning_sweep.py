@@ -67,7 +67,7 @@ def run_compare(
     request: CompareRequest, progress: ProgressCallback = no_progress, runner: Runner | None = None
 ) -> tuple[Record, Path]:
     check_writable_folder(request.out_dir)
-    runner = runner or runner_for(request.remote, request.ssh_config, request.target)
+    runner = runner or runner_for(request.remote, request.ssh_config, request.target, progress)
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
     points = compare_recipes(request.sparsities, request.finetune_epochs)

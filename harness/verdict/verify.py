@@ -77,7 +77,7 @@ def run_verify(
     """Verify every recipe of the request and write the record; return it and its path."""
     check_writable_folder(request.out_dir)
     require_variants(request.recipes)
-    runner = runner or runner_for(request.remote, request.ssh_config, request.target)
+    runner = runner or runner_for(request.remote, request.ssh_config, request.target, progress)
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
     context = VerifyContext(

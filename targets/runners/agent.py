@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 AGENT_MODULE = "targets.runners.board_agent"
 STEP_TIMEOUT_S = 120.0  # hello, has: seconds; a copy gets more per MiB, quality outputs five times this
 COPY_S_PER_MIB = 2.0
+REPORTED_COPY_MIB = 16  # copies from this size on are announced to the run's progress
 
 
 class RemoteError(SpeedproofError):
@@ -99,9 +101,15 @@ class AgentRunner(Runner):
         digest, name = file_sha256(path), name or path.name
         remote = self.json_step(["has", digest, name], {}).get("path")
         if not remote:
-            timeout = STEP_TIMEOUT_S + COPY_S_PER_MIB * path.stat().st_size / 2**20
-            stored = self.agent(["put", digest, name], path.read_bytes(), timeout)
+            mib = path.stat().st_size / 2**20
+            if mib >= REPORTED_COPY_MIB:
+                self.progress(f"copying {path.name} ({mib:.0f} MiB) to {self.label}")
+            started = time.monotonic()
+            stored = self.agent(["put", digest, name], path.read_bytes(), STEP_TIMEOUT_S + COPY_S_PER_MIB * mib)
             remote = json.loads(stored.decode().strip().splitlines()[-1])["path"]
+            if mib >= REPORTED_COPY_MIB:
+                took = time.monotonic() - started
+                self.progress(f"copied {path.name} in {took:.1f} s ({mib / max(took, 1e-3):.1f} MiB/s)")
         return digest, str(remote)
 
     def transport_failure(self, returncode: int, stderr: str) -> RemoteError | None:

@@ -10,7 +10,7 @@ one-shot worker sends back. Both travel as JSON.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -150,6 +150,14 @@ class Runner(ABC):
     # its workers run on this host's CPUs (this host itself, or an emulator here): two such runners
     # must never measure at the same time, or each would time the other's load
     shares_this_host = False
+
+    # hears of long steps (a large copy to another machine); a run sets its own progress reporter
+    on_progress: Callable[[str], None] | None = None
+
+    def progress(self, message: str) -> None:
+        """Tell the run's progress reporter, if it has one."""
+        if self.on_progress is not None:
+            self.on_progress(message)
 
     @abstractmethod
     def fingerprint(self) -> HostFingerprint:

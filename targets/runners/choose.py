@@ -4,6 +4,7 @@ on this host (`qemu-aarch64:FOLDER`), or a device in a Dask cluster (`cluster:tc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from targets.errors import SpeedproofError
@@ -15,8 +16,14 @@ from targets.runners.ssh import SshAddress, SshRunner
 REMOTE_FORMS = "ssh://[user@]host[:port][?python=PATH], qemu-aarch64:[FOLDER] or cluster:tcp://host:port[?device=TAG]"
 
 
-def runner_for(remote: str | None, ssh_config: Path | None = None, target: str | None = None) -> Runner:
-    """The runner for `--remote`, else for the `remote` key of the `target` profile, else this host's."""
+def runner_for(
+    remote: str | None,
+    ssh_config: Path | None = None,
+    target: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Runner:
+    """The runner for `--remote`, else for the `remote` key of the `target` profile, else this host's;
+    `progress` hears of its long steps (copies of large artifacts to another machine)."""
     if remote is None and target is not None:
         from targets.profiles import load_target
 
@@ -25,11 +32,23 @@ def runner_for(remote: str | None, ssh_config: Path | None = None, target: str |
         from targets.runners.local import LocalRunner
 
         return LocalRunner()
-    return remote_runner(remote, ssh_config, target)
+    return remote_runner(remote, ssh_config, target, progress)
 
 
-def remote_runner(remote: str, ssh_config: Path | None = None, target: str | None = None) -> Runner:
+def remote_runner(
+    remote: str,
+    ssh_config: Path | None = None,
+    target: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Runner:
     """The runner for a remote address; a cluster's needs the target its worker must offer."""
+    runner = _remote_runner(remote, ssh_config, target)
+    if progress is not None:
+        runner.on_progress = progress
+    return runner
+
+
+def _remote_runner(remote: str, ssh_config: Path | None, target: str | None) -> Runner:
     if remote.startswith(CLUSTER_SCHEME):
         from targets.runners.cluster import ClusterAddress, ClusterRunner
 

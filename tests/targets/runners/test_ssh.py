@@ -219,3 +219,20 @@ def test_steps_share_one_connection_of_this_process_per_address_and_config(ssh_b
     assert not master_answers()
     assert runner.json_step(["has", "0" * 64, "m.onnx"], {})["path"] is None  # a new master starts
     assert master_answers()
+
+
+def test_a_large_copy_is_announced_to_the_runs_progress_with_its_rate(ssh_board, tmp_path, monkeypatch):
+    from targets.runners import agent
+    from targets.runners.choose import remote_runner
+
+    monkeypatch.setattr(agent, "REPORTED_COPY_MIB", 0)  # every copy counts as large here
+    heard: list[str] = []
+    runner = remote_runner(ssh_board.url(), ssh_board.config, progress=heard.append)
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(np.random.default_rng().bytes(1 << 16))  # never on the board before
+    runner.board_path(str(blob))
+    assert heard[0] == "copying blob.bin (0 MiB) to ssh://board"
+    assert heard[1].startswith("copied blob.bin in ") and heard[1].endswith(" MiB/s)")
+    again = remote_runner(ssh_board.url(), ssh_board.config, progress=heard.append)
+    again.board_path(str(blob))  # another run: the board has it, nothing is copied or said
+    assert len(heard) == 2
