@@ -105,7 +105,7 @@ class AgentRunner(Runner):
             if mib >= REPORTED_COPY_MIB:
                 self.progress(f"copying {path.name} ({mib:.0f} MiB) to {self.label}")
             started = time.monotonic()
-            stored = self.agent(["put", digest, name], path.read_bytes(), STEP_TIMEOUT_S + COPY_S_PER_MIB * mib)
+            stored = self.agent(["put", digest, name], path, STEP_TIMEOUT_S + COPY_S_PER_MIB * mib)
             remote = json.loads(stored.decode().strip().splitlines()[-1])["path"]
             if mib >= REPORTED_COPY_MIB:
                 took = time.monotonic() - started
@@ -120,13 +120,19 @@ class AgentRunner(Runner):
         return f"cannot start {self.agent_command()[0]}: {error}"
 
     # steps -----------------------------------------------------------------------------------
-    def run_step(self, arguments: Sequence[str], stdin: bytes, timeout_s: float) -> tuple[int, bytes, bytes]:
-        """Run the agent with these arguments on the machine; its exit status, stdout and stderr.
+    def run_step(self, arguments: Sequence[str], stdin: bytes | Path, timeout_s: float) -> tuple[int, bytes, bytes]:
+        """Run the agent with these arguments on the machine, `stdin` given as bytes or as a file read
+        as it goes (a large artifact is never held in memory); its exit status, stdout and stderr.
         A step that does not end within `timeout_s` is a RemoteError (HUNG)."""
+        command = self.agent_command(*arguments)
         try:
-            completed = subprocess.run(
-                self.agent_command(*arguments), input=stdin, capture_output=True, timeout=timeout_s, check=False
-            )
+            if isinstance(stdin, Path):
+                with stdin.open("rb") as handle:
+                    completed = subprocess.run(
+                        command, stdin=handle, capture_output=True, timeout=timeout_s, check=False
+                    )
+            else:
+                completed = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
             raise RemoteError(
                 f"{self.label}: no answer within {timeout_s:.0f} s ({arguments[0]})", FailureKind.HUNG
@@ -135,7 +141,7 @@ class AgentRunner(Runner):
             raise RemoteError(self.missing_program(error)) from None
         return completed.returncode, completed.stdout, completed.stderr
 
-    def agent(self, arguments: Sequence[str], stdin: bytes, timeout_s: float) -> bytes:
+    def agent(self, arguments: Sequence[str], stdin: bytes | Path, timeout_s: float) -> bytes:
         """Run one agent step; its stdout, or a RemoteError that says what went wrong."""
         returncode, stdout, stderr_bytes = self.run_step(arguments, stdin, timeout_s)
         stderr = stderr_bytes.decode(errors="replace")

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -176,8 +177,10 @@ class ClusterRunner(AgentRunner):
     def board_path(self, local_path: str) -> str:
         return self.copy_by_content_hash(local_path)
 
-    def run_step(self, arguments: Sequence[str], stdin: bytes, timeout_s: float) -> tuple[int, bytes, bytes]:
+    def run_step(self, arguments: Sequence[str], stdin: bytes | Path, timeout_s: float) -> tuple[int, bytes, bytes]:
         worker = self.worker
+        if isinstance(stdin, Path):
+            stdin = stdin.read_bytes()  # a Dask message carries bytes
         data: Any = stdin
         if len(stdin) > SCATTER_BYTES:
             data = self.client.scatter(stdin, workers=[worker], direct=True, hash=False)
