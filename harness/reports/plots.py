@@ -52,6 +52,7 @@ def speedup_figure(record: dict[str, Any]) -> bytes | None:
     figure, (speed_axis, size_axis) = plt.subplots(
         1, 2, figsize=(11, height), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
     )
+    labelled: set[str] = set()
     for row, cell in enumerate(cells):
         speedup = cell["speedup"]
         accepted = (cell.get("verdict") or {}).get("decision") == "ACCEPT"
@@ -69,7 +70,9 @@ def speedup_figure(record: dict[str, Any]) -> bytes | None:
         for offset, key, name, shade in bars:
             value = _reduction(cell, reference, key)
             if value is not None:
-                size_axis.barh(row + offset, value, height=0.3, color=shade, label=name if row == 0 else None)
+                label = None if name in labelled else name  # one legend entry per kind, from its first bar
+                labelled.add(name)
+                size_axis.barh(row + offset, value, height=0.3, color=shade, label=label)
     speed_axis.axvline(1.0, color="#777777", linestyle=":", linewidth=1)
     if policy.get("min_speedup"):
         speed_axis.axvline(policy["min_speedup"], color=REJECT_COLOR, linestyle="--", linewidth=1, label="threshold")
@@ -81,7 +84,8 @@ def speedup_figure(record: dict[str, Any]) -> bytes | None:
     size_axis.axvline(1.0, color="#777777", linestyle=":", linewidth=1)
     size_axis.set_xlabel("reduction vs baseline (x)")
     size_axis.set_title("on paper: smaller?", fontsize=10)
-    size_axis.legend(loc="lower right", fontsize=8)
+    if labelled:
+        size_axis.legend(loc="lower right", fontsize=8)
     return _png(figure)
 
 

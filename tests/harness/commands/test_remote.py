@@ -4,7 +4,7 @@ build here, measure on the "board", and write records that carry its fingerprint
 import json
 
 from harness.cli import EXIT_OK, EXIT_USAGE, main
-from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, TINY_CNN
+from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, TINY_CNN, with_external_data
 
 
 def _remote(board):
@@ -19,6 +19,16 @@ def test_bench_on_a_remote_board(ssh_board, tiny_conv_onnx, tmp_path, capsys):
     assert record["host"]["remote"] == "ssh://board"
     assert [cell["status"] for cell in record["cells"]] == ["ok", "ok"]
     assert all(cell["provider"] == "CPUExecutionProvider" for cell in record["cells"])
+
+
+def test_bench_of_a_model_with_external_data_on_a_remote_board(ssh_board, tiny_conv_onnx, tmp_path, capsys):
+    model = with_external_data(tiny_conv_onnx, tmp_path / "model", 1.0)
+    arguments = ["bench", str(model), *_remote(ssh_board), "--batch", "1", "--threads", "1"]
+    code = main([*arguments, "--out", str(tmp_path / "out"), "--json", *FAST_FLAGS])
+    assert code == EXIT_OK
+    cell = json.loads(capsys.readouterr().out)["cells"][0]
+    assert cell["status"] == "ok", cell["error"]
+    assert cell["artifact"]["bytes"] == model.stat().st_size + (model.parent / "data" / "weights.bin").stat().st_size
 
 
 def test_verify_on_a_remote_board_copies_both_artifacts_and_gives_a_verdict(ssh_board, tmp_path, capsys):
