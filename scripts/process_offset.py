@@ -1,0 +1,90 @@
+"""Does a worker process carry a speed offset of its own? A/A pairs measured in several fresh
+process pairs.
+
+The verifier's interval treats the burst pairs of one A/B run as independent, but both sides of a
+run are one process each for the whole run. If a process has a speed of its own (memory layout,
+cache sets, page placement), every pair of the run shares it and the interval cannot see it. This
+starts PROCESS_PAIRS fresh pairs of live workers for an A/A comparison (aa_coverage.py's models:
+`identity` is a byte-identical copy, `unstructured` half of the weights zeroed), takes PAIRS
+alternating bursts in each, and prints each process pair's median speedup with the spread of its
+pair ratios, then the spread of those medians (sd of log) beside what the pairs' own scatter
+predicts for a median (1.2533 sd / sqrt(n), sd from the pairs' interquartile range). A ratio well
+above 1 is a per-process offset.
+
+    python scripts/process_offset.py [--model mlp|cnn64|resnet18] [--process-pairs 8] [--pairs 60]
+
+Figures come from one run; the host is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from aa_coverage import _requests, build_artifacts  # noqa: E402
+
+from targets.runners.local import LocalRunner  # noqa: E402
+
+BURST_S = 0.03
+BURST_ITERATIONS = 5
+
+
+def one_process_pair(runner: LocalRunner, requests: tuple, pairs: int) -> list[float]:
+    """log(baseline p50 / variant p50) of each of `pairs` alternating bursts in one fresh process pair."""
+    baseline = runner.start_live_worker(requests[0], "baseline")
+    variant = runner.start_live_worker(requests[1], "variant")
+    with baseline, variant:
+        baseline.start(120)
+        variant.start(120)
+        logs = []
+        for index in range(pairs):
+            order = (baseline, variant) if index % 2 == 0 else (variant, baseline)
+            p50 = {
+                id(worker): statistics.median(worker.burst(BURST_S, BURST_ITERATIONS)["latencies_ns"])
+                for worker in order
+            }
+            logs.append(math.log(p50[id(baseline)] / p50[id(variant)]))
+    return logs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="mlp", choices=["mlp", "cnn64", "resnet18"])
+    parser.add_argument("--process-pairs", type=int, default=8)
+    parser.add_argument("--pairs", type=int, default=60, help="burst pairs per process pair (default 60)")
+    args = parser.parse_args()
+    runner = LocalRunner()
+    with tempfile.TemporaryDirectory(prefix="speedproof-offset-") as folder:
+        artifacts = build_artifacts(Path(folder), [args.model])[args.model]
+        for kind in ("identity", "unstructured"):
+            requests = _requests(artifacts["baseline"], artifacts[kind], runner)
+            medians, within = [], []
+            for index in range(args.process_pairs):
+                logs = sorted(one_process_pair(runner, requests, args.pairs))
+                median = statistics.median(logs)
+                quarter = len(logs) // 4
+                medians.append(median)
+                spread = (logs[-quarter - 1] - logs[quarter]) / 1.349  # the pairs' sd, robust to a few outliers
+                within.append(1.2533 * spread / math.sqrt(len(logs)))
+                print(
+                    f"{args.model} {kind:12} process pair {index}: speedup {math.exp(median):.3f} "
+                    f"(middle half of pair ratios {math.exp(logs[quarter]):.3f}-{math.exp(logs[-quarter - 1]):.3f})",
+                    flush=True,
+                )
+            between, expected = statistics.stdev(medians), statistics.median(within)
+            print(
+                f"{args.model} {kind}: sd of per-process medians {between:.4f} (log), a median's sd from the pairs' "
+                f"scatter {expected:.4f}: ratio {between / expected:.1f}\n",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
