@@ -52,8 +52,10 @@ def _models() -> dict[str, tuple[object, tuple[int, ...]]]:
         torch.nn.Flatten(),
         torch.nn.Linear(64, 10),
     )
+    wide = torch.nn.Sequential(torch.nn.Linear(1024, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 10))
     return {
         "mlp": (mlp.eval(), (2, 256)),
+        "mlp1k": (wide.eval(), (2, 1024)),  # between the two: about 0.1-0.2 ms (not in the default set)
         "cnn64": (cnn.eval(), (2, 3, 64, 64)),
         "resnet18": (torchvision.models.resnet18(weights=None).eval(), (2, 3, 224, 224)),
     }

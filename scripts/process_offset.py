@@ -11,7 +11,7 @@ pair ratios, then the spread of those medians (sd of log) beside what the pairs'
 predicts for a median (1.2533 sd / sqrt(n), sd from the pairs' interquartile range). A ratio well
 above 1 is a per-process offset.
 
-    python scripts/process_offset.py [--model mlp|cnn64|resnet18] [--process-pairs 8] [--pairs 60]
+    python scripts/process_offset.py [--model mlp|mlp1k|cnn64|resnet18] [--process-pairs 8] [--pairs 60]
 
 Figures come from one run; the host is shared.
 """
@@ -35,14 +35,15 @@ BURST_S = 0.03
 BURST_ITERATIONS = 5
 
 
-def one_process_pair(runner: LocalRunner, requests: tuple, pairs: int) -> list[float]:
-    """log(baseline p50 / variant p50) of each of `pairs` alternating bursts in one fresh process pair."""
+def one_process_pair(runner: LocalRunner, requests: tuple, pairs: int) -> tuple[list[float], float]:
+    """log(baseline p50 / variant p50) of each of `pairs` alternating bursts in one fresh process pair,
+    and the baseline's median p50 (ms)."""
     baseline = runner.start_live_worker(requests[0], "baseline")
     variant = runner.start_live_worker(requests[1], "variant")
     with baseline, variant:
         baseline.start(120)
         variant.start(120)
-        logs = []
+        logs, baseline_p50 = [], []
         for index in range(pairs):
             order = (baseline, variant) if index % 2 == 0 else (variant, baseline)
             p50 = {
@@ -50,12 +51,13 @@ def one_process_pair(runner: LocalRunner, requests: tuple, pairs: int) -> list[f
                 for worker in order
             }
             logs.append(math.log(p50[id(baseline)] / p50[id(variant)]))
-    return logs
+            baseline_p50.append(p50[id(baseline)] / 1e6)
+    return logs, statistics.median(baseline_p50)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="mlp", choices=["mlp", "cnn64", "resnet18"])
+    parser.add_argument("--model", default="mlp", choices=["mlp", "mlp1k", "cnn64", "resnet18"])
     parser.add_argument("--process-pairs", type=int, default=8)
     parser.add_argument("--pairs", type=int, default=60, help="burst pairs per process pair (default 60)")
     args = parser.parse_args()
@@ -66,14 +68,15 @@ def main() -> int:
             requests = _requests(artifacts["baseline"], artifacts[kind], runner)
             medians, within = [], []
             for index in range(args.process_pairs):
-                logs = sorted(one_process_pair(runner, requests, args.pairs))
+                logs, p50_ms = one_process_pair(runner, requests, args.pairs)
+                logs.sort()
                 median = statistics.median(logs)
                 quarter = len(logs) // 4
                 medians.append(median)
                 spread = (logs[-quarter - 1] - logs[quarter]) / 1.349  # the pairs' sd, robust to a few outliers
                 within.append(1.2533 * spread / math.sqrt(len(logs)))
                 print(
-                    f"{args.model} {kind:12} process pair {index}: speedup {math.exp(median):.3f} "
+                    f"{args.model} ({p50_ms:.3f} ms) {kind:12} process pair {index}: speedup {math.exp(median):.3f} "
                     f"(middle half of pair ratios {math.exp(logs[quarter]):.3f}-{math.exp(logs[-quarter - 1]):.3f})",
                     flush=True,
                 )

@@ -35,8 +35,18 @@ FAST_FLAGS = [
 ]
 TINY_CNN = "tests.tiny_models:tiny_cnn"
 # short bursts and budgets: enough for the logic, not for publishable numbers
-FAST_POLICY = {"burst_duration_s": 0.05, "min_pairs": 4, "max_pair_duration_s": 4.0}
-FAST_POLICY_FLAGS = ["--burst-duration-s", "0.05", "--min-pairs", "4", "--max-pair-duration-s", "4"]
+# one worker per side for the whole pair (fresh workers per pair cost ~1.6 s each here; their own tests use them)
+FAST_POLICY = {"burst_duration_s": 0.05, "min_pairs": 4, "max_pair_duration_s": 4.0, "fresh_workers_below_ms": 0.0}
+FAST_POLICY_FLAGS = [
+    "--burst-duration-s",
+    "0.05",
+    "--min-pairs",
+    "4",
+    "--max-pair-duration-s",
+    "4",
+    "--fresh-workers-below-ms",
+    "0",
+]
 
 SEGFAULTING_WORKER = "import ctypes\nctypes.string_at(0)\n"
 HANGING_WORKER = "import time\nprint('loading...', flush=True)\ntime.sleep(600)\n"

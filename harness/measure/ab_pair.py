@@ -2,6 +2,12 @@
 bursts (A B, B A, A B, ...) until the speedup interval lies clearly on one side of the threshold
 or the pair's time budget runs out.
 
+A worker process carries a speed offset of its own (memory layout, cache sets: a few % on a model
+of tens of microseconds, none measurable at a millisecond; scripts/process_offset.py), which every
+pair of one process pair shares and the interval, treating pairs as independent, cannot see. So
+when both sides of the first pair are faster than the schedule's `fresh_workers_below_ms`, every
+later pair gets a fresh worker per side: the offset becomes part of each pair's noise.
+
 Alternating the order within pairs (ABBA) cancels a steady drift as well as a step. Each burst
 has at least the iterations its metric's percentile needs. The interval is looked at only at
 planned pair counts (the first at least `min_pairs`), each look spending a share of the error rate,
@@ -92,6 +98,9 @@ class PairOutcome:
     bursts: list[dict[str, Any]] = field(default_factory=list)
     # the planned looks, the error rate each may spend, and the pair counts looked at
     looks: dict[str, Any] = field(default_factory=dict)
+    # every pair after the first measured by fresh worker processes (both sides faster than
+    # the schedule's fresh_workers_below_ms)
+    fresh_workers: bool = False
 
     def sides(self) -> tuple[tuple[str, SideSummary], tuple[str, SideSummary]]:
         return (("baseline", self.baseline), ("variant", self.variant))
@@ -110,6 +119,7 @@ class PairOutcome:
             "variant": self.variant.as_dict(),
             "contended_pairs": self.contended_pairs(),
             "looks": self.looks,
+            "fresh_workers_per_pair": self.fresh_workers,
             "bursts": self.bursts,
         }
 
@@ -132,17 +142,12 @@ def run_ab_pair(
 ) -> PairOutcome:
     """Measure the pair on `runner`; a worker failure becomes a failed outcome with the worker's message."""
     outcome = PairOutcome()
-    baseline = runner.start_live_worker(baseline_request, "baseline")
-    variant = runner.start_live_worker(variant_request, "variant")
+    sides = _Sides(runner, baseline_request, variant_request, outcome, load_timeout_s)
     started = time.monotonic()
     try:
-        for side, worker in ((outcome.baseline, baseline), (outcome.variant, variant)):
-            ready = worker.start(load_timeout_s)
-            side.provider = ready.get("provider")
-            side.runtime = dict(ready.get("runtime") or {})
-            side.cold_start_ms = ready.get("cold_start_ms")
-        pairs = _alternate_bursts(baseline, variant, schedule, stop_rule, outcome, progress)
-        for side, worker in ((outcome.baseline, baseline), (outcome.variant, variant)):
+        sides.start()
+        pairs = _alternate_bursts(sides, schedule, stop_rule, outcome, progress)
+        for side, worker in ((outcome.baseline, sides.baseline), (outcome.variant, sides.variant)):
             stopped = worker.stop()
             side.memory, side.warnings = stopped.get("memory"), list(stopped.get("warnings") or [])
             side.launch_bound = stopped.get("launch_bound")
@@ -152,15 +157,69 @@ def run_ab_pair(
     except LiveWorkerFailed as error:
         outcome.error, outcome.error_kind = str(error), error.kind
     finally:
-        baseline.close()
-        variant.close()
+        sides.close()
         outcome.duration_s = time.monotonic() - started
     return outcome
 
 
+class _Sides:
+    """The live workers of the two sides, started together and renewed together (both killed, fresh
+    ones started and warmed up); the first start is what the sides' provider and cold start report."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        baseline_request: WorkerRequest,
+        variant_request: WorkerRequest,
+        outcome: PairOutcome,
+        load_timeout_s: float,
+    ) -> None:
+        self.runner, self.outcome, self.load_timeout_s = runner, outcome, load_timeout_s
+        self.requests = {"baseline": baseline_request, "variant": variant_request}
+        self.workers: dict[str, BurstWorker] = {}
+        self.renewals = 0
+        self.start_s = 0.0  # how long the first start of both sides took
+
+    @property
+    def baseline(self) -> BurstWorker:
+        return self.workers["baseline"]
+
+    @property
+    def variant(self) -> BurstWorker:
+        return self.workers["variant"]
+
+    def start(self) -> None:
+        started = time.monotonic()
+        summaries = {"baseline": self.outcome.baseline, "variant": self.outcome.variant}
+        for label, request in self.requests.items():
+            self.workers[label] = worker = self.runner.start_live_worker(request, label)
+            ready = worker.start(self.load_timeout_s)
+            side = summaries[label]
+            if self.renewals == 0:
+                side.provider = ready.get("provider")
+                side.runtime = dict(ready.get("runtime") or {})
+                side.cold_start_ms = ready.get("cold_start_ms")
+            elif ready.get("provider") != side.provider:
+                raise LiveWorkerFailed(
+                    f"{label}: a fresh worker ran on {ready.get('provider')}, the first on {side.provider}",
+                    FailureKind.FELL_BACK,
+                )
+        if self.renewals == 0:
+            self.start_s = time.monotonic() - started
+
+    def renew(self) -> None:
+        self.close()
+        self.renewals += 1
+        self.start()
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+        self.workers.clear()
+
+
 def _alternate_bursts(
-    baseline: BurstWorker,
-    variant: BurstWorker,
+    sides: _Sides,
     schedule: ABSchedule,
     stop_rule: StopRule,
     outcome: PairOutcome,
@@ -170,12 +229,12 @@ def _alternate_bursts(
     more when time runs out), each look spending its share of the error rate."""
     pairs: list[BurstPair] = []
     burst_iterations = min_iterations_for(schedule.metric)
-    max_pairs = max(1, int(schedule.max_pair_duration_s // (2 * schedule.burst_duration_s)))
-    looks, look_alpha = planned_looks(schedule.min_pairs, max_pairs, 1.0 - stop_rule.confidence)
-    outcome.looks = {"planned": list(looks), "alpha_per_look": look_alpha, "taken": []}
+    looks, look_alpha = _plan_looks(schedule, stop_rule, 2 * schedule.burst_duration_s, outcome)
     started = time.monotonic()
     while True:
-        first, second = (baseline, variant) if len(pairs) % 2 == 0 else (variant, baseline)
+        if outcome.fresh_workers:
+            sides.renew()
+        first, second = (sides.baseline, sides.variant) if len(pairs) % 2 == 0 else (sides.variant, sides.baseline)
         results = {first.label: first.burst(schedule.burst_duration_s, burst_iterations)}
         results[second.label] = second.burst(schedule.burst_duration_s, burst_iterations)
         a, b = results["baseline"], results["variant"]
@@ -189,6 +248,15 @@ def _alternate_bursts(
                 "contended": max(other_cpu) > CONTENDED_OTHER_CPU_SHARE,
             }
         )
+        if len(pairs) == 1 and _needs_fresh_workers(a["latencies_ns"], b["latencies_ns"], schedule):
+            outcome.fresh_workers = True
+            # no look is taken yet: the looks are planned anew for pairs that each start two workers
+            looks, look_alpha = _plan_looks(schedule, stop_rule, 2 * schedule.burst_duration_s + sides.start_s, outcome)
+            if progress:
+                progress(
+                    f"  both sides run under {schedule.fresh_workers_below_ms:g} ms: a fresh worker per side for "
+                    "every pair (a process's own speed offset is part of the noise at this size)"
+                )
         elapsed = time.monotonic() - started
         out_of_time = elapsed + elapsed / len(pairs) > schedule.max_pair_duration_s  # no room for another pair
         if len(pairs) not in looks and not out_of_time:
@@ -204,6 +272,24 @@ def _alternate_bursts(
                 f"  {len(pairs)} pairs, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
                 f"{estimate.ci_high:.2f}] still straddles {stop_rule.min_speedup:.2f}"
             )
+
+
+def _plan_looks(
+    schedule: ABSchedule, stop_rule: StopRule, pair_s: float, outcome: PairOutcome
+) -> tuple[tuple[int, ...], float]:
+    """The looks for as many pairs of `pair_s` seconds as the budget holds, recorded in the outcome."""
+    max_pairs = max(1, int(schedule.max_pair_duration_s // pair_s))
+    looks, look_alpha = planned_looks(schedule.min_pairs, max_pairs, 1.0 - stop_rule.confidence)
+    outcome.looks = {"planned": list(looks), "alpha_per_look": look_alpha, "taken": []}
+    return looks, look_alpha
+
+
+def _needs_fresh_workers(baseline_ns: Sequence[int], variant_ns: Sequence[int], schedule: ABSchedule) -> bool:
+    """Whether both sides' first bursts ran under the schedule's `fresh_workers_below_ms` (p50)."""
+    if schedule.fresh_workers_below_ms <= 0 or not baseline_ns or not variant_ns:
+        return False
+    slower_ms = max(summarize_latencies_ns(baseline_ns).p50, summarize_latencies_ns(variant_ns).p50)
+    return slower_ms < schedule.fresh_workers_below_ms
 
 
 def stop_at_look(

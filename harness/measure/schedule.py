@@ -58,6 +58,15 @@ class ABSchedule:
             "interval at the look's level needs (9 pairs at 95%% with the default budget)"
         },
     )
+    fresh_workers_below_ms: float = field(
+        default=0.5,
+        metadata={
+            "help": "when both sides of the first burst pair run faster than this (p50, ms), every later pair gets a "
+            "fresh worker process per side: a process carries a speed offset of its own (a few %% on a 0.04 ms "
+            "model, scripts/process_offset.py), which one process per side for the whole run would turn into a "
+            "bias the interval cannot see; 0 = off"
+        },
+    )
     throughput_batch_size: int = field(
         default=0,
         metadata={
@@ -94,6 +103,8 @@ class ABSchedule:
                 f"pairs of {self.burst_duration_s} s bursts; raise it to at least "
                 f"{self.burst_duration_s * 2 * self.min_pairs:g}"
             )
+        if self.fresh_workers_below_ms < 0:
+            problems.append(f"fresh_workers_below_ms = {self.fresh_workers_below_ms}; must be >= 0 (0 = off)")
         if self.throughput_batch_size < 0:
             problems.append(f"throughput_batch_size = {self.throughput_batch_size}; must be >= 0 (0 = off)")
         if self.probe_batch_size < 0:

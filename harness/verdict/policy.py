@@ -74,6 +74,7 @@ POLICY_KEYS = (
     "max_pair_duration_s",
     "burst_duration_s",
     "min_pairs",
+    "fresh_workers_below_ms",
     "throughput_batch_size",
     "probe_batch_size",
     "max_regression",

@@ -330,10 +330,13 @@ def _measure_pair(
         for built in (baseline, variant)
     ]
     rules = context.policy.rules
+    schedule = replace(context.policy.schedule, batch_size=batch_size, metric=metric or context.policy.schedule.metric)
+    if context.runner.fingerprint().emulated:  # its timings decide nothing: no fresh workers per pair
+        schedule = replace(schedule, fresh_workers_below_ms=0.0)
     return run_ab_pair(
         requests[0],
         requests[1],
-        replace(context.policy.schedule, batch_size=batch_size, metric=metric or context.policy.schedule.metric),
+        schedule,
         StopRule(min_speedup=rules.min_speedup, confidence=rules.confidence),
         runner=context.runner,
         load_timeout_s=context.protocol.load_allowance_s + context.protocol.warmup_min_duration_s,

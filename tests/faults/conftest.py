@@ -16,15 +16,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.helpers import FAST_POLICY_FLAGS
+
 SPEEDPROOF = str(Path(sys.executable).parent / "speedproof")
-FAST_VERIFY = [
-    "--burst-duration-s",
-    "0.05",
-    "--min-pairs",
-    "4",
-    "--max-pair-duration-s",
-    "4",
-]
+FAST_VERIFY = FAST_POLICY_FLAGS
 FAST_BENCH = ["--min-iterations", "5", "--min-duration-s", "0.02", "--batch", "1"]
 
 

@@ -52,3 +52,40 @@ def test_a_side_that_cannot_load_fails_the_pair_with_its_message(tiny_conv_onnx)
     outcome = run_ab_pair(good, broken, SCHEDULE, StopRule(1.1, 0.95), LocalRunner(), load_timeout_s=120)
     assert outcome.status == "failed" and outcome.speedup is None
     assert outcome.error.startswith("variant:") and "not_the_input" in outcome.error
+
+
+class _CountingRunner(LocalRunner):
+    """This host's real runner, counting the live workers it starts."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = 0
+
+    def start_live_worker(self, request, label):
+        self.started += 1
+        return super().start_live_worker(request, label)
+
+
+def test_a_fast_model_gets_a_fresh_worker_per_side_for_every_pair_after_the_first(tiny_conv_onnx):
+    request = cell_request(tiny_conv_onnx)
+    schedule = replace(SCHEDULE, fresh_workers_below_ms=1000.0, max_pair_duration_s=60.0)
+    runner = _CountingRunner()
+    outcome = run_ab_pair(request, request, schedule, StopRule(3.0, 0.95), runner, load_timeout_s=120)
+    assert outcome.status == "ok", outcome.error
+    assert outcome.fresh_workers and outcome.as_dict()["fresh_workers_per_pair"] is True
+    assert runner.started == 2 * len(outcome.bursts)  # the first pair's two, then two more per pair
+    assert outcome.stopped_by == PairStop.BELOW
+    # the looks were planned anew for pairs that start two workers: fewer fit in the budget
+    one_process_looks = run_ab_pair(
+        request, request, replace(schedule, fresh_workers_below_ms=0.0), StopRule(3.0, 0.95), LocalRunner(), 120
+    ).looks["planned"]
+    assert outcome.looks["planned"][-1] < one_process_looks[-1]
+    assert outcome.baseline.provider == "CPUExecutionProvider" and outcome.variant.memory["peak_rss_bytes"] > 0
+
+
+def test_a_model_slower_than_the_threshold_keeps_one_worker_per_side(tiny_conv_onnx):
+    request = cell_request(tiny_conv_onnx)
+    runner = _CountingRunner()
+    schedule = replace(SCHEDULE, fresh_workers_below_ms=1e-6)  # nothing runs in a nanosecond
+    outcome = run_ab_pair(request, request, schedule, StopRule(3.0, 0.95), runner, load_timeout_s=120)
+    assert outcome.status == "ok" and not outcome.fresh_workers and runner.started == 2
