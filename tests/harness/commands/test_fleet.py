@@ -7,7 +7,7 @@ import json
 import threading
 
 from harness.cli import EXIT_OK, EXIT_USAGE, main
-from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, TINY_CNN
+from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, FAST_POLICY_TOML, TINY_CNN
 from tests.targets.runners.test_cluster import _child_running
 
 
@@ -55,7 +55,7 @@ def _gate_config(tmp_path, checks):
         for extra in checks
     )
     path = tmp_path / "speedproof.toml"
-    path.write_text(text + "[policy]\nburst_duration_s = 0.05\nmin_pairs = 4\nmax_pair_duration_s = 4.0\n")
+    path.write_text(text + FAST_POLICY_TOML)
     return path
 
 

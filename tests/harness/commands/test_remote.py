@@ -4,7 +4,7 @@ build here, measure on the "board", and write records that carry its fingerprint
 import json
 
 from harness.cli import EXIT_OK, EXIT_USAGE, main
-from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, TINY_CNN, with_external_data
+from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, FAST_POLICY_TOML, TINY_CNN, with_external_data
 
 
 def _remote(board):
@@ -78,7 +78,7 @@ def test_gate_checks_run_on_their_remotes_and_an_unreachable_one_is_skipped(ssh_
     gate.write_text(
         f'[[check]]\nmodel = "{TINY_CNN}"\nrecipes = ["structured:0.5"]\nthreads = 1\nremote = "{ssh_board.url()}"\n\n'
         f'[[check]]\nmodel = "{TINY_CNN}"\nrecipes = ["structured:0.5"]\nremote = "ssh://deadboard"\n\n'
-        "[policy]\nburst_duration_s = 0.05\nmin_pairs = 4\nmax_pair_duration_s = 4.0\n"
+        + FAST_POLICY_TOML
     )
     out = tmp_path / "results"
     for flags, expected in (([], EXIT_OK), (["--require-all-targets"], 1)):

@@ -10,14 +10,9 @@ import pytest
 from harness.cli import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE, main
 from harness.verdict.gate import load_gate_config
 from targets.errors import SpeedproofError
-from tests.helpers import TINY_CNN
+from tests.helpers import FAST_POLICY_TOML, TINY_CNN
 
-FAST = """
-[policy]
-burst_duration_s = 0.05
-min_pairs = 4
-max_pair_duration_s = 4.0
-"""
+FAST = "\n" + FAST_POLICY_TOML
 
 
 def _config(tmp_path, checks, extra=FAST):
