@@ -15,6 +15,8 @@ from targets.errors import SpeedproofError
 from targets.inputs import DEFAULT_INT_HIGH, ModelInput
 from targets.onnx_external_data import external_data_files
 
+PROTOBUF_LIMIT_BYTES = 2**31 - 1
+
 
 def load_onnx_model(path: Path) -> onnx.ModelProto:
     """Parse and check an ONNX file (external data left on disk); errors name the file."""
@@ -22,6 +24,13 @@ def load_onnx_model(path: Path) -> onnx.ModelProto:
         raise SpeedproofError(f"model file not found: {path}")
     if not path.is_file():
         raise SpeedproofError(f"model path is not a file: {path}")
+    size_bytes = path.stat().st_size
+    if size_bytes > PROTOBUF_LIMIT_BYTES:
+        # protobuf cannot parse a message this large: refuse before reading gigabytes into memory
+        raise SpeedproofError(
+            f"{path} is {size_bytes / 2**30:.1f} GiB, past protobuf's 2 GiB limit for one ONNX file; a model this "
+            "large keeps its weights as external data (onnx.save_model(..., save_as_external_data=True))"
+        )
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError and friends

@@ -20,6 +20,7 @@ from harness import __version__
 from harness.commands import command_modules
 from harness.commands.options import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE
 from harness.records.store import RecordNotWritten
+from harness.reports.text_safety import terminal_safe
 from targets.errors import SpeedproofError
 from targets.scratch import run_scratch
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_unwritten(args, error)
         return EXIT_CELL_FAILED
     except SpeedproofError as error:
-        print(f"speedproof {args.command}: error: {error}", file=sys.stderr)
+        print(f"speedproof {args.command}: error: {terminal_safe(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except Terminated:
         print("terminated; records already written are kept", file=sys.stderr)

@@ -3,17 +3,23 @@ and data generated from a fixed seed (floats, token ids in the embedding's range
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from targets.environment import positive_number_from_environment
 from targets.errors import SpeedproofError
 
 DEFAULT_SEED = 0
 # integer inputs that feed no embedding table get ids in [0, 2): valid as masks and as ids
 DEFAULT_INT_HIGH = 2
+# the generated feed may take at most this share of the host's memory, unless the variable says otherwise
+MAX_INPUT_ENVIRONMENT = "SPEEDPROOF_MAX_INPUT_MB"
+DEFAULT_MAX_INPUT_SHARE = 0.25
 SHAPE_PATTERN = re.compile(r"^(?:(?P<name>[^=]+)=)?(?P<dims>\d+(?:x\d+)*)$")
 
 
@@ -150,7 +156,53 @@ def resolve_input_specs(
         specs.append(
             InputSpec(name=model_input.name, dtype=model_input.dtype, shape=tuple(resolved), high=model_input.int_high)
         )
+    check_feed_size(specs)
     return specs
+
+
+def feed_bytes(specs: list[InputSpec]) -> int:
+    """Bytes the generated data of `specs` takes (before anything is allocated)."""
+    total = 0
+    for spec in specs:
+        try:
+            itemsize = np.dtype(spec.dtype).itemsize
+        except TypeError:
+            itemsize = 8
+        total += math.prod(spec.shape) * itemsize
+    return total
+
+
+def max_feed_bytes() -> int:
+    """The largest feed speedproof generates: $SPEEDPROOF_MAX_INPUT_MB, else a quarter of this
+    host's memory (the model's own memory, the runtime's and the outputs need the rest)."""
+    if MAX_INPUT_ENVIRONMENT in os.environ:
+        return int(positive_number_from_environment(MAX_INPUT_ENVIRONMENT, 0.0) * 2**20)
+    import psutil
+
+    return int(psutil.virtual_memory().total * DEFAULT_MAX_INPUT_SHARE)
+
+
+def check_feed_size(specs: list[InputSpec]) -> None:
+    """Refuse, before allocating it, a feed larger than `max_feed_bytes`: the error names each
+    input's shape and size, so a typo in --input-shape says what it would have cost."""
+    total, limit = feed_bytes(specs), max_feed_bytes()
+    if total <= limit:
+        return
+    shapes = ", ".join(
+        f"{spec.name!r} {'x'.join(map(str, spec.shape)) or 'scalar'} {spec.dtype} = {_size_text(feed_bytes([spec]))}"
+        for spec in specs
+    )
+    raise SpeedproofError(
+        f"the inputs would take {_size_text(total)} ({shapes}), more than the {_size_text(limit)} allowed "
+        f"(a quarter of this host's memory, or ${MAX_INPUT_ENVIRONMENT}); check --input-shape and the batch size"
+    )
+
+
+def _size_text(size_bytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
 
 
 def _fixed_batch(model_input: ModelInput, batch_size: int) -> list[int]:

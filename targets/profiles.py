@@ -7,6 +7,7 @@ data: harness validates it when it builds the verification policy.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -236,8 +237,15 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     _check_keys(resources_table, RESOURCES_HELP, "[resources]", path)
     cores = _positive_int_or_word(resources_table.get("cores", "all"), "all", "resources.cores", path)
     memory_gb = resources_table.get("memory_gb", 0)
-    if not isinstance(memory_gb, (int, float)) or isinstance(memory_gb, bool) or memory_gb < 0:
-        raise SpeedproofError(f"{path}: resources.memory_gb = {memory_gb!r}; expected a number >= 0")
+    if (
+        not isinstance(memory_gb, (int, float))
+        or isinstance(memory_gb, bool)
+        or not math.isfinite(memory_gb)
+        or memory_gb < 0
+    ):
+        raise SpeedproofError(
+            f"{path}: resources.memory_gb = {memory_gb!r}; expected a finite number >= 0 (0 = no cap)"
+        )
 
     requires_table = _table(data, "requires", path)
     _check_keys(requires_table, REQUIRES_HELP, "[requires]", path)
@@ -264,6 +272,13 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     remote = data.get("remote")
     if remote is not None and (not isinstance(remote, str) or not remote.startswith(("ssh://", "qemu-aarch64:"))):
         raise SpeedproofError(f"{path}: remote = {remote!r}; expected {TOP_LEVEL_HELP['remote']}")
+    if remote is not None and remote.startswith("ssh://"):
+        from targets.runners.ssh import SshAddress  # the runners build on profiles: imported when needed
+
+        try:
+            SshAddress.parse(remote)
+        except SpeedproofError as error:
+            raise SpeedproofError(f"{path}: remote: {error}") from None
 
     return TargetProfile(
         name=name,
@@ -298,6 +313,10 @@ def load_all_builtin_profiles() -> list[TargetProfile]:
     return [load_target(name) for name in builtin_profile_names()]
 
 
+# more threads than this per CPU a worker may use is refused: far past any useful oversubscription
+MAX_THREADS_PER_CPU = 4
+
+
 def resolve_profile(
     profile: TargetProfile,
     host: HostFingerprint,
@@ -321,6 +340,14 @@ def resolve_profile(
         threads = min(host.physical_cores, len(affinity))
     else:
         threads = profile.threads
+    if threads > MAX_THREADS_PER_CPU * len(affinity):
+        # ONNX Runtime and torch start every one of them: 100000 threads hang a host instead of measuring
+        where = "--threads" if threads_override is not None else f"{profile.source}: threads"
+        raise SpeedproofError(
+            f"{where} = {threads} is far more than the {len(affinity)} CPUs the worker runs on here; at most "
+            f"{MAX_THREADS_PER_CPU * len(affinity)} ({MAX_THREADS_PER_CPU} per CPU) are measured. Pass --threads N "
+            'or use threads = "physical"'
+        )
     if threads > len(affinity):
         notes.append(f"{threads} threads on {len(affinity)} pinned CPUs oversubscribes them")
     return ResolvedProfile(profile=profile, threads=threads, cpu_affinity=affinity, notes=tuple(notes))

@@ -114,6 +114,14 @@ def minimal_record(*cells: dict) -> dict:
 
 
 BASELINE_CELL = {"model": "m", "variant": "baseline", "backend": "onnxruntime", "batch_size": 1, "status": "ok"}
+# a bench cell every report format renders: what a measured cell has, with nothing measured
+RENDERABLE_CELL = {
+    **BASELINE_CELL,
+    **dict.fromkeys(("provider", "error", "latency_ms", "artifact", "quality", "throughput_per_s"), None),
+    **dict.fromkeys(("cold_start_ms", "memory", "cv"), None),
+    "iterations": 0,
+    "warnings": [],
+}
 
 
 def with_external_data(source: Path, folder: Path, scale: float) -> Path:

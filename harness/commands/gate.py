@@ -12,11 +12,12 @@ from harness.commands.options import (
     add_cluster_options,
     add_out_option,
     add_policy_options,
-    check_derived_output,
     policy_overrides_from,
     wrapped,
 )
 from harness.progress import TerminalProgress
+from harness.reports.output_files import check_derived_output, write_derived_output
+from targets.errors import SpeedproofError
 
 NAME = "gate"
 HELP = "CI release gate: verify the checks of a config; exit 1 when a required variant is rejected"
@@ -111,16 +112,30 @@ def run(args: argparse.Namespace) -> int:
     summary = markdown_report(record, status)
     junit_path = args.junit or path.with_suffix(".xml")
     summary_path = args.summary or path.with_suffix(".md")
-    junit_path.write_text(junit_xml(record))
-    summary_path.write_text(summary)
+    # the record is written; a report that cannot be (a full disk, a path changed during the run) is
+    # a failure of the gate that says so, never a traceback, and the other report is still written
+    unwritten: list[str] = []
+    written = [f"record written to {path}"]
+    outputs = (("--junit", "JUnit XML", junit_path, junit_xml(record)), ("--summary", "summary", summary_path, summary))
+    for option, what, output, text in outputs:
+        try:
+            write_derived_output(output, text, option)
+            written.append(f"{what}: {output}")
+        except SpeedproofError as error:
+            unwritten.append(str(error))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
-        with open(step_summary, "a") as handle:
-            handle.write(summary + "\n")
+        try:
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(summary + "\n")
+        except OSError as error:
+            unwritten.append(f"$GITHUB_STEP_SUMMARY {step_summary}: could not append ({error.strerror or error})")
     print(record_text(record))
     print()
     print("gate passed" if gate["exit_code"] == 0 else "gate FAILED:\n  " + "\n  ".join(gate["failures"]))
     for item in gate["skipped"]:
         print(f"skipped: {item['model']} on {item['target']}: {item['reason']}")
-    print(f"record written to {path}\nJUnit XML: {junit_path}\nsummary: {summary_path}")
-    return int(gate["exit_code"])
+    print("\n".join(written))
+    for problem in unwritten:
+        print(f"error: {problem}", file=sys.stderr)
+    return max(int(gate["exit_code"]), 1) if unwritten else int(gate["exit_code"])

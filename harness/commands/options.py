@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -119,39 +118,6 @@ def policy_overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     from harness.verdict.policy import policy_fields
 
     return {name: getattr(args, f"policy_{name}") for name in policy_fields()}
-
-
-# files speedproof reads (records, configs, profiles, policies, models): never written over
-INPUT_FILE_SUFFIXES = (".json", ".toml", ".onnx", ".pt", ".pt2", ".pth", ".py")
-
-
-def check_derived_output(path: Path, option: str, inputs: tuple[Path | None, ...] = ()) -> None:
-    """Refuse, before anything is measured, an output path that would replace an input (a record,
-    a config) or cannot be written; an earlier report, summary or JUnit file may be replaced."""
-    if path.is_dir():
-        raise SpeedproofError(f"{option} {path}: is a folder; pass a file path")
-    resolved = path.resolve()
-    if any(item is not None and item.resolve() == resolved for item in inputs):
-        raise SpeedproofError(f"{option} {path}: is an input of this command; it is never written over")
-    if path.exists() and (path.suffix.lower() in INPUT_FILE_SUFFIXES or _looks_like_record(path)):
-        raise SpeedproofError(
-            f"{option} {path}: exists and is a record, config or model; outputs only replace derived files "
-            "(reports, summaries, JUnit XML). Pass a new path"
-        )
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise SpeedproofError(f"{option} {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise SpeedproofError(f"{option} {path}: cannot write there; pass a writable path")
-
-
-def _looks_like_record(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return False
-    return head.lstrip().startswith(b"{") and b'"schema_version"' in head
 
 
 def add_out_option(parser: argparse.ArgumentParser) -> None:

@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.options import EXIT_OK, check_derived_output
+from harness.commands.options import EXIT_OK
 from harness.reports import REPORT_FORMATS, render_report
+from harness.reports.output_files import check_derived_output, write_derived_output
 from targets.errors import SpeedproofError
 
 NAME = "report"
@@ -39,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
             f"{args.record}: damaged record: cannot render it as {args.format}: {type(error).__name__}: {error}"
         ) from None
     if args.output:
-        args.output.write_text(text)
-        print(f"{args.format} report written to {args.output}", file=sys.stderr)
+        written = write_derived_output(args.output, text, "--output")
+        print(f"{args.format} report written to {written}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return EXIT_OK

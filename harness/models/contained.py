@@ -1,7 +1,9 @@
 """User code, contained: a `package.module:function` model source is first imported, called and
 exported to ONNX in a process of its own (`python -m harness.models.contained REQUEST.json`), with
 a time limit and a cap on its memory, so that a module that crashes, kills itself, hangs, eats
-memory or exits at import fails that source with a message instead of taking the run down.
+memory or exits at import fails that source with a message instead of taking the run down. A
+torch.export program (`.pt2`) is first loaded and exported there the same way: a file that crashes
+torch's deserializer, or asks for an unpickling that could run code, fails with a message.
 
 Only the current folder (where the user named the module from) and the installed packages are
 importable there. Once the contained run succeeded, the CLI may import the same module itself
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from targets.environment import positive_number_from_environment
 from targets.errors import SpeedproofError
 from targets.runners.processes import python_module_command, run_to_end, signal_name, stderr_tail
 
@@ -41,45 +44,35 @@ class ContainedExport:
     provides: frozenset[str]
 
 
-def _positive_number(name: str, default: float) -> float:
-    text = os.environ.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise SpeedproofError(f"environment variable {name}={text!r}; expected a positive number")
-    return value
-
-
 def source_limits() -> tuple[float, int]:
     """(seconds, bytes) the contained process may take."""
     import psutil
 
-    timeout_s = _positive_number(TIMEOUT_ENVIRONMENT, DEFAULT_TIMEOUT_S)
+    timeout_s = positive_number_from_environment(TIMEOUT_ENVIRONMENT, DEFAULT_TIMEOUT_S)
     default_mb = psutil.virtual_memory().total * DEFAULT_MEMORY_SHARE / 2**20
-    return timeout_s, int(_positive_number(MEMORY_ENVIRONMENT, default_mb) * 2**20)
+    return timeout_s, int(positive_number_from_environment(MEMORY_ENVIRONMENT, default_mb) * 2**20)
 
 
 def export_in_contained_process(
-    spec: str, input_shapes: dict[str | None, tuple[int, ...]], onnx_path: Path
+    spec: str, input_shapes: dict[str | None, tuple[int, ...]], onnx_path: Path, program: bool = False
 ) -> ContainedExport:
-    """Import and call the source function in a contained process that exports its result to
-    `onnx_path`; a failure of any kind becomes a SpeedproofError saying what happened."""
+    """Import and call the source function (or, with `program`, load the `.pt2` file `spec`) in a
+    contained process that exports the result to `onnx_path`; a failure of any kind becomes a
+    SpeedproofError saying what happened."""
     timeout_s, memory_bytes = source_limits()
+    doing = ("loading" if program else "importing and calling") + " it"
     with tempfile.TemporaryDirectory(prefix="speedproof-source-") as folder:
         request_path = Path(folder) / "request.json"
         result_path = Path(folder) / "result.json"
         stderr_path = Path(folder) / "stderr.txt"
         request = {
-            "spec": spec,
+            "spec": str(Path(spec).resolve()) if program else spec,
             "folder": os.getcwd(),
             "input_shapes": [[name, list(shape)] for name, shape in input_shapes.items()],
             "onnx_path": str(onnx_path.resolve()),
             "result_path": str(result_path),
             "memory_mb": memory_bytes // 2**20,
+            "program": program,
         }
         request_path.write_text(json.dumps(request))
 
@@ -90,22 +83,20 @@ def export_in_contained_process(
         returncode = run_to_end(command, stderr_path, timeout_s, preexec_fn=cap_memory)
         if returncode is None:
             raise SpeedproofError(
-                f"model {spec!r}: importing and calling it took longer than {timeout_s:g} s and was stopped "
+                f"model {spec!r}: {doing} took longer than {timeout_s:g} s and was stopped "
                 f"(set {TIMEOUT_ENVIRONMENT} to allow more)"
             )
         tail = stderr_tail(stderr_path)
         last_output = f"; its last output:\n{tail}" if tail else ""
         if returncode < 0:
             raise SpeedproofError(
-                f"model {spec!r}: the process importing and calling it crashed with {signal_name(returncode)}"
-                + last_output
+                f"model {spec!r}: the process {doing} crashed with {signal_name(returncode)}" + last_output
             )
         try:
             result = json.loads(result_path.read_text())
         except (OSError, json.JSONDecodeError):
             raise SpeedproofError(
-                f"model {spec!r}: the process importing and calling it exited with code {returncode} without a "
-                "result" + last_output
+                f"model {spec!r}: the process {doing} exited with code {returncode} without a result" + last_output
             ) from None
     if result.get("status") != "ok":
         raise SpeedproofError(f"model {spec!r}: {result.get('error')}")
@@ -160,6 +151,8 @@ def _run_contained(request: dict[str, Any]) -> dict[str, Any]:
 
     spec = request["spec"]
     shapes = {name: tuple(shape) for name, shape in request["input_shapes"]}
+    if request.get("program"):
+        return _export_program_contained(Path(spec), shapes, Path(request["onnx_path"]))
     try:
         function = import_source_function(spec, request["folder"])
         torch_model = as_torch_model(spec, call_source_function(spec, function), shapes)
@@ -177,10 +170,28 @@ def _run_contained(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _export_program_contained(
+    path: Path, input_shapes: dict[str | None, tuple[int, ...]], onnx_path: Path
+) -> dict[str, Any]:
+    from exporters.torch_program import program_example_inputs
+    from exporters.torch_to_onnx import export_to_onnx
+    from targets.torch_programs import load_program
+
+    try:
+        program, names = load_program(path)
+        examples = program_example_inputs(program, names, input_shapes)
+        export_to_onnx(program.module(), examples, onnx_path, input_names=names)
+    except SpeedproofError as error:
+        return {"status": "failed", "error": str(error)}
+    except Exception as error:
+        return {"status": "failed", "error": f"exporting it to ONNX failed: {type(error).__name__}: {error}"}
+    return {"status": "ok", "latency_only": False, "provides": []}
+
+
 def _out_of_memory(request: dict[str, Any]) -> str:
+    doing = "loading it" if request.get("program") else "importing and calling it"
     return (
-        f"importing and calling it ran out of memory under the cap of {request['memory_mb']} MB "
-        f"(set {MEMORY_ENVIRONMENT} to allow more)"
+        f"{doing} ran out of memory under the cap of {request['memory_mb']} MB (set {MEMORY_ENVIRONMENT} to allow more)"
     )
 
 

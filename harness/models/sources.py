@@ -207,15 +207,14 @@ def _export_function_source(
 def _export_program_source(
     path: Path, input_shapes: dict[str | None, tuple[int, ...]], work_dir: Path
 ) -> ResolvedSource:
-    """A torch.export program: measured as it is by the torch backend, exported to ONNX for the others."""
+    """A torch.export program: measured as it is by the torch backend, exported to ONNX for the
+    others. It is first loaded and exported in a contained process, as user code is: a file that
+    crashes torch's loader, hangs it or holds a pickle that could run code fails with a message."""
     from exporters.onnx_file import load_onnx_model
-    from exporters.torch_program import program_example_inputs
-    from exporters.torch_to_onnx import export_to_onnx
-    from targets.torch_programs import load_program
+    from harness.models.contained import export_in_contained_process
 
-    program, names = load_program(path)
-    examples = program_example_inputs(program, names, input_shapes)
-    onnx_path = export_to_onnx(program.module(), examples, work_dir / f"{path.stem[:100]}.onnx", input_names=names)
+    exported = export_in_contained_process(str(path), input_shapes, work_dir / f"{path.stem[:100]}.onnx", program=True)
+    onnx_path = exported.onnx_path
     return ResolvedSource(
         path.stem, "program", onnx_path, load_onnx_model(onnx_path), latency_only=False, program_path=path
     )

@@ -86,6 +86,11 @@ def check_writable_folder(folder: Path, option: str = "--out") -> None:
     a new file."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: mkdir could never make the folder it names
+            raise SpeedproofError(
+                f"{option} {folder}: {existing} is a symbolic link to {os.readlink(existing)}, which does not "
+                "exist; create that folder or pass another"
+            )
         existing = existing.parent
     if not existing.is_dir():
         where = "" if existing == folder else f" ({existing} is a file)"
@@ -235,13 +240,64 @@ OPTIONAL_SECTIONS: dict[str, tuple[type, ...]] = {
     "model_source": (dict,),
 }
 CELL_STATUSES = ("ok", "failed", "skipped")
+_NONE = type(None)
+_NUMBER = (int, float)
+# what a cell may have, and of which type: a mistyped one (`warnings: "abc"`) is damage, named by its key
+CELL_OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
+    "provider": (str, _NONE),
+    "error": (str, _NONE),
+    "failure_kind": (str, _NONE),
+    "warnings": (list,),
+    "reference": (bool,),
+    "required": (bool,),
+    "skipped": (str, _NONE),
+    "check": (int,),
+    "target": (str, _NONE),
+    "remote": (str, _NONE),
+    "host": (dict, _NONE),
+    "cv": (*_NUMBER, _NONE),
+    "iterations": (int,),
+    "duration_s": (*_NUMBER, _NONE),
+    "throughput_per_s": (*_NUMBER, _NONE),
+    "accuracy": (*_NUMBER, _NONE),
+    "fidelity": (*_NUMBER, _NONE),
+    "clock": (str, _NONE),
+    "latencies_ns": (list,),
+    "batch_curve": (list, _NONE),
+    **{
+        key: (dict, _NONE)
+        for key in (
+            "verdict",
+            "speedup",
+            "artifact",
+            "quality",
+            "latency_ms",
+            "ab",
+            "memory",
+            "cold_start_ms",
+            "runtime",
+            "larger_batch_speedup",
+            "throughput_speedup",
+        )
+    },
+}
+# lists whose items are sentences shown one per line
+TEXT_LISTS = ("warnings",)
+VERDICT_FIELDS: dict[str, tuple[type, ...]] = {"decision": (str,)}
+VERDICT_OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {"reasons": (list,), "hints": (list,), "notes": (list,)}
+SPEEDUP_FIELDS: dict[str, tuple[type, ...]] = {key: (*_NUMBER, _NONE) for key in ("ratio", "ci_low", "ci_high")}
 
 
 def _type_names(kinds: tuple[type, ...]) -> str:
-    return " or ".join(
-        {"str": "a string", "int": "an integer", "dict": "an object", "list": "a list"}.get(kind.__name__, "null")
-        for kind in kinds
-    )
+    names = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+    names.update(dict="an object", list="a list", NoneType="null")
+    return " or ".join(dict.fromkeys(names.get(kind.__name__, kind.__name__) for kind in kinds))
+
+
+def _has_type(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # JSON's true is no number here
+        return bool in kinds
+    return isinstance(value, kinds)
 
 
 def _check_fields(data: dict[str, Any], expected: dict[str, tuple[type, ...]], where: str, required: bool) -> None:
@@ -251,8 +307,44 @@ def _check_fields(data: dict[str, Any], expected: dict[str, tuple[type, ...]], w
                 raise SpeedproofError(f"damaged record: {where} has no {key!r}")
             continue
         value = data[key]
-        if not isinstance(value, kinds) or isinstance(value, bool):
-            raise SpeedproofError(f"damaged record: {where}{key} is {value!r}; expected {_type_names(kinds)}")
+        if not _has_type(value, kinds):
+            raise SpeedproofError(f"damaged record: {where}{key} is {_shown(value)}; expected {_type_names(kinds)}")
+
+
+def _check_text_list(values: list[Any], where: str) -> None:
+    for position, item in enumerate(values):
+        if not isinstance(item, str):
+            raise SpeedproofError(f"damaged record: {where}[{position}] is {_shown(item)}; expected a string")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_cell(cell: dict[str, Any], where: str) -> None:
+    _check_fields(cell, CELL_FIELDS, where, required=True)
+    if cell["status"] not in CELL_STATUSES:
+        raise SpeedproofError(
+            f"damaged record: {where}status is {cell['status']!r}; expected one of " + ", ".join(CELL_STATUSES)
+        )
+    _check_fields(cell, CELL_OPTIONAL_FIELDS, where, required=False)
+    for key in TEXT_LISTS:
+        _check_text_list(cell.get(key) or [], f"{where}{key}")
+    verdict = cell.get("verdict")
+    if verdict is not None:
+        _check_fields(verdict, VERDICT_FIELDS, f"{where}verdict.", required=True)
+        _check_fields(verdict, VERDICT_OPTIONAL_FIELDS, f"{where}verdict.", required=False)
+        for key in ("hints", "notes"):
+            _check_text_list(verdict.get(key) or [], f"{where}verdict.{key}")
+        for position, reason in enumerate(verdict.get("reasons") or []):
+            reason_where = f"{where}verdict.reasons[{position}]"
+            if not isinstance(reason, dict):
+                raise SpeedproofError(f"damaged record: {reason_where} is {_shown(reason)}; expected an object")
+            _check_fields(reason, {"code": (str,), "message": (str,)}, reason_where + ".", required=True)
+    for key in ("speedup", "throughput_speedup"):
+        if cell.get(key) is not None:
+            _check_fields(cell[key], SPEEDUP_FIELDS, f"{where}{key}.", required=False)
 
 
 def check_record(record: Record) -> Record:
@@ -261,16 +353,8 @@ def check_record(record: Record) -> Record:
     _check_fields(record, OPTIONAL_SECTIONS, "", required=False)
     for index, cell in enumerate(record["cells"]):
         if not isinstance(cell, dict):
-            raise SpeedproofError(f"damaged record: cells[{index}] is {cell!r}; expected an object")
-        _check_fields(cell, CELL_FIELDS, f"cells[{index}].", required=True)
-        if cell["status"] not in CELL_STATUSES:
-            raise SpeedproofError(
-                f"damaged record: cells[{index}].status is {cell['status']!r}; expected one of "
-                + ", ".join(CELL_STATUSES)
-            )
-        for key in ("verdict", "speedup", "artifact", "quality", "latency_ms"):
-            if cell.get(key) is not None and not isinstance(cell[key], dict):
-                raise SpeedproofError(f"damaged record: cells[{index}].{key} is {cell[key]!r}; expected an object")
+            raise SpeedproofError(f"damaged record: cells[{index}] is {_shown(cell)}; expected an object")
+        _check_cell(cell, f"cells[{index}].")
     for index, variant in enumerate(record.get("variants", [])):
         if not isinstance(variant, dict) or not isinstance(variant.get("recipe"), str):
             raise SpeedproofError(f"damaged record: variants[{index}] has no recipe string")

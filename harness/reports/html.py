@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from harness.reports.markdown import host_line, record_title
 from harness.reports.table import policy_line, record_tables, verdict_summary
+from harness.reports.text_safety import xml_safe
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -77,7 +78,8 @@ def html_report(records: list[dict[str, Any]], title: str | None = None) -> str:
     summary = [line for record in records for line in verdict_summary(record)]
     if summary:
         sections.insert(0, '<ul class="summary">' + "".join(f"<li>{html.escape(s)}</li>" for s in summary) + "</ul>")
-    return (
+    # control characters (from names and error strings) are not allowed in HTML either: shown escaped
+    return xml_safe(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(heading)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{html.escape(heading)}</h1>\n" + "\n<hr>\n".join(sections) + "\n</body></html>\n"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from harness.reports.text_safety import xml_safe
+
 
 def _case_name(cell: dict[str, Any]) -> str:
     parts = [cell["variant"], f"{cell['backend']}", f"batch {cell['batch_size']}"]
@@ -52,6 +54,7 @@ def junit_xml(record: dict[str, Any]) -> str:
         cell_suite.set("failures", str(sum(case.find("failure") is not None for case in cases)))
         cell_suite.set("skipped", str(sum(case.find("skipped") is not None for case in cases)))
         cell_suite.set("errors", "0")
+    _make_xml_safe(root)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -81,3 +84,13 @@ def _fill_case(case: ET.Element, cell: dict[str, Any]) -> None:
         failure.text = _verdict_text(cell)
     else:
         ET.SubElement(case, "skipped", message=f"{message} (not required)").text = _verdict_text(cell)
+
+
+def _make_xml_safe(root: ET.Element) -> None:
+    """Names and messages come from the user (a model, variant or error with a control character):
+    every text and attribute gets only what XML 1.0 allows, so the file always parses."""
+    for element in root.iter():
+        element.text = None if element.text is None else xml_safe(element.text)
+        element.tail = None if element.tail is None else xml_safe(element.tail)
+        for key, value in element.attrib.items():
+            element.set(key, xml_safe(value))

@@ -7,10 +7,11 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.reports.table import policy_line, record_tables
+from harness.reports.text_safety import markdown_safe
 
 
 def _escape_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|")
+    return markdown_safe(str(value))
 
 
 def record_title(record: dict[str, Any]) -> str:
@@ -33,14 +34,14 @@ def host_line(record: dict[str, Any]) -> str:
 
 def markdown_report(record: dict[str, Any], extra_lines: list[str] | None = None) -> str:
     headers, rows, notes = record_tables(record)
-    lines = [f"## {record_title(record)}", ""]
-    lines.extend(extra_lines or [])
+    lines = [f"## {markdown_safe(record_title(record))}", ""]
+    lines.extend(markdown_safe(line) for line in extra_lines or [])
     if extra_lines:
         lines.append("")
     policy = policy_line(record)
     if policy:
         lines += [policy, ""]
-    lines.append(host_line(record))
+    lines.append(markdown_safe(host_line(record)))
     lines.append("")
     lines.append(
         tabulate(

@@ -7,6 +7,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.reports.text_safety import terminal_safe
+
 MIB = 1024 * 1024
 
 
@@ -18,7 +20,7 @@ def bench_table(record: dict[str, Any]) -> str:
     headers, rows = bench_rows(record)
     table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
     notes = bench_notes(record)
-    return table + ("\n\n" + "\n".join(notes) if notes else "")
+    return terminal_safe(table + ("\n\n" + "\n".join(notes) if notes else ""))
 
 
 def bench_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -122,7 +124,7 @@ def variants_table(record: dict[str, Any]) -> str:
     headers, rows = variants_rows(record)
     table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
     notes = variants_notes(record)
-    return table + ("\n\n" + "\n".join(notes) if notes else "")
+    return terminal_safe(table + ("\n\n" + "\n".join(notes) if notes else ""))
 
 
 def variants_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -347,7 +349,7 @@ def record_text(record: dict[str, Any]) -> str:
     headers, rows, notes = record_tables(record)
     table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
     header = policy_line(record)
-    return (header + "\n\n" if header else "") + table + ("\n\n" + "\n".join(notes) if notes else "")
+    return terminal_safe((header + "\n\n" if header else "") + table + ("\n\n" + "\n".join(notes) if notes else ""))
 
 
 def compare_table(record: dict[str, Any]) -> str:
@@ -366,7 +368,7 @@ def compare_table(record: dict[str, Any]) -> str:
             ]
         )
     headers = ["kind", "sparsity", "zipped smaller", "MACs fewer", "speedup [CI]", "decision", "reasons"]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    return terminal_safe(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right"))
 
 
 def record_report(record: dict[str, Any]) -> str:

@@ -39,6 +39,7 @@ from targets.backends import backend_entry
 from targets.compatibility import default_target_name
 from targets.errors import SpeedproofError, did_you_mean
 from targets.host import HostFingerprint
+from targets.inputs import shape_overrides
 from targets.profiles import backend_option_overrides, load_target, resolve_profile, with_backend
 from targets.runners.agent import AgentRunner, RemoteError
 from targets.runners.base import Runner
@@ -94,14 +95,20 @@ def _string_list(value: Any, where: str, path: Path) -> tuple[str, ...]:
 
 
 def _input_shapes(value: Any, where: str, path: Path) -> tuple[str, ...]:
+    expected = 'expected a list of positive integers like [1, 3, 224, 224] or a list of "NAME=1x3x224x224" strings'
     if isinstance(value, list) and value and all(isinstance(d, int) and not isinstance(d, bool) for d in value):
-        return ("x".join(str(dim) for dim in value),)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    raise SpeedproofError(
-        f"{path}: {where} = {value!r}; expected a list of integers like [1, 3, 224, 224] or a list of "
-        '"NAME=1x3x224x224" strings'
-    )
+        if any(dim <= 0 for dim in value):
+            raise SpeedproofError(f"{path}: {where} = {value!r}: every dim must be a positive integer; {expected}")
+        shapes: tuple[str, ...] = ("x".join(str(dim) for dim in value),)
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        shapes = tuple(value)
+    else:
+        raise SpeedproofError(f"{path}: {where} = {value!r}; {expected}")
+    try:
+        shape_overrides(list(shapes))
+    except SpeedproofError as error:
+        raise SpeedproofError(f"{path}: {where}: {str(error).removeprefix('--input-shape ')}") from None
+    return shapes
 
 
 def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
@@ -165,6 +172,7 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise SpeedproofError(f"{path}: {where}.threads = {threads!r}; expected a positive integer")
     policy = check_policy_table(table.get("policy", {}), f"{path} {where}.policy")
+    apply_overrides(build_policy(), policy, f"{path} {where}.policy")  # values out of range, named here
     input_shapes = _input_shapes(table["input_shape"], f"{where}.input_shape", path) if "input_shape" in table else ()
     try:
         check_model_source(table["model"])

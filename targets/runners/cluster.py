@@ -59,12 +59,22 @@ class ClusterAddress:
     @classmethod
     def parse(cls, text: str) -> ClusterAddress:
         rest = text[len(CLUSTER_SCHEME) :] if text.startswith(CLUSTER_SCHEME) else text
-        parts = urlsplit(rest)
-        if parts.scheme not in ("tcp", "tls") or not parts.hostname:
+        expected = (
+            f"--cluster {rest!r}: expected a Dask scheduler address like tcp://scheduler:8786 or "
+            "tcp://[::1]:8786 (what `speedproof cluster --local` or `dask scheduler` prints)"
+        )
+        try:
+            parts = urlsplit(rest)
+            hostname, _port = parts.hostname, parts.port
+        except ValueError as error:  # `tcp://[::1` (an unclosed bracket), a port that is no number
+            raise SpeedproofError(f"{expected}; {error}") from None
+        if parts.scheme == "tls":
             raise SpeedproofError(
-                f"--cluster {rest!r}: expected a Dask scheduler address like tcp://scheduler:8786 "
-                "(what `speedproof cluster --local` or `dask scheduler` prints)"
+                f"--cluster {rest!r}: tls:// needs TLS certificates, which speedproof cannot pass to Dask yet; "
+                "use tcp:// on a network only your own hosts reach (see the README's Fleets)"
             )
+        if parts.scheme != "tcp" or not hostname:
+            raise SpeedproofError(expected)
         query = parse_qs(parts.query)
         unknown = sorted(set(query) - {"device"})
         if unknown:

@@ -3,6 +3,7 @@ left behind when it died: the tail of its stderr and the signal's name."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -43,16 +44,31 @@ def run_to_end(
     command: Sequence[str], output_path: Path, timeout_s: float, preexec_fn: Callable[[], None] | None = None
 ) -> int | None:
     """Run `command` with stdout and stderr into `output_path`; return its exit status, or None when
-    it ran out of time and was killed. However the wait ends (Ctrl-C, SIGTERM), it does not outlive it."""
+    it ran out of time and was killed. However the wait ends (Ctrl-C, SIGTERM), neither it nor any
+    process it started outlives it: it runs in a session of its own, whose whole group is killed."""
     with output_path.open("wb") as output:
         process = subprocess.Popen(
-            list(command), stdin=subprocess.DEVNULL, stdout=output, stderr=output, preexec_fn=preexec_fn
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            preexec_fn=preexec_fn,
+            start_new_session=True,
         )
         try:
             return process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return None
         finally:
+            kill_process_group(process.pid)
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def kill_process_group(group_id: int) -> None:
+    """SIGKILL every process left in a process group (a child's children that it did not stop)."""
+    try:
+        os.killpg(group_id, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # nothing left in it

@@ -127,3 +127,17 @@ def tmpfs(tmp_path: Path) -> Iterator[object]:
 
 def no_traceback(stderr: str) -> bool:
     return "Traceback" not in stderr
+
+
+def usage_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run `speedproof ARGS` in this process; it must end with exit 2 and no traceback. Its stderr."""
+    from harness.cli import EXIT_USAGE, main
+
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse rejects bad option values itself
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "Traceback" not in err
+    return err

@@ -9,22 +9,12 @@ from pathlib import Path
 import onnx
 import pytest
 
-from harness.cli import EXIT_USAGE, main
+from harness.cli import main
 from harness.records.store import write_record
+from tests.faults.conftest import usage_error
 from tests.helpers import BASELINE_CELL, minimal_record
 
 NOT_UTF8 = b"[policy]\nmin_speedup = 1.2 # caf\xe9 \xff\n"
-
-
-def _usage_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    try:
-        code = main(args)
-    except SystemExit as exit_:  # argparse rejects bad option values itself
-        code = int(exit_.code or 0)
-    err = capsys.readouterr().err
-    assert code == EXIT_USAGE, err
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize(
@@ -43,7 +33,7 @@ def _usage_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     ],
 )
 def test_verify_options(tiny_conv_onnx, tmp_path, capsys, options, message):
-    err = _usage_error(["verify", str(tiny_conv_onnx), *options, "--out", str(tmp_path)], capsys)
+    err = usage_error(["verify", str(tiny_conv_onnx), *options, "--out", str(tmp_path)], capsys)
     assert message in err
     assert not list(tmp_path.glob("*.json"))
 
@@ -65,7 +55,7 @@ def test_verify_options(tiny_conv_onnx, tmp_path, capsys, options, message):
     ],
 )
 def test_bench_options(tiny_conv_onnx, tmp_path, capsys, options, message):
-    err = _usage_error(["bench", str(tiny_conv_onnx), *options, "--out", str(tmp_path)], capsys)
+    err = usage_error(["bench", str(tiny_conv_onnx), *options, "--out", str(tmp_path)], capsys)
     assert message in err
     assert not list(tmp_path.glob("*.json"))
 
@@ -85,7 +75,7 @@ def test_files_that_are_not_utf8(tiny_conv_onnx, tmp_path, capsys, kind):
         "config": ["gate", "--config", str(path)],
         "profile": ["bench", str(tiny_conv_onnx), "--target", str(path)],
     }[kind]
-    err = _usage_error([*args, "--out", str(tmp_path / "out")], capsys)
+    err = usage_error([*args, "--out", str(tmp_path / "out")], capsys)
     assert f"{path}: not UTF-8 text" in err
 
 
@@ -102,7 +92,7 @@ def test_files_that_are_not_utf8(tiny_conv_onnx, tmp_path, capsys, kind):
 def test_policy_files(tiny_conv_onnx, tmp_path, capsys, policy, message):
     path = tmp_path / "policy.toml"
     path.write_text(f"[policy]\n{policy}\n")
-    err = _usage_error(["verify", str(tiny_conv_onnx), "--recipes", "identity", "--policy", str(path)], capsys)
+    err = usage_error(["verify", str(tiny_conv_onnx), "--recipes", "identity", "--policy", str(path)], capsys)
     assert message in err and str(path) in err
 
 
@@ -136,7 +126,7 @@ def test_damaged_records(tmp_path, capsys, case, report_format):
     data, message = DAMAGED_RECORDS[case]
     path = tmp_path / "record.json"
     path.write_text(json.dumps(data))
-    err = _usage_error(["report", str(path), "--format", report_format], capsys)
+    err = usage_error(["report", str(path), "--format", report_format], capsys)
     assert str(path) in err and message.replace("  ", " ") in err.replace("  ", " ")
 
 
@@ -147,7 +137,7 @@ def test_damaged_records(tmp_path, capsys, case, report_format):
 def test_unreadable_records(tmp_path, capsys, content, message):
     path = tmp_path / "record.json"
     path.write_bytes(content)
-    assert message in _usage_error(["report", str(path)], capsys)
+    assert message in usage_error(["report", str(path)], capsys)
 
 
 def test_a_record_missing_deeper_parts_is_damaged_not_a_traceback(tmp_path, capsys):
@@ -155,7 +145,7 @@ def test_a_record_missing_deeper_parts_is_damaged_not_a_traceback(tmp_path, caps
     record["command"] = "verify"
     record["cells"].append({**record["cells"][0], "variant": "identity", "verdict": {"reasons": "?"}})
     path = write_record(record, tmp_path)
-    assert f"{path}: damaged record" in _usage_error(["report", str(path)], capsys)
+    assert f"{path}: damaged record" in usage_error(["report", str(path)], capsys)
 
 
 @pytest.mark.parametrize(
@@ -172,7 +162,7 @@ def test_bad_onnx_files(tmp_path, capsys, content, message):
         path.mkdir()
     else:
         path.write_bytes(content)
-    err = _usage_error(["bench", str(path), "--out", str(tmp_path / "out")], capsys)
+    err = usage_error(["bench", str(path), "--out", str(tmp_path / "out")], capsys)
     assert str(path) in err
 
 
@@ -188,7 +178,7 @@ def test_external_data_outside_the_model_folder_is_refused(tiny_conv_onnx, tmp_p
     initializer.ClearField("raw_data")
     path = folder / "escaping.onnx"
     path.write_bytes(model.SerializeToString())
-    err = _usage_error(["bench", str(path), "--out", str(tmp_path / "out")], capsys)
+    err = usage_error(["bench", str(path), "--out", str(tmp_path / "out")], capsys)
     assert "secret.bin" in err or "outside" in err
 
 
@@ -196,7 +186,7 @@ def test_external_data_outside_the_model_folder_is_refused(tiny_conv_onnx, tmp_p
 def test_pickled_torch_files_are_never_loaded(tmp_path, capsys, suffix):
     path = tmp_path / f"weights{suffix}"
     path.write_bytes(b"\x80\x04crashing pickle")
-    error = _usage_error(["bench", str(path), "--out", str(tmp_path / "out")], capsys)
+    error = usage_error(["bench", str(path), "--out", str(tmp_path / "out")], capsys)
     if suffix == ".pt2":  # a torch.export program source: checked as a program, never unpickled
         assert f"{path}: not a torch.export program torch can load" in error
     else:
@@ -206,8 +196,8 @@ def test_pickled_torch_files_are_never_loaded(tmp_path, capsys, suffix):
 def test_gate_config_unknown_keys_and_types(tmp_path, capsys):
     path = tmp_path / "gate.toml"
     path.write_text('[[check]]\nmodel = "resnet18"\nrecipes = "structured:0.5"\n')
-    assert "check[0].recipes must be a list of strings" in _usage_error(["gate", "--config", str(path)], capsys)
+    assert "check[0].recipes must be a list of strings" in usage_error(["gate", "--config", str(path)], capsys)
     path.write_text('[[check]]\nmodel = "resnet18"\nrecipe = ["structured:0.5"]\n')
-    assert 'did you mean "recipes"' in _usage_error(["gate", "--config", str(path)], capsys)
+    assert 'did you mean "recipes"' in usage_error(["gate", "--config", str(path)], capsys)
     path.write_text('[[check]]\nmodel = "resnet18"\nrecipes = ["baseline"]\n')
-    assert "nothing to verify" in _usage_error(["gate", "--config", str(Path(path))], capsys)
+    assert "nothing to verify" in usage_error(["gate", "--config", str(Path(path))], capsys)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import textwrap
 
+import psutil
 import pytest
 
 from tests.faults.conftest import FAST_BENCH, no_traceback
@@ -90,3 +91,31 @@ def test_a_well_behaved_source_still_runs_its_torch_recipes(sandbox):
     )
     assert completed.returncode == 0, completed.stderr
     assert "structured:0.5" in completed.stdout
+
+
+def test_a_timed_out_source_leaves_no_child_running(sandbox):
+    """A module that starts a process of its own and then hangs: the time limit stops the whole
+    contained session, its child included (before, the child was reparented to init and ran on)."""
+    folder = sandbox.root / "user"
+    folder.mkdir()
+    tag = f"speedproof-child-of-{sandbox.root.name}"
+    (folder / "spawner.py").write_text(
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)', {tag!r}])\n"
+        "time.sleep(3600)\n" + BUILD
+    )
+    completed = sandbox.run(
+        "bench",
+        "spawner:build",
+        *FAST_BENCH,
+        "--out",
+        "results",
+        cwd=folder,
+        timeout=120,
+        SPEEDPROOF_SOURCE_TIMEOUT_S="5",
+    )
+    assert completed.returncode == 2 and "took longer than 5 s and was stopped" in completed.stderr
+    survivors = [process for process in psutil.process_iter(["cmdline"]) if tag in (process.info["cmdline"] or [])]
+    for process in survivors:
+        process.kill()
+    assert not survivors, f"the source's child outlived it: {survivors}"
