@@ -191,7 +191,24 @@ record_cells = st.lists(
                 "batch_size": st.one_of(st.integers(), st.text(max_size=2)),
                 "status": st.sampled_from(["ok", "failed", "?"]),
             },
-            optional={"verdict": json_values, "speedup": json_values, "artifact": json_values},
+            optional={
+                key: json_values
+                for key in (
+                    "verdict",
+                    "speedup",
+                    "artifact",
+                    "warnings",
+                    "error",
+                    "reference",
+                    "required",
+                    "cv",
+                    "iterations",
+                    "accuracy",
+                    "throughput_speedup",
+                    "remote",
+                    "batch_curve",
+                )
+            },
         ),
     ),
     max_size=3,
@@ -227,3 +244,32 @@ def test_report_renders_a_record_or_says_it_is_damaged(tmp_path_factory, capsys,
     path.write_text(json.dumps(data))
     assert main(["report", str(path), "--format", report_format]) in (EXIT_OK, EXIT_USAGE)
     assert "Traceback" not in capsys.readouterr().err
+
+
+address_text = st.lists(
+    st.one_of(
+        st.sampled_from(["ssh://", "tcp://", "tls://", "cluster:", "qemu-aarch64:", "[", "]", "::1", "@", ":", "-o"]),
+        st.sampled_from(["ProxyCommand=x", "host", "10.0.0.2", "8786", "99999", "?python=", "?device=", "%20", "/"]),
+        st.text(string.printable, max_size=5),
+    ),
+    max_size=7,
+).map("".join)
+
+
+@RUNS
+@given(address_text)
+@example("ssh://[::1")  # found by the hostile probe: ValueError from urlsplit
+@example("cluster:tcp://[::1")
+@example("ssh://-oProxyCommand=x")
+def test_remote_and_cluster_addresses(text):
+    from targets.runners.choose import check_remote
+    from targets.runners.cluster import ClusterAddress
+    from targets.runners.ssh import SshAddress
+
+    for parse in (check_remote, ClusterAddress.parse):
+        _parses_or_speedproof_error(parse, text)
+    try:
+        address = SshAddress.parse(text)
+    except SpeedproofError:
+        return
+    assert not address.host.startswith("-") and not (address.user or "").startswith("-")
