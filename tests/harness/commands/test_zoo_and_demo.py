@@ -5,6 +5,7 @@ import json
 import pytest
 
 from harness.cli import EXIT_OK, main
+from harness.commands.demo import DIGITS_GOOD_RECIPE
 from harness.models.zoo import ZOO, zoo_model
 from targets.compatibility import default_target_name
 from targets.errors import SpeedproofError
@@ -54,7 +55,7 @@ def test_demo_verifies_both_models_and_writes_the_html_report(private_cache, tmp
     digits = {cell["variant"]: cell for cell in records["digits-cnn"]["cells"]}
     assert digits["structured:0.5:finetune=4"]["accuracy"] is not None  # real accuracy, not fidelity
     # the good compression shown beside the traps keeps its accuracy within the limit
-    good = digits["structured:0.3:round_to=8:finetune=8"]
+    good = digits[DIGITS_GOOD_RECIPE]
     assert good["accuracy"] >= digits["baseline"]["accuracy"] - 0.01
     report = next(out.glob("demo-*.html")).read_text()
     assert "digits-cnn" in report and "resnet18" in report and "data:image/png;base64," in report
