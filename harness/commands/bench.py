@@ -7,6 +7,7 @@ import argparse
 from harness.commands.options import (
     EXIT_CELL_FAILED,
     EXIT_OK,
+    add_candidate_option,
     add_json_option,
     add_model_argument,
     add_out_option,
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="batch sizes to measure (default: the profile's)",
     )
     add_recipe_options(parser, required=False)
+    add_candidate_option(parser)
     add_out_option(parser)
     add_json_option(parser)
     add_protocol_options(parser)
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         **target_fields(args),
         batch_sizes=args.batch,
         recipes=tuple(args.recipes),
+        candidates=tuple(args.candidates),
         protocol=protocol_from(args),
         out_dir=args.out,
     )

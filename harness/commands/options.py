@@ -149,6 +149,21 @@ def add_recipe_options(parser: argparse.ArgumentParser, required: bool) -> None:
     )
 
 
+def add_candidate_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--candidate",
+        dest="candidates",
+        action="append",
+        default=[],
+        metavar="PATH[=LABEL]",
+        help="a compressed model you made elsewhere (ONNX Runtime's quantizer, NNCF, Olive, a distilled student, "
+        "...), measured and judged exactly like a built variant: an .onnx file (its external data beside it), a "
+        ".pt2 program, or package.module:function. Its inputs and outputs must match the baseline's (checked "
+        "before anything is measured); LABEL names it in tables and records (default: the file name). Repeatable; "
+        "combines with --recipes",
+    )
+
+
 def recipes_epilog() -> str:
     from harness.recipes.grammar import describe_recipes
 

@@ -7,6 +7,7 @@ import argparse
 from harness.commands.options import (
     EXIT_CELL_FAILED,
     EXIT_OK,
+    add_candidate_option,
     add_json_option,
     add_model_argument,
     add_out_option,
@@ -45,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         recipes_epilog() + "\n\nreason codes:\n" + "\n".join(f"  {code}: {code.meaning}" for code in ReasonCode)
     )
     add_model_argument(parser)
-    add_recipe_options(parser, required=True)
+    add_recipe_options(parser, required=False)
+    add_candidate_option(parser)
     add_target_options(parser)
     parser.add_argument(
         "--batch-sizes",
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     request = VerifyRequest(
         **target_fields(args),
         recipes=tuple(args.recipes),
+        candidates=tuple(args.candidates),
         policy_file=args.policy,
         policy_overrides=policy_overrides_from(args),
         out_dir=args.out,

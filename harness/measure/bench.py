@@ -46,6 +46,7 @@ class BenchRequest:
     threads: int | None = None  # None: the profile's
     input_shapes: tuple[str, ...] = ()
     recipes: tuple[str, ...] = ()  # recipe strings; the baseline is always measured
+    candidates: tuple[str, ...] = ()  # PATH[=LABEL]: models the user compressed elsewhere, measured beside it
     protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
     out_dir: Path = Path("results")
 
@@ -84,7 +85,14 @@ def run_bench(
 
     with tempfile.TemporaryDirectory(prefix="speedproof-export-") as export_dir:
         prepared = prepare_variants(
-            request.model, request.recipes, request.input_shapes, resolved, runner, Path(export_dir), progress
+            request.model,
+            request.recipes,
+            request.input_shapes,
+            resolved,
+            runner,
+            Path(export_dir),
+            progress,
+            candidate_texts=request.candidates,
         )
         plans = [
             CellPlan(prepared.source.name, variant, backend, batch)

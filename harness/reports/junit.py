@@ -12,6 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from harness.reports.table import verdict_next_step
 from harness.reports.text_safety import xml_safe
 
 
@@ -78,7 +79,7 @@ def _fill_case(case: ET.Element, cell: dict[str, Any]) -> None:
         )
         return
     codes = " ".join(reason["code"] for reason in verdict["reasons"])
-    message = f"REJECT {codes}"
+    message = f"REJECT {codes} (next step: {verdict_next_step(verdict)})"
     if cell.get("required", True) or cell.get("status") == "failed":
         failure = ET.SubElement(case, "failure", message=message, type=codes.split(" ")[0] if codes else "REJECT")
         failure.text = _verdict_text(cell)

@@ -8,6 +8,7 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.reports.text_safety import terminal_safe
+from harness.verdict.reasons import Decision, NextStep, ReasonCode, next_step_for
 
 MIB = 1024 * 1024
 
@@ -116,7 +117,14 @@ def quality_text(quality: dict[str, Any] | None, random_weights: bool = False) -
         return "reference"
     if quality["metric"] == "accuracy":
         return f"acc {quality['accuracy'] * 100:.1f}%"
-    return f"agree {quality['top1_agreement'] * 100:.1f}% cos {quality['mean_cosine']:.4f}"
+    parts = []
+    if quality.get("top1_agreement") is not None:
+        parts.append(f"agree {quality['top1_agreement'] * 100:.1f}%")
+    if quality.get("mean_cosine") is not None:
+        parts.append(f"cos {quality['mean_cosine']:.4f}")
+    if quality.get("auto_measure") == "cosine" and quality.get("snr_db") is not None:
+        parts.append(f"SNR {quality['snr_db']:.0f} dB")
+    return " ".join(parts) or "-"
 
 
 def variants_table(record: dict[str, Any]) -> str:
@@ -215,10 +223,12 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         memory = cell.get("memory") or {}
         base_memory = ((cell.get("ab") or {}).get("baseline") or {}).get("memory") or {}
         verdict = cell.get("verdict")
+        next_step = "-"
         if cell.get("reference"):
             decision, codes = ("reference" if cell["status"] == "ok" else "FAILED"), ""
         elif verdict:
             decision, codes = verdict["decision"], " ".join(reason["code"] for reason in verdict["reasons"])
+            next_step = verdict_next_step(verdict)
         else:
             decision, codes = "-", ""
         realization = (verdict or {}).get("realization")
@@ -250,6 +260,7 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                 if memory
                 else "-",
                 decision,
+                next_step,
                 codes,
             ]
         )
@@ -266,9 +277,21 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         "quality",
         "peak RSS MiB",
         "decision",
+        "next",
         "reasons",
     ]
     return headers, rows
+
+
+def verdict_next_step(verdict: dict[str, Any]) -> str:
+    """keep, tune, reject or remeasure; records written before next_step existed get it from their codes."""
+    if verdict.get("next_step"):
+        return str(verdict["next_step"])
+    try:
+        codes = [ReasonCode(reason["code"]) for reason in verdict.get("reasons", [])]
+        return str(next_step_for(Decision(verdict["decision"]), codes))
+    except (ValueError, KeyError):
+        return "-"
 
 
 def verdict_notes(record: dict[str, Any]) -> list[str]:
@@ -283,6 +306,8 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
         verdict = cell.get("verdict") or {}
         lines.extend(f"{reason['code']} {where}: {reason['message']}" for reason in verdict.get("reasons", []))
         lines.extend(f"hint {where}: {hint}" for hint in verdict.get("hints", []))
+        if verdict and verdict.get("decision") != "ACCEPT":
+            lines.append(f"next step {where}: {_next_step_advice(verdict)}")
         lines.extend(f"warning {where}: {warning}" for warning in cell.get("warnings", []))
         artifact = cell.get("artifact") or {}
         if verdict.get("decision") == "ACCEPT" and artifact.get("path"):
@@ -295,6 +320,14 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
                 said_for_model.add((cell["model"], note))
                 lines.append(f"note {cell['model']}: {note}")
     return lines
+
+
+def _next_step_advice(verdict: dict[str, Any]) -> str:
+    step = verdict_next_step(verdict)
+    try:
+        return NextStep(step).advice
+    except ValueError:
+        return step
 
 
 def verdict_summary(record: dict[str, Any]) -> list[str]:
@@ -310,7 +343,7 @@ def verdict_summary(record: dict[str, Any]) -> list[str]:
             accepted.append(f"{cell['variant']} ({speedup_text(cell.get('speedup'))})")
         else:
             codes = " ".join(reason["code"] for reason in verdict.get("reasons", []))
-            rejected.append(f"{cell['variant']} ({codes})")
+            rejected.append(f"{cell['variant']} ({codes}; next step: {verdict_next_step(verdict)})")
     return [
         f"{name}: accepted {', '.join(accepted) or 'none'}; rejected {', '.join(rejected) or 'none'}"
         for name, (accepted, rejected) in by_model.items()

@@ -20,8 +20,9 @@ from exporters.torch_to_onnx import check_outputs_match
 from harness.models.sources import ResolvedSource, export_torch_model
 from harness.progress import ProgressCallback
 from harness.recipes.apply_torch import apply_torch_steps, copy_torch_model
-from harness.recipes.grammar import Recipe, RecipeStep
+from harness.recipes.grammar import Recipe, RecipeStep, parse_recipe
 from harness.records.store import safe_file_name
+from harness.variants.candidates import LoadedCandidate
 from harness.variants.quality import QualityBackend, accuracy, data_feeds, fidelity, generated_feeds
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.inputs import ModelInput
@@ -44,6 +45,17 @@ class BuiltVariant:
     build_s: float | None = None
     # FELL_BACK when evaluating quality found the backend running elsewhere than asked
     failure_kind: FailureKind = FailureKind.ERROR
+    candidate: dict[str, Any] | None = None  # a model the user made elsewhere: where it came from, what made it
+
+    @property
+    def is_identity_control(self) -> bool:
+        """The `identity` recipe, or a candidate that is the baseline file itself: never to be accepted."""
+        if self.candidate is not None:
+            return bool(self.candidate.get("same_as_baseline"))
+        try:
+            return parse_recipe(self.recipe).is_identity
+        except SpeedproofError:
+            return False
 
     @property
     def ok(self) -> bool:
@@ -59,6 +71,7 @@ class BuiltVariant:
             "steps": self.steps,
             "warnings": self.warnings,
             "build_s": self.build_s,
+            **({"candidate": self.candidate} if self.candidate is not None else {}),
         }
 
 
@@ -112,6 +125,26 @@ class VariantBuilder:
             variant.error = f"{type(error).__name__}: {error} (at {_last_frame(error)})"
         if not variant.ok:
             self._remove_partial_files(index, variant)
+        variant.build_s = round(time.monotonic() - started, 2)
+        return variant
+
+    def build_candidate(self, candidate: LoadedCandidate) -> BuiltVariant:
+        """A candidate measured like a built variant: its facts and quality, on the target's backend."""
+        variant = BuiltVariant(candidate.spec.label, candidate=candidate.entry, artifact_path=candidate.artifact_path)
+        started = time.monotonic()
+        if candidate.entry["same_as_baseline"]:
+            variant.warnings.append(
+                f"candidate {candidate.spec.source} is the baseline file itself (same sha256): it is judged as an "
+                "identity control, which is never accepted"
+            )
+        try:
+            variant.artifact = artifact_at(candidate.artifact_path).facts(candidate.parsed)
+            variant.quality = self._quality(candidate.artifact_path, is_reference=False)
+            variant.status = "ok"
+        except BackendFellBack as error:
+            variant.error, variant.failure_kind = str(error), FailureKind.FELL_BACK
+        except SpeedproofError as error:
+            variant.error = str(error)
         variant.build_s = round(time.monotonic() - started, 2)
         return variant
 

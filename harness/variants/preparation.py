@@ -19,6 +19,7 @@ from harness.models.sources import (
 from harness.progress import ProgressCallback, no_progress
 from harness.recipes.grammar import check_recipes_apply, parse_recipe_list
 from harness.variants.builder import BuiltVariant, VariantBuilder
+from harness.variants.candidates import CandidateSpec, candidate_folder, load_candidate, parse_candidates
 from harness.variants.quality import QualityBackend
 from targets.backends import backend_entry
 from targets.errors import SpeedproofError
@@ -43,10 +44,14 @@ def prepare_variants(
     runner: Runner,
     work_dir: Path,
     progress: ProgressCallback = no_progress,
+    candidate_texts: tuple[str, ...] = (),
 ) -> PreparedVariants:
-    """Parse recipes (before any slow export), resolve the source, build every variant into
-    `work_dir/artifacts`. Errors about the whole run raise; one recipe's failure is recorded."""
+    """Parse recipes and candidates (before any slow export), resolve the source, build every variant
+    into `work_dir/artifacts`, then load each candidate beside them. Errors about the whole run raise
+    (a candidate that is missing or whose interface differs from the baseline's is one); one recipe's
+    failure is recorded."""
     recipes = parse_recipe_list(recipe_texts)
+    candidates = parse_candidates(candidate_texts, [recipe.text for recipe in recipes])
     source_is = "a torch.export program (no module to transform)" if is_program_source(model) else "an ONNX file"
     check_recipes_apply(recipes, source_holds_torch_module(model), source_name=model, source_is=source_is)
     overrides = shape_overrides(list(input_shapes))
@@ -73,7 +78,38 @@ def prepare_variants(
         progress=progress,
         artifact_kind=artifact_kind,
     )
-    return PreparedVariants(source, model_inputs, overrides, builder.build_all(recipes))
+    variants = builder.build_all(recipes)
+    for offset, candidate in enumerate(candidates):
+        index = len(recipes) + offset
+        progress(f"candidate [{offset + 1}/{len(candidates)}] {candidate.label}")
+        variants.append(
+            _candidate_variant(candidate, index, builder, variants[0], source, model_inputs, overrides, artifact_kind)
+        )
+    return PreparedVariants(source, model_inputs, overrides, variants)
+
+
+def _candidate_variant(
+    candidate: CandidateSpec,
+    index: int,
+    builder: VariantBuilder,
+    baseline: BuiltVariant,
+    source: ResolvedSource,
+    model_inputs: list[ModelInput],
+    overrides: dict[str | None, tuple[int, ...]],
+    artifact_kind: str,
+) -> BuiltVariant:
+    if not baseline.ok or baseline.artifact_path is None:
+        return BuiltVariant(candidate.label, error=f"the baseline could not be built: {baseline.error}")
+    loaded = load_candidate(
+        candidate,
+        source,
+        model_inputs,
+        baseline.artifact_path,
+        overrides,
+        candidate_folder(builder.artifact_dir, index, candidate.label),
+        artifact_kind,
+    )
+    return builder.build_candidate(loaded)
 
 
 def _check_shapes_resolve(model_inputs: list[ModelInput], overrides: dict[str | None, tuple[int, ...]]) -> None:

@@ -1,8 +1,10 @@
 """Quality of an artifact, evaluated by running the artifact itself on the target's backend, through
 the runner of the machine the target runs on (so the numbers include what the runtime does, int8
 rounding for instance): top-1 `accuracy` on the source's labelled test data, or, without labels,
-`fidelity` to the baseline artifact (top-1 agreement and mean cosine similarity of outputs on a
-fixed set of generated inputs)."""
+`fidelity` to the baseline artifact on a fixed set of generated inputs: top-1 agreement (for outputs
+with a class axis), mean cosine similarity, signal-to-noise ratio and the largest difference of the
+first output, and which of them fits that output (`auto_measure`: top-1 only for `[batch, classes]`
+scores; a detector's boxes, a map or an embedding are judged by closeness)."""
 
 from __future__ import annotations
 
@@ -83,19 +85,40 @@ def accuracy(
     return {"metric": "accuracy", "accuracy": float(np.mean(predictions == labels)), "samples": len(labels)}
 
 
+# an SNR past this is reported as this: the outputs are the same to float precision
+MAX_SNR_DB = 200.0
+
+
+def fitting_measure(baseline_outputs: np.ndarray) -> tuple[str, str]:
+    """Which closeness measure fits the first output, and why: top-1 only for class scores."""
+    shape = tuple(baseline_outputs.shape)
+    if baseline_outputs.ndim == 2 and shape[1] >= 2:
+        return "top1", f"the first output is [batch, {shape[1]}]: class scores"
+    return "cosine", f"the first output has shape [batch, {', '.join(map(str, shape[1:]))}]: not one score per class"
+
+
 def fidelity(outputs: np.ndarray, baseline_outputs: np.ndarray) -> dict[str, Any]:
-    """Top-1 agreement and mean cosine similarity of `outputs` against the baseline's."""
+    """Every closeness measure of `outputs` against the baseline's, and the one that fits them."""
     if outputs.shape != baseline_outputs.shape:
         raise SpeedproofError(f"outputs have shape {outputs.shape}, the baseline's {baseline_outputs.shape}")
-    agreement = float(np.mean(top1(outputs) == top1(baseline_outputs)))
-    flat, reference = outputs.reshape(len(outputs), -1), baseline_outputs.reshape(len(outputs), -1)
+    agreement = float(np.mean(top1(outputs) == top1(baseline_outputs))) if outputs.ndim >= 2 else None
+    flat = outputs.reshape(len(outputs), -1).astype(np.float64)
+    reference = baseline_outputs.reshape(len(outputs), -1).astype(np.float64)
     norms = np.linalg.norm(flat, axis=1) * np.linalg.norm(reference, axis=1)
     # two zero vectors are the same output; one zero vector against a non-zero one is not
     cosine = np.where(norms > 0, np.sum(flat * reference, axis=1) / np.where(norms > 0, norms, 1), 0.0)
     cosine = np.where((norms == 0) & (np.abs(flat).sum(1) == np.abs(reference).sum(1)), 1.0, cosine)
+    noise = float(np.sum((flat - reference) ** 2))
+    signal = float(np.sum(reference**2))
+    snr_db = MAX_SNR_DB if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else -MAX_SNR_DB)
+    measure, why = fitting_measure(baseline_outputs)
     return {
         "metric": "fidelity",
         "top1_agreement": agreement,
         "mean_cosine": float(np.mean(cosine)),
+        "snr_db": float(min(snr_db, MAX_SNR_DB)),
+        "max_abs_diff": float(np.max(np.abs(flat - reference))) if flat.size else 0.0,
+        "auto_measure": measure,
+        "auto_measure_reason": why,
         "samples": len(outputs),
     }

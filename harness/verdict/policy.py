@@ -18,6 +18,8 @@ from harness.measure.schedule import ABSchedule, invalid_policy, not_finite
 from targets.errors import SpeedproofError, did_you_mean
 from targets.toml_files import read_toml_file
 
+FIDELITY_MEASURES = ("auto", "top1", "cosine", "snr_db")
+
 
 @dataclass(frozen=True)
 class AcceptanceRules:
@@ -33,7 +35,25 @@ class AcceptanceRules:
     )
     min_fidelity: float = field(
         default=0.99,
-        metadata={"help": "smallest top-1 agreement with the baseline when the source has no labels; 0 disables"},
+        metadata={
+            "help": "without labels: the smallest top-1 agreement with the baseline's first output, when "
+            "fidelity_measure is top1; 0 disables every fidelity check"
+        },
+    )
+    fidelity_measure: str = field(
+        default="auto",
+        metadata={
+            "help": "how closeness to the baseline's first output is judged without labels: top1 (class scores), "
+            "cosine (mean cosine similarity, min_cosine), snr_db (signal-to-noise ratio, min_snr_db), or auto: "
+            "top1 for [batch, classes] outputs, cosine for any other (boxes, maps, embeddings, sequences)",
+            "choices": FIDELITY_MEASURES,
+        },
+    )
+    min_cosine: float = field(
+        default=0.99, metadata={"help": "fidelity_measure cosine: the smallest mean cosine similarity allowed"}
+    )
+    min_snr_db: float = field(
+        default=20.0, metadata={"help": "fidelity_measure snr_db: the smallest signal-to-noise ratio (dB) allowed"}
     )
     max_memory_ratio: float = field(
         default=1.10, metadata={"help": "largest peak-RSS ratio variant / baseline allowed"}
@@ -55,6 +75,13 @@ class AcceptanceRules:
             problems.append(f"max_accuracy_drop = {self.max_accuracy_drop}; must lie in [0, 1] (absolute, 0.01 = 1 pt)")
         if not 0.0 <= self.min_fidelity <= 1.0:
             problems.append(f"min_fidelity = {self.min_fidelity}; must lie in [0, 1] (0 disables)")
+        if self.fidelity_measure not in FIDELITY_MEASURES:
+            problems.append(
+                f"fidelity_measure = {self.fidelity_measure!r}"
+                f"{did_you_mean(self.fidelity_measure, FIDELITY_MEASURES)}; valid: {', '.join(FIDELITY_MEASURES)}"
+            )
+        if not -1.0 <= self.min_cosine <= 1.0:
+            problems.append(f"min_cosine = {self.min_cosine}; must lie in [-1, 1]")
         if self.max_memory_ratio <= 0:
             problems.append(f"max_memory_ratio = {self.max_memory_ratio}; must be > 0")
         if not 0.0 <= self.max_regression < 1.0:
@@ -70,6 +97,9 @@ POLICY_KEYS = (
     "confidence",
     "max_accuracy_drop",
     "min_fidelity",
+    "fidelity_measure",
+    "min_cosine",
+    "min_snr_db",
     "max_memory_ratio",
     "max_pair_duration_s",
     "burst_duration_s",

@@ -62,6 +62,49 @@ SPEED_CODES = frozenset({ReasonCode.NO_REAL_SPEEDUP, ReasonCode.SLOWER, ReasonCo
 FAILURE_CODES = frozenset({ReasonCode.FAILED, ReasonCode.FELL_BACK, ReasonCode.MEMORY_EXCEEDED})
 
 
+# the reason codes about quality and memory: the speed requirement may still have held
+QUALITY_CODES = frozenset({ReasonCode.ACCURACY_DROP, ReasonCode.FIDELITY_LOW, ReasonCode.MEMORY_GREW})
+
+
+class NextStep(TextEnum):
+    """What to do with a variant, in the words of before/after compression reports."""
+
+    KEEP = "keep"  # accepted: ship it
+    TUNE = "tune"  # the speed requirement held, quality or memory did not: fine-tune more, distil, prune less
+    REJECT = "reject"  # no real speedup on this hardware (or it does not fit): no fine-tuning fixes that
+    REMEASURE = "remeasure"  # the interval did not decide, or nothing was measured: fix the run, measure again
+
+    @property
+    def advice(self) -> str:
+        return NEXT_STEP_ADVICE[self]
+
+
+NEXT_STEP_ADVICE = {
+    NextStep.KEEP: "keep it: faster on this target with quality and memory held",
+    NextStep.TUNE: "tune it: the speedup is real here, the quality or memory is not yet (more fine-tuning, "
+    "distillation, a milder ratio)",
+    NextStep.REJECT: "reject it: no real speedup on this hardware, which no fine-tuning fixes (the hints say what "
+    "might)",
+    NextStep.REMEASURE: "measure again: the run did not decide (a longer budget, a quieter host) or could not "
+    "measure (the message says why)",
+}
+
+
+def next_step_for(decision: Decision, codes: list[ReasonCode]) -> NextStep:
+    """keep on ACCEPT; reject when the speed requirement failed on its own evidence (or the model
+    does not fit); tune when only quality or memory failed; remeasure when nothing decided."""
+    if decision == Decision.ACCEPT:
+        return NextStep.KEEP
+    found = set(codes)
+    if found & {ReasonCode.NO_REAL_SPEEDUP, ReasonCode.SLOWER, ReasonCode.MEMORY_EXCEEDED}:
+        return NextStep.REJECT
+    if found & {ReasonCode.INCONCLUSIVE, ReasonCode.FAILED, ReasonCode.FELL_BACK}:
+        return NextStep.REMEASURE
+    if found & QUALITY_CODES:
+        return NextStep.TUNE
+    return NextStep.REMEASURE
+
+
 def reason_codes_help() -> str:
     """Every reason code with its meaning, for --help."""
     return "; ".join(f"{code}: {code.meaning}" for code in ReasonCode)
@@ -91,6 +134,10 @@ class Verdict:
     def codes(self) -> list[ReasonCode]:
         return [reason.code for reason in self.reasons]
 
+    @property
+    def next_step(self) -> NextStep:
+        return next_step_for(self.decision, self.codes())
+
     @classmethod
     def failed(cls, message: str, kind: FailureKind | None = None) -> Verdict:
         """The verdict on a variant that produced no measurement."""
@@ -103,4 +150,5 @@ class Verdict:
             "hints": list(self.hints),
             "notes": list(self.notes),
             "realization": self.realization,
+            "next_step": str(self.next_step),
         }

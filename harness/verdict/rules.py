@@ -215,16 +215,51 @@ class QualityCheck:
             if evidence.latency_only:
                 result.notes.append("fidelity not judged: the source has random weights (latency only)")
                 return result
-            if rules.min_fidelity > 0 and quality["top1_agreement"] < rules.min_fidelity - FLOAT_SLACK:
-                result.reasons.append(
-                    Reason(
-                        ReasonCode.FIDELITY_LOW,
-                        f"top-1 agreement with the baseline {quality['top1_agreement']:.1%} < "
-                        f"{rules.min_fidelity:.1%} required (mean cosine "
-                        f"{quality.get('mean_cosine', float('nan')):.4f})",
-                    )
-                )
+            if rules.min_fidelity > 0:
+                shortfall = fidelity_shortfall(quality, rules)
+                if shortfall is not None:
+                    result.reasons.append(Reason(ReasonCode.FIDELITY_LOW, shortfall))
         return result
+
+
+def judged_measure(quality: dict[str, Any], rules: Any) -> tuple[str, str]:
+    """The fidelity measure a verdict uses (the policy's, or the one that fits the output) and why."""
+    if rules.fidelity_measure != "auto":
+        return rules.fidelity_measure, "fidelity_measure in the policy"
+    measure = quality.get("auto_measure") or "top1"  # records from before auto_measure judged top-1
+    if measure == "top1" and quality.get("top1_agreement") is None:
+        return "cosine", "the output has no class axis"
+    return measure, quality.get("auto_measure_reason") or "the default"
+
+
+def fidelity_shortfall(quality: dict[str, Any], rules: Any) -> str | None:
+    """The FIDELITY_LOW sentence when the measure that judges this output misses its threshold."""
+    measure, why = judged_measure(quality, rules)
+    others = ", ".join(
+        text
+        for text in (
+            f"top-1 agreement {quality['top1_agreement']:.1%}" if quality.get("top1_agreement") is not None else "",
+            f"mean cosine {quality['mean_cosine']:.4f}" if quality.get("mean_cosine") is not None else "",
+            f"SNR {quality['snr_db']:.1f} dB" if quality.get("snr_db") is not None else "",
+        )
+        if text
+    )
+    if measure == "top1":
+        value, required = quality.get("top1_agreement"), rules.min_fidelity
+        if value is None or value >= required - FLOAT_SLACK:
+            return None
+        said = f"top-1 agreement with the baseline {value:.1%} < {required:.1%} required"
+    elif measure == "cosine":
+        value, required = quality.get("mean_cosine"), rules.min_cosine
+        if value is None or value >= required - FLOAT_SLACK:
+            return None
+        said = f"mean cosine similarity to the baseline {value:.4f} < {required:.4f} required"
+    else:
+        value, required = quality.get("snr_db"), rules.min_snr_db
+        if value is None or value >= required - FLOAT_SLACK:
+            return None
+        said = f"SNR against the baseline {value:.1f} dB < {required:.1f} dB required"
+    return f"{said} (judged by {measure}: {why}; {others})"
 
 
 class MemoryCheck:

@@ -17,7 +17,7 @@ from harness.measure.ab_pair import PairOutcome, StopRule, run_ab_pair
 from harness.measure.speedup import SpeedupEstimate
 from harness.models.sources import source_label
 from harness.progress import ProgressCallback, no_progress
-from harness.recipes.grammar import parse_recipe, parse_recipe_list
+from harness.recipes.grammar import parse_recipe_list
 from harness.records.cells import CellKey, CellStatus, VerdictCell
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
@@ -44,6 +44,7 @@ PROBE_MIN_MAC_REDUCTION = 1.05
 class VerifyRequest:
     model: str
     recipes: tuple[str, ...]
+    candidates: tuple[str, ...] = ()  # PATH[=LABEL]: models the user compressed elsewhere
     target: str | None = None
     backend: str | None = None  # None: the profile's first
     remote: str | None = None  # ssh://... : measure on that machine (targets.runners.ssh)
@@ -76,7 +77,7 @@ def run_verify(
 ) -> tuple[Record, Path]:
     """Verify every recipe of the request and write the record; return it and its path."""
     check_writable_folder(request.out_dir)
-    require_variants(request.recipes)
+    require_variants(request.recipes, request.candidates)
     runner = runner or runner_for(request.remote, request.ssh_config, request.target, progress)
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
@@ -86,7 +87,14 @@ def run_verify(
     run_id = new_run_id()
     work_dir = kept_run_folder(request.out_dir, f"verify-{source_label(request.model)}", run_id)
     prepared = prepare_variants(
-        request.model, request.recipes, request.input_shapes, resolved, runner, work_dir, progress
+        request.model,
+        request.recipes,
+        request.input_shapes,
+        resolved,
+        runner,
+        work_dir,
+        progress,
+        candidate_texts=request.candidates,
     )
     cells = verify_prepared(prepared, context)
     record = verification_record("verify", context, run_id, request.model, prepared, cells, work_dir).as_dict()
@@ -94,11 +102,12 @@ def run_verify(
     return record, path
 
 
-def require_variants(recipe_texts: tuple[str, ...]) -> None:
+def require_variants(recipe_texts: tuple[str, ...], candidate_texts: tuple[str, ...] = ()) -> None:
     """Refuse a verification with nothing to verify: it would accept every variant of none."""
-    if len(parse_recipe_list(recipe_texts)) < 2:
+    if len(parse_recipe_list(recipe_texts)) < 2 and not candidate_texts:
         raise SpeedproofError(
             f"nothing to verify in --recipes {','.join(recipe_texts)!r}: name at least one recipe besides the baseline"
+            " or a --candidate file"
         )
 
 
@@ -286,10 +295,7 @@ def _batch_curve(
 def _evidence_base(
     prepared: PreparedVariants, baseline: BuiltVariant, variant: BuiltVariant, context: VerifyContext
 ) -> Evidence:
-    try:
-        is_identity = parse_recipe(variant.recipe).is_identity
-    except SpeedproofError:
-        is_identity = False
+    is_identity = variant.is_identity_control
     host = context.runner.fingerprint()
     return Evidence(
         recipe=variant.recipe,

@@ -79,6 +79,9 @@ POLICY_KEYS = [
     "probe_batch_size",
     "throughput_batch_size",
     "min_fidelity",
+    "fidelity_measure",
+    "min_cosine",
+    "min_snr_db",
 ]
 
 

@@ -30,7 +30,8 @@ def _record(tmp_path):
 def test_one_line_per_model_and_the_file_that_ships(tmp_path):
     record = _record(tmp_path)
     assert verdict_summary(record) == [
-        "m: accepted structured:0.5 (1.50x [1.30, 1.70]); rejected unstructured:0.9 (NO_REAL_SPEEDUP)"
+        "m: accepted structured:0.5 (1.50x [1.30, 1.70]); "
+        "rejected unstructured:0.9 (NO_REAL_SPEEDUP; next step: reject)"
     ]
     notes = verdict_notes(record)
     assert any(note.startswith("ACCEPTED m structured:0.5: ship ") and "gone" not in note for note in notes)

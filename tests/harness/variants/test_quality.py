@@ -67,3 +67,19 @@ def test_generated_feeds_are_the_same_every_time():
     model_inputs = [ModelInput("x", "float32", ("batch", 5))]
     first, second = generated_feeds(model_inputs, {}), generated_feeds(model_inputs, {})
     assert len(first) == 8 and all(np.array_equal(a["x"], b["x"]) for a, b in zip(first, second, strict=True))
+
+
+def test_the_measure_fits_the_output():
+    """Top-1 only for [batch, classes] scores; a detector's [batch, 84, anchors] (or boxes, a map)
+    is judged by closeness, so a float16 copy with cosine 1.0 is not called unfaithful."""
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((16, 10))
+    assert fidelity(scores + 1e-3, scores)["auto_measure"] == "top1"
+    detections = rng.standard_normal((4, 84, 100)).astype(np.float32)
+    rounded = detections.astype(np.float16).astype(np.float32)  # what a float16 copy does to the outputs
+    close = fidelity(rounded, detections)
+    assert close["auto_measure"] == "cosine" and "[batch, 84, 100]" in close["auto_measure_reason"]
+    assert close["mean_cosine"] > 0.9999 and close["snr_db"] > 50 and close["max_abs_diff"] < 1e-2
+    vector = fidelity(rng.standard_normal(8), rng.standard_normal(8))
+    assert vector["top1_agreement"] is None and vector["auto_measure"] == "cosine"
+    assert fidelity(scores.copy(), scores)["snr_db"] == 200.0

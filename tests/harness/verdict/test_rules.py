@@ -243,3 +243,33 @@ def test_a_second_throughput_requirement_must_hold_too():
     assert both_fail.codes() == ["SLOWER"]  # one speed reason: the first requirement's
     assert "p50 speedup 0.80x" in both_fail.reasons[0].message
     assert any(note.startswith("also: ") and "at batch 64" in note for note in both_fail.notes)
+
+
+@pytest.mark.parametrize(
+    ("quality", "policy", "low"),
+    [
+        # a detector's float16 copy: top-1 over anchors disagrees, the outputs are the same to 4 digits
+        ({"top1_agreement": 0.897, "mean_cosine": 1.0, "snr_db": 60.0, "auto_measure": "cosine"}, {}, False),
+        (
+            {"top1_agreement": 0.897, "mean_cosine": 1.0, "snr_db": 60.0, "auto_measure": "cosine"},
+            {"fidelity_measure": "top1"},
+            True,
+        ),
+        ({"top1_agreement": 1.0, "mean_cosine": 0.95, "snr_db": 12.0, "auto_measure": "cosine"}, {}, True),
+        (
+            {"top1_agreement": 1.0, "mean_cosine": 0.999, "snr_db": 12.0, "auto_measure": "cosine"},
+            {"fidelity_measure": "snr_db"},
+            True,
+        ),
+        ({"top1_agreement": 0.9, "mean_cosine": 0.999, "auto_measure": "top1"}, {}, True),
+        ({"top1_agreement": None, "mean_cosine": 0.999, "auto_measure": "top1"}, {}, False),  # no class axis
+    ],
+)
+def test_fidelity_is_judged_by_the_measure_that_fits(quality, policy, low):
+    base = {"metric": "fidelity", "reference": True}
+    variant = {"metric": "fidelity", **quality}
+    verdict = decide(_evidence(baseline_quality=base, variant_quality=variant, policy=Policy().with_values(policy)))
+    assert (ReasonCode.FIDELITY_LOW in verdict.codes()) == low
+    if low:
+        [reason] = [reason for reason in verdict.reasons if reason.code == ReasonCode.FIDELITY_LOW]
+        assert "judged by" in reason.message

@@ -1,0 +1,144 @@
+"""Candidates: compressed files the user made elsewhere, here by ONNX Runtime's own quantizer and
+float16 converter called directly (not speedproof's recipe code), measured and judged beside the
+baseline like a built variant, with their interface checked before anything is measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from harness.cli import EXIT_USAGE, main
+from harness.verdict.reasons import Decision, NextStep, ReasonCode, next_step_for
+from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, make_onnx_model
+
+
+@pytest.fixture(scope="module")
+def third_party_candidates(tiny_conv_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An int8 file from onnxruntime.quantization.quantize_dynamic and a float16 one from
+    onnxruntime.transformers.float16, as a user would make them in a script."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    folder = tmp_path_factory.mktemp("candidates")
+    int8 = folder / "tiny_int8.onnx"
+    quantize_dynamic(str(tiny_conv_onnx), str(int8), weight_type=QuantType.QInt8)
+    fp16 = folder / "tiny_fp16.onnx"
+    converted = OnnxModel(convert_float_to_float16(onnx.load(str(tiny_conv_onnx)), keep_io_types=True))
+    converted.topological_sort()  # the converter puts its input casts after their users
+    onnx.save(converted.model, str(fp16))
+    return {"int8": int8, "fp16": fp16}
+
+
+def _verify(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        code = main(["verify", *args, *FAST_POLICY_FLAGS])
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    return code, capsys.readouterr().err
+
+
+def test_candidates_are_judged_beside_the_baseline(tiny_conv_onnx, third_party_candidates, tmp_path, capsys):
+    args = [
+        str(tiny_conv_onnx),
+        "--candidate",
+        f"{third_party_candidates['int8']}=int8-ort",
+        "--candidate",
+        str(third_party_candidates["fp16"]),
+        "--candidate",
+        f"{tiny_conv_onnx}=same-file",
+        "--out",
+        str(tmp_path),
+        "--json",
+    ]
+    code, err = _verify(args, capsys)
+    assert code in (0, 1), err
+    [path] = tmp_path.glob("*.json")
+    record = json.loads(path.read_text())
+    cells = {cell["variant"]: cell for cell in record["cells"]}
+    assert set(cells) == {"baseline", "int8-ort", "tiny_fp16.onnx", "same-file"}
+    variants = {variant["recipe"]: variant for variant in record["variants"]}
+    int8 = variants["int8-ort"]["candidate"]
+    assert int8["producer_name"] == "onnx.quantize" and int8["path"] == str(third_party_candidates["int8"].resolve())
+    assert int8["sha256"] == cells["int8-ort"]["artifact"]["sha256"] and not int8["same_as_baseline"]
+    # the kept copy is what was measured, beside the record
+    kept = Path(cells["int8-ort"]["artifact"]["path"])
+    assert kept.is_file() and kept.is_relative_to(Path(record["artifact_dir"]))
+    # the baseline's own file is an identity control: never accepted, and said so
+    same = cells["same-file"]
+    assert variants["same-file"]["candidate"]["same_as_baseline"]
+    assert same["verdict"]["decision"] == "REJECT" and any("baseline file itself" in w for w in same["warnings"])
+    # a float16 copy keeps the outputs: no false FIDELITY_LOW
+    assert "FIDELITY_LOW" not in {reason["code"] for reason in cells["tiny_fp16.onnx"]["verdict"]["reasons"]}
+    for name in ("int8-ort", "tiny_fp16.onnx", "same-file"):
+        assert cells[name]["verdict"]["next_step"] in {"keep", "tune", "reject", "remeasure"}
+
+
+def test_bench_measures_a_candidate(tiny_conv_onnx, third_party_candidates, tmp_path, capsys):
+    args = ["bench", str(tiny_conv_onnx), "--candidate", f"{third_party_candidates['int8']}=int8", "--batch", "1"]
+    assert main([*args, *FAST_FLAGS, "--out", str(tmp_path)]) == 0, capsys.readouterr().err
+    [path] = tmp_path.glob("*.json")
+    cells = json.loads(path.read_text())["cells"]
+    assert [cell["variant"] for cell in cells] == ["baseline", "int8"]
+    assert all(cell["status"] == "ok" for cell in cells)
+
+
+def _other_interface(folder: Path, name: str, elem_type: int = TensorProto.FLOAT, width: int = 16) -> Path:
+    model = make_onnx_model(
+        [helper.make_tensor_value_info(name, elem_type, ["N", 3, width, width])],
+        [helper.make_node("ReduceMean", [name], ["y"], axes=[2, 3], keepdims=0)],
+        [helper.make_tensor_value_info("y", elem_type, ["N", 3])],
+    )
+    path = folder / f"other-{name}-{elem_type}-{width}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda folder: _other_interface(folder, "pixels"), "lacks input 'input'"),
+        (lambda folder: _other_interface(folder, "input", TensorProto.DOUBLE), "input 'input' is float64, baseline"),
+        (lambda folder: _other_interface(folder, "input", width=32), "has shape [N, 3, 32, 32], baseline"),
+    ],
+)
+def test_a_candidate_with_another_interface_is_refused_before_measuring(
+    tiny_conv_onnx, tmp_path, capsys, make, message
+):
+    candidate = make(tmp_path)
+    code, err = _verify([str(tiny_conv_onnx), "--candidate", str(candidate), "--out", str(tmp_path / "out")], capsys)
+    assert code == EXIT_USAGE and message in err and "Traceback" not in err, err
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
+def test_a_candidate_with_other_outputs_is_refused(tiny_conv_onnx, tmp_path, capsys):
+    model = make_onnx_model(
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 16, 16])],
+        [helper.make_node("ReduceMean", ["input"], ["y"], axes=[2, 3], keepdims=0)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    )
+    candidate = tmp_path / "three-classes.onnx"
+    onnx.save(model, str(candidate))
+    code, err = _verify([str(tiny_conv_onnx), "--candidate", str(candidate), "--out", str(tmp_path)], capsys)
+    assert code == EXIT_USAGE and "output 0 has shape [N, 3]" in err, err
+
+
+@pytest.mark.parametrize(
+    ("decision", "codes", "step"),
+    [
+        (Decision.ACCEPT, [], NextStep.KEEP),
+        (Decision.REJECT, [ReasonCode.NO_REAL_SPEEDUP], NextStep.REJECT),
+        (Decision.REJECT, [ReasonCode.SLOWER, ReasonCode.ACCURACY_DROP], NextStep.REJECT),
+        (Decision.REJECT, [ReasonCode.ACCURACY_DROP], NextStep.TUNE),
+        (Decision.REJECT, [ReasonCode.FIDELITY_LOW, ReasonCode.MEMORY_GREW], NextStep.TUNE),
+        (Decision.REJECT, [ReasonCode.INCONCLUSIVE], NextStep.REMEASURE),
+        (Decision.REJECT, [ReasonCode.FAILED], NextStep.REMEASURE),
+        (Decision.REJECT, [ReasonCode.MEMORY_EXCEEDED], NextStep.REJECT),
+    ],
+)
+def test_next_step(decision, codes, step):
+    assert next_step_for(decision, codes) == step
