@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ class InputSpec:
     shape: tuple[int, ...]
     low: int = 0
     high: int = DEFAULT_INT_HIGH  # exclusive
+    fill: float | None = None  # --input-value: every element is this constant (a sample rate, a flag)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -46,6 +47,7 @@ class InputSpec:
             shape=tuple(data["shape"]),
             low=data.get("low", 0),
             high=data.get("high", DEFAULT_INT_HIGH),
+            fill=data.get("fill"),
         )
 
 
@@ -57,9 +59,18 @@ class ModelInput:
     dtype: str
     dims: tuple[int | str | None, ...]
     int_high: int = DEFAULT_INT_HIGH
+    batch_axis: int | None = 0  # which dim carries the batch (None: none does; see with_batch_axes)
+    constant: float | None = None  # --input-value: fed as this constant instead of generated data
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "dims": list(self.dims), "int_high": self.int_high}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "dims": list(self.dims),
+            "int_high": self.int_high,
+            "batch_axis": self.batch_axis,
+            "constant": self.constant,
+        }
 
 
 def parse_input_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
@@ -91,11 +102,125 @@ def _format_dims(dims: tuple[int | str | None, ...]) -> str:
     return "[" + ", ".join("?" if dim is None else str(dim) for dim in dims) + "]"
 
 
+@dataclass(frozen=True)
+class InputSettings:
+    """What the user said about the model's inputs besides their shapes: which dim carries each
+    input's batch (`--batch-axis NAME=K|none`) and which inputs are constants (`--input-value NAME=X`)."""
+
+    batch_axes: tuple[str, ...] = ()
+    input_values: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """Parse both lists (before anything slow runs); raise on a malformed item."""
+        parse_batch_axes(list(self.batch_axes))
+        parse_input_values(list(self.input_values))
+
+    def apply(self, model_inputs: list[ModelInput]) -> list[ModelInput]:
+        annotated = with_batch_axes(model_inputs, parse_batch_axes(list(self.batch_axes)))
+        return with_input_values(annotated, parse_input_values(list(self.input_values)))
+
+
+def with_batch_axes(model_inputs: list[ModelInput], given: dict[str, int | None] | None = None) -> list[ModelInput]:
+    """Each input with the dim that carries its batch: `given` (--batch-axis NAME=K or =none) first;
+    else the position of the batch symbol — the symbolic first dim of the first input that has one,
+    which others may carry elsewhere (an RNN state `[layers, batch, hidden]`) —; else, for an input
+    without that symbol, its own symbolic first dim; else none (a scalar, a fixed-size constant).
+    A model with no symbolic dim at all keeps the batch on dim 0 (a fixed batch)."""
+    given = dict(given or {})
+    names = [item.name for item in model_inputs]
+    for name in given:
+        if name not in names:
+            raise SpeedproofError(f"--batch-axis names input {name!r}, but the model's inputs are: {', '.join(names)}")
+    symbol = next(
+        (item.dims[0] for item in model_inputs if item.dims and not isinstance(item.dims[0], int) and item.dims[0]),
+        None,
+    )
+    any_symbolic = any(not isinstance(dim, int) for item in model_inputs for dim in item.dims)
+    annotated = []
+    for item in model_inputs:
+        if item.name in given:
+            axis = given[item.name]
+            if axis is not None and not 0 <= axis < len(item.dims):
+                raise SpeedproofError(
+                    f"--batch-axis {item.name}={axis}: input {item.name!r} has {len(item.dims)} dims "
+                    f"{_format_dims(item.dims)}; give 0-{max(len(item.dims) - 1, 0)} or none"
+                )
+        elif symbol is not None and symbol in item.dims:
+            axis = item.dims.index(symbol)
+        elif item.dims and not isinstance(item.dims[0], int):
+            axis = 0
+        elif item.dims and not any_symbolic:
+            axis = 0  # a model exported with a fixed batch: other batch sizes fail with that message
+        else:
+            axis = None
+        annotated.append(replace(item, batch_axis=axis))
+    return annotated
+
+
+def with_input_values(model_inputs: list[ModelInput], values: dict[str, float]) -> list[ModelInput]:
+    """Inputs fed as constants (--input-value NAME=NUMBER): a sample rate, a flag, a threshold."""
+    names = [item.name for item in model_inputs]
+    for name in values:
+        if name not in names:
+            raise SpeedproofError(f"--input-value names input {name!r}, but the model's inputs are: {', '.join(names)}")
+    annotated = []
+    for item in model_inputs:
+        value = values.get(item.name)
+        if value is not None and np.issubdtype(np.dtype(item.dtype), np.integer) and value != int(value):
+            raise SpeedproofError(f"--input-value {item.name}={value}: input {item.name!r} is {item.dtype}")
+        annotated.append(item if value is None else replace(item, constant=value))
+    return annotated
+
+
+def parse_batch_axes(texts: list[str]) -> dict[str, int | None]:
+    """`NAME=K` or `NAME=none` items of --batch-axis."""
+    axes: dict[str, int | None] = {}
+    for text in texts:
+        name, separator, value = text.partition("=")
+        if not separator or not name or (value != "none" and not value.isdigit()):
+            raise SpeedproofError(f"--batch-axis {text!r}: expected NAME=K (a dim index) or NAME=none, e.g. state=1")
+        if name in axes:
+            raise SpeedproofError(f"--batch-axis given twice for {name!r}")
+        axes[name] = None if value == "none" else int(value)
+    return axes
+
+
+def parse_input_values(texts: list[str]) -> dict[str, float]:
+    """`NAME=NUMBER` items of --input-value."""
+    values: dict[str, float] = {}
+    for text in texts:
+        name, separator, value = text.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not separator or not name or not math.isfinite(number):
+            raise SpeedproofError(f"--input-value {text!r}: expected NAME=NUMBER (finite), e.g. sr=16000")
+        if name in values:
+            raise SpeedproofError(f"--input-value given twice for {name!r}")
+        values[name] = number
+    return values
+
+
 def _example_override(model_input: ModelInput) -> str:
     example = [
-        "1" if index == 0 else str(dim) if isinstance(dim, int) else "N" for index, dim in enumerate(model_input.dims)
+        "1" if index == model_input.batch_axis else str(dim) if isinstance(dim, int) else "N"
+        for index, dim in enumerate(model_input.dims)
     ]
     return f"{model_input.name}={'x'.join(example)}"
+
+
+def _batch_axis_advice(model_input: ModelInput) -> str:
+    """For an input whose batch axis was taken to be one its symbolic dims is not: how to say which."""
+    symbolic = [index for index, dim in enumerate(model_input.dims) if not isinstance(dim, int)]
+    if model_input.batch_axis is None:
+        return f"; it has no batch axis here (--batch-axis {model_input.name}=K says which dim is the batch, if one is)"
+    if len(symbolic) > 1:
+        return (
+            f"; the batch is taken to be dim {model_input.batch_axis} (--batch-axis {model_input.name}=K says "
+            "another, e.g. 1 for sequence-first or RNN-state inputs)"
+        )
+    return ""
 
 
 def resolve_input_specs(
@@ -123,6 +248,11 @@ def resolve_input_specs(
     specs = []
     for model_input in model_inputs:
         dims = list(model_input.dims)
+        axis = (
+            model_input.batch_axis
+            if model_input.batch_axis is not None and model_input.batch_axis < len(dims)
+            else None
+        )
         if model_input.name in overrides:
             given = overrides[model_input.name]
             if len(given) != len(dims):
@@ -131,30 +261,39 @@ def resolve_input_specs(
                     f"{len(dims)}: {_format_dims(model_input.dims)}"
                 )
             for index, (declared, wanted) in enumerate(zip(dims, given, strict=True)):
-                if index > 0 and isinstance(declared, int) and declared != wanted:
+                if index != axis and isinstance(declared, int) and declared != wanted:
                     raise SpeedproofError(
                         f"--input-shape for {model_input.name!r}: dim {index} is fixed at {declared} in the "
                         f"model, not {wanted}"
                     )
-            resolved: list[int] = [batch_size, *given[1:]] if dims else []
-            if dims and isinstance(dims[0], int) and dims[0] != batch_size:
-                resolved = _fixed_batch(model_input, batch_size)
+            resolved: list[int] = list(given)
+            if axis is not None:
+                resolved[axis] = batch_size
+                if isinstance(dims[axis], int) and dims[axis] != batch_size:
+                    resolved = _fixed_batch(model_input, batch_size)
         else:
-            unresolved = [index for index, dim in enumerate(dims) if index > 0 and not isinstance(dim, int)]
+            unresolved = [index for index, dim in enumerate(dims) if index != axis and not isinstance(dim, int)]
             if unresolved:
                 raise SpeedproofError(
                     f"input {model_input.name!r} has shape {_format_dims(model_input.dims)}: dim "
                     f"{', '.join(str(i) for i in unresolved)} cannot be resolved from the model; pass "
                     f"--input-shape {_example_override(model_input)} (N = the size you want)"
+                    + _batch_axis_advice(model_input)
                 )
             resolved = [int(dim) if isinstance(dim, int) else 0 for dim in dims]
-            if dims:
-                if isinstance(dims[0], int):
+            if axis is not None:
+                if isinstance(dims[axis], int):
                     resolved = _fixed_batch(model_input, batch_size)
                 else:
-                    resolved[0] = batch_size
+                    resolved[axis] = batch_size
         specs.append(
-            InputSpec(name=model_input.name, dtype=model_input.dtype, shape=tuple(resolved), high=model_input.int_high)
+            InputSpec(
+                name=model_input.name,
+                dtype=model_input.dtype,
+                shape=tuple(resolved),
+                high=model_input.int_high,
+                fill=model_input.constant,
+            )
         )
     check_feed_size(specs)
     return specs
@@ -206,11 +345,14 @@ def _size_text(size_bytes: int) -> str:
 
 
 def _fixed_batch(model_input: ModelInput, batch_size: int) -> list[int]:
-    fixed = model_input.dims[0]
+    axis = model_input.batch_axis or 0
+    fixed = model_input.dims[axis]
     if fixed != batch_size:
+        where = "" if axis == 0 else f" (dim {axis})"
         raise SpeedproofError(
-            f"input {model_input.name!r} has a fixed batch dimension of {fixed}; batch size {batch_size} "
-            "cannot run on it (export the model with a dynamic batch axis)"
+            f"input {model_input.name!r} has a fixed batch dimension{where} of {fixed}; batch size {batch_size} "
+            "cannot run on it (export the model with a dynamic batch axis, or, if that dim is not the batch, "
+            f"say which is with --batch-axis {model_input.name}=K, or =none)"
         )
     return [int(dim) for dim in model_input.dims]  # type: ignore[arg-type]
 
@@ -221,7 +363,9 @@ def generate_feed(specs: list[InputSpec], seed: int = DEFAULT_SEED) -> dict[str,
     feed: dict[str, np.ndarray] = {}
     for spec in specs:
         dtype = np.dtype(spec.dtype)
-        if dtype == np.bool_:
+        if spec.fill is not None:
+            feed[spec.name] = np.full(spec.shape, spec.fill, dtype=dtype)
+        elif dtype == np.bool_:
             feed[spec.name] = rng.integers(0, 2, size=spec.shape).astype(np.bool_)
         elif dtype == np.uint8:
             feed[spec.name] = rng.integers(0, 256, size=spec.shape, dtype=np.uint8)

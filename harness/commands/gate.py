@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
           model = "resnet18"                 # any model source
           input_shape = [1, 3, 224, 224]     # when the source needs one
           recipes = ["structured:0.5", "unstructured:0.9"]
-          required = ["structured:0.5"]      # these must be ACCEPTED
+          candidates = ["int8.onnx=int8"]    # files made elsewhere (relative to the config's folder)
+          required = ["structured:0.5"]      # recipes or candidate labels that must be ACCEPTED
           targets = ["x86-cpu", "cuda-gpu"]  # default: the one that suits the host
           # remote = "ssh://pi@rpi5.local"   # measure this check on another machine
           # device = "rpi5"                  # with --cluster: a worker started with --device rpi5

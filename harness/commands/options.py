@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.progress import TerminalProgress
 from targets.errors import SpeedproofError
+from targets.inputs import InputSettings
 from targets.runners.protocol import MeasurementProtocol
 
 EXIT_OK = 0
@@ -226,8 +227,24 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="[NAME=]1x3x224x224",
-        help="shape of an input (repeat for several inputs); the first dim is the batch and is replaced by "
+        help="shape of an input (repeat for several inputs); its batch dim (see --batch-axis) is replaced by "
         "each --batch",
+    )
+    parser.add_argument(
+        "--batch-axis",
+        action="append",
+        default=[],
+        metavar="NAME=K|none",
+        help="which dim of input NAME carries the batch (repeatable). Default: where the input has the batch "
+        "symbol the first input starts with (an RNN state [layers, batch, hidden] gets 1), else its own symbolic "
+        "first dim, else none (scalars and fixed-size inputs stay as declared)",
+    )
+    parser.add_argument(
+        "--input-value",
+        action="append",
+        default=[],
+        metavar="NAME=NUMBER",
+        help="feed input NAME as this constant (a sample rate, a flag) instead of generated data; repeatable",
     )
 
 
@@ -271,6 +288,7 @@ def target_fields(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "threads": args.threads,
         "input_shapes": tuple(args.input_shape),
+        "inputs": InputSettings(batch_axes=tuple(args.batch_axis), input_values=tuple(args.input_value)),
         "remote": measuring_remote(args),
         "ssh_config": args.ssh_config,
     }

@@ -22,7 +22,7 @@ from harness.variants.preparation import PreparedVariants, model_source_entry, p
 from targets.compatibility import resolve_target
 from targets.errors import FailureKind, SpeedproofError
 from targets.host import HostFingerprint, load_average_1m
-from targets.inputs import resolve_input_specs
+from targets.inputs import InputSettings, resolve_input_specs
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import CellResult, Runner, WorkerRequest
 from targets.runners.choose import runner_for
@@ -45,6 +45,7 @@ class BenchRequest:
     batch_sizes: tuple[int, ...] | None = None  # None: the profile's
     threads: int | None = None  # None: the profile's
     input_shapes: tuple[str, ...] = ()
+    inputs: InputSettings = field(default_factory=InputSettings)  # --batch-axis, --input-value
     recipes: tuple[str, ...] = ()  # recipe strings; the baseline is always measured
     candidates: tuple[str, ...] = ()  # PATH[=LABEL]: models the user compressed elsewhere, measured beside it
     protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
@@ -93,6 +94,7 @@ def run_bench(
             Path(export_dir),
             progress,
             candidate_texts=request.candidates,
+            inputs=request.inputs,
         )
         plans = [
             CellPlan(prepared.source.name, variant, backend, batch)

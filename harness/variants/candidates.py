@@ -34,6 +34,16 @@ class CandidateSpec:
 
     @classmethod
     def parse(cls, text: str) -> CandidateSpec:
+        spec = cls.parse_unchecked(text)
+        try:
+            check_model_source(spec.source)
+        except SpeedproofError as error:
+            raise SpeedproofError(f"--candidate {text!r}: {error}") from None
+        return spec
+
+    @classmethod
+    def parse_unchecked(cls, text: str) -> CandidateSpec:
+        """The source and label of `text`, without looking whether the source exists."""
         source, separator, label = text.rpartition(LABEL_SEPARATOR)
         if not separator or not source or "/" in label:  # no label (or '=' belongs to a folder's name)
             source, label = text, _default_label(text)
@@ -44,10 +54,6 @@ class CandidateSpec:
             raise SpeedproofError(
                 f"--candidate {text!r}: the label {label!r} must be 1-{MAX_LABEL_CHARS} printable characters"
             )
-        try:
-            check_model_source(source)
-        except SpeedproofError as error:
-            raise SpeedproofError(f"--candidate {text!r}: {error}") from None
         return cls(source, label)
 
 
@@ -151,7 +157,8 @@ def check_same_interface(where: str, baseline: list[ModelInput], candidate: list
             raise SpeedproofError(f"{where}: input {name!r} is {got.dtype}, baseline {expected.dtype}")
         if len(got.dims) != len(expected.dims) or any(
             isinstance(a, int) and isinstance(b, int) and a != b
-            for a, b in list(zip(got.dims, expected.dims, strict=True))[1:]
+            for index, (a, b) in enumerate(zip(got.dims, expected.dims, strict=True))
+            if index != expected.batch_axis
         ):
             raise SpeedproofError(
                 f"{where}: input {name!r} has shape {_dims_text(got.dims)}, baseline {_dims_text(expected.dims)}"

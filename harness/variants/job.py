@@ -3,7 +3,7 @@ write the record (facts and quality of each variant) beside it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.models.sources import source_label
@@ -13,6 +13,7 @@ from harness.records.run_record import Record, RecordHeader, RunRecord
 from harness.records.store import check_writable_folder, kept_run_folder, write_record
 from harness.variants.preparation import model_source_entry, prepare_variants
 from targets.compatibility import resolve_target
+from targets.inputs import InputSettings
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
 
@@ -27,6 +28,7 @@ class VariantsRequest:
     ssh_config: Path | None = None
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
+    inputs: InputSettings = field(default_factory=InputSettings)  # --batch-axis, --input-value
     out_dir: Path = Path("results")
 
 
@@ -41,7 +43,14 @@ def run_variants(
     label = "variants-" + source_label(request.model)
     work_dir = kept_run_folder(request.out_dir, label, run_id)
     prepared = prepare_variants(
-        request.model, request.recipes, request.input_shapes, resolved, runner, work_dir, progress
+        request.model,
+        request.recipes,
+        request.input_shapes,
+        resolved,
+        runner,
+        work_dir,
+        progress,
+        inputs=request.inputs,
     )
     record = RunRecord(
         header=RecordHeader.new("variants", runner.fingerprint(), resolved, run_id),

@@ -23,7 +23,7 @@ from harness.variants.candidates import CandidateSpec, candidate_folder, load_ca
 from harness.variants.quality import QualityBackend
 from targets.backends import backend_entry
 from targets.errors import SpeedproofError
-from targets.inputs import ModelInput, resolve_input_specs, shape_overrides
+from targets.inputs import InputSettings, ModelInput, resolve_input_specs, shape_overrides
 from targets.profiles import ResolvedProfile
 from targets.runners.base import Runner
 
@@ -45,6 +45,7 @@ def prepare_variants(
     work_dir: Path,
     progress: ProgressCallback = no_progress,
     candidate_texts: tuple[str, ...] = (),
+    inputs: InputSettings | None = None,
 ) -> PreparedVariants:
     """Parse recipes and candidates (before any slow export), resolve the source, build every variant
     into `work_dir/artifacts`, then load each candidate beside them. Errors about the whole run raise
@@ -55,9 +56,11 @@ def prepare_variants(
     source_is = "a torch.export program (no module to transform)" if is_program_source(model) else "an ONNX file"
     check_recipes_apply(recipes, source_holds_torch_module(model), source_name=model, source_is=source_is)
     overrides = shape_overrides(list(input_shapes))
+    inputs = inputs or InputSettings()
+    inputs.check()
     progress(f"preparing {model}")
     source = resolve_model_source(model, overrides, work_dir, progress)
-    model_inputs = artifact_at(source.onnx_path).kind.model_inputs(source.model)
+    model_inputs = inputs.apply(artifact_at(source.onnx_path).kind.model_inputs(source.model))
     if source.kind == "onnx-file":
         _check_shapes_resolve(model_inputs, overrides)
     elif source.kind != "program":  # a program's other symbolic dims come from them again (fp16)
@@ -114,8 +117,12 @@ def _candidate_variant(
 
 def _check_shapes_resolve(model_inputs: list[ModelInput], overrides: dict[str | None, tuple[int, ...]]) -> None:
     """Raise the --input-shape error now if a non-batch dim cannot be resolved."""
-    first_dims = [model_input.dims[0] for model_input in model_inputs if model_input.dims]
-    declared_batch = next((dim for dim in first_dims if isinstance(dim, int)), 1)
+    batch_dims = [
+        item.dims[item.batch_axis]
+        for item in model_inputs
+        if item.batch_axis is not None and item.batch_axis < len(item.dims)
+    ]
+    declared_batch = next((dim for dim in batch_dims if isinstance(dim, int)), 1)
     resolve_input_specs(model_inputs, declared_batch, overrides)
 
 

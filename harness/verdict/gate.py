@@ -30,6 +30,7 @@ from harness.records.store import (
     safe_file_name,
     write_record,
 )
+from harness.variants.candidates import CandidateSpec, parse_candidates
 from harness.variants.preparation import prepare_variants
 from harness.verdict.policy import Policy, apply_overrides, build_policy, check_policy_table, target_policy
 from harness.verdict.reasons import Decision
@@ -39,7 +40,7 @@ from targets.backends import backend_entry
 from targets.compatibility import default_target_name
 from targets.errors import SpeedproofError, did_you_mean
 from targets.host import HostFingerprint
-from targets.inputs import shape_overrides
+from targets.inputs import InputSettings, shape_overrides
 from targets.profiles import backend_option_overrides, load_target, resolve_profile, with_backend
 from targets.runners.agent import AgentRunner, RemoteError
 from targets.runners.base import Runner
@@ -53,7 +54,9 @@ from targets.toml_files import read_toml_file
 CHECK_KEYS = {
     "model": "any model source: zoo name, .onnx file or package.module:function",
     "recipes": "list of recipe strings to verify",
-    "required": "list of recipes (from `recipes`) that must be ACCEPTED for the gate to pass",
+    "candidates": 'list of models compressed elsewhere: "PATH[=LABEL]" strings or {path = "...", label = "..."} '
+    "tables (.onnx, .pt2 or package.module:function); relative paths are relative to this config's folder",
+    "required": "list of recipes (from `recipes`) or candidate labels that must be ACCEPTED for the gate to pass",
     "targets": "list of target profiles (names or .toml paths); default: the one that suits the host",
     "input_shape": "shape of the input, e.g. [1, 3, 224, 224], or a list of NAME=1x3x224x224 strings",
     "backend": "which backend of each target measures: onnxruntime or torch, options as in --backend "
@@ -63,6 +66,8 @@ CHECK_KEYS = {
     "remote": f"measure this check on another machine: {REMOTE_FORMS} (ssh: keys only, host key checked; "
     "default: the target profile's remote key, else this host)",
     "device": "with --cluster: only a worker started with --device TAG measures this check (h100, rpi5, ...)",
+    "batch_axes": 'table: which dim of each input carries the batch, NAME = K or NAME = "none" (as --batch-axis)',
+    "input_values": "table: inputs fed as constants, NAME = NUMBER (as --input-value)",
 }
 TOP_KEYS = {"check": "array of [[check]] tables", "policy": "table: the policy for every check"}
 
@@ -79,6 +84,13 @@ class GateCheck:
     backend: str | None = None  # None: each target's first
     remote: str | None = None  # ssh://... : where this check is measured (None: the profile's remote, else here)
     device: str | None = None  # with --cluster: the device tag its worker must carry
+    candidates: tuple[str, ...] = ()  # PATH=LABEL, paths resolved against the config's folder
+    inputs: InputSettings = field(default_factory=InputSettings)
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        """The recipes, then the candidates' labels: every variant the check verifies."""
+        return (*self.recipes, *(CandidateSpec.parse(text).label for text in self.candidates))
 
 
 @dataclass(frozen=True)
@@ -124,20 +136,29 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
     if not isinstance(table.get("model"), str) or not table["model"]:
         raise SpeedproofError(f"{path}: {where}.model is missing; {CHECK_KEYS['model']}")
     recipes = _string_list(table.get("recipes", []), f"{where}.recipes", path)
-    if not recipes:
-        raise SpeedproofError(f'{path}: {where}.recipes is missing or empty; e.g. recipes = ["structured:0.5"]')
+    candidates = _candidate_texts(table.get("candidates", []), f"{where}.candidates", path)
+    if not recipes and not candidates:
+        raise SpeedproofError(
+            f'{path}: {where}.recipes is missing or empty; e.g. recipes = ["structured:0.5"] (or give candidates)'
+        )
     try:
         parsed = parse_recipe_list(recipes)
     except SpeedproofError as error:
         raise SpeedproofError(f"{path}: {where}.recipes: {error}") from None
-    if len(parsed) < 2:
+    if len(parsed) < 2 and not candidates:
         raise SpeedproofError(f"{path}: {where}.recipes names nothing to verify besides the baseline")
+    try:
+        labels = [candidate.label for candidate in parse_candidates(candidates, [recipe.text for recipe in parsed])]
+    except SpeedproofError as error:
+        raise SpeedproofError(f"{path}: {where}.candidates: {error}") from None
+    inputs = _input_settings(table, where, path)
     required = _string_list(table.get("required", []), f"{where}.required", path)
     for name in required:
-        if name not in recipes:
+        if name not in recipes and name not in labels:
+            names = [*recipes, *labels]
             raise SpeedproofError(
-                f"{path}: {where}.required names {name!r}{did_you_mean(name, recipes)}, which is not in its "
-                f"recipes ({', '.join(recipes)})"
+                f"{path}: {where}.required names {name!r}{did_you_mean(name, names)}, which is not in its "
+                f"recipes or candidates ({', '.join(names)})"
             )
     targets: tuple[str | None, ...] = _string_list(table.get("targets", []), f"{where}.targets", path) or (None,)
     backend = table.get("backend")
@@ -189,7 +210,60 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
         backend=backend,
         remote=remote,
         device=device,
+        candidates=candidates,
+        inputs=inputs,
     )
+
+
+def _candidate_texts(value: Any, where: str, path: Path) -> tuple[str, ...]:
+    """Each candidate as PATH=LABEL, a relative file path made relative to the config's folder."""
+    if not isinstance(value, list):
+        raise SpeedproofError(f'{path}: {where} must be a list, e.g. candidates = ["model_int8.onnx=int8"]')
+    texts = []
+    for position, item in enumerate(value):
+        if isinstance(item, dict):
+            unknown = sorted(set(item) - {"path", "label"})
+            if unknown or not isinstance(item.get("path"), str) or not isinstance(item.get("label", ""), str):
+                raise SpeedproofError(
+                    f'{path}: {where}[{position}] = {item!r}; expected {{path = "model_int8.onnx", label = "int8"}}'
+                )
+            source = item["path"]
+            label = item.get("label") or CandidateSpec.parse_unchecked(source).label
+        elif isinstance(item, str):
+            spec = CandidateSpec.parse_unchecked(item)
+            source, label = spec.source, spec.label
+        else:
+            raise SpeedproofError(f'{path}: {where}[{position}] = {item!r}; expected "PATH[=LABEL]" or a table')
+        if source.endswith((".onnx", ".pt2", ".pt", ".pth")) and not Path(source).is_absolute():
+            source = str(path.parent / source)
+        texts.append(
+            f"{source}={label or CandidateSpec.parse_unchecked(item if isinstance(item, str) else source).label}"
+        )
+    return tuple(texts)
+
+
+def _input_settings(table: dict[str, Any], where: str, path: Path) -> InputSettings:
+    axes, values = table.get("batch_axes", {}), table.get("input_values", {})
+    if not isinstance(axes, dict) or not all(
+        isinstance(axis, str) and axis == "none" or isinstance(axis, int) and not isinstance(axis, bool)
+        for axis in axes.values()
+    ):
+        raise SpeedproofError(
+            f'{path}: {where}.batch_axes = {axes!r}; expected a table like {{state = 1, sr = "none"}}'
+        )
+    if not isinstance(values, dict) or not all(
+        isinstance(value, (int, float)) and not isinstance(value, bool) for value in values.values()
+    ):
+        raise SpeedproofError(f"{path}: {where}.input_values = {values!r}; expected a table like {{sr = 16000}}")
+    settings = InputSettings(
+        batch_axes=tuple(f"{name}={axis}" for name, axis in axes.items()),
+        input_values=tuple(f"{name}={value}" for name, value in values.items()),
+    )
+    try:
+        settings.check()
+    except SpeedproofError as error:
+        raise SpeedproofError(f"{path}: {where}: {error}") from None
+    return settings
 
 
 def load_gate_config(path: Path) -> GateConfig:
@@ -389,7 +463,7 @@ def _plan_check_on_target(
             profile.name,
             [
                 VerdictCell.skipped(CellKey(check.model, recipe, NOT_MEASURED, NOT_MEASURED), why, placement(recipe))
-                for recipe in check.recipes
+                for recipe in check.variant_names
             ],
             skip={"check": index, "model": check.model, "target": profile.name, "reason": "; ".join(reasons)},
         )
@@ -408,7 +482,15 @@ def _plan_check_on_target(
     work_dir = kept / safe_file_name(f"check-{index}-{profile.name}", MAX_LABEL_CHARS)
     try:
         prepared = prepare_variants(
-            check.model, check.recipes, check.input_shapes, resolved, runner, work_dir, progress
+            check.model,
+            check.recipes,
+            check.input_shapes,
+            resolved,
+            runner,
+            work_dir,
+            progress,
+            candidate_texts=check.candidates,
+            inputs=check.inputs,
         )
     except SpeedproofError as error:
         # one check's source failing (a missing file, an unresolvable shape) fails that check only
@@ -419,7 +501,7 @@ def _plan_check_on_target(
                 reference=recipe == "baseline",
                 placement=placement(recipe),
             )
-            for recipe in ("baseline", *check.recipes)
+            for recipe in ("baseline", *check.variant_names)
         ]
         return CheckRun(index, profile.name, failed, policy)
 

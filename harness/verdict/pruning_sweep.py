@@ -19,6 +19,7 @@ from harness.verdict.rules import mac_reduction
 from harness.verdict.verify import VerifyContext, verification_record, verify_prepared
 from targets.compatibility import resolve_target
 from targets.errors import SpeedproofError
+from targets.inputs import InputSettings
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
 from targets.runners.protocol import MeasurementProtocol
@@ -39,6 +40,7 @@ class CompareRequest:
     ssh_config: Path | None = None
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
+    inputs: InputSettings = field(default_factory=InputSettings)  # --batch-axis, --input-value
     policy_file: Path | None = None
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
@@ -77,7 +79,9 @@ def run_compare(
     run_id = new_run_id()
     work_dir = kept_run_folder(request.out_dir, f"compare-{source_label(request.model)}", run_id)
     recipes = tuple(recipe for _, _, recipe in points)
-    prepared = prepare_variants(request.model, recipes, request.input_shapes, resolved, runner, work_dir, progress)
+    prepared = prepare_variants(
+        request.model, recipes, request.input_shapes, resolved, runner, work_dir, progress, inputs=request.inputs
+    )
     cells = verify_prepared(prepared, context)
     sweep = {"model": prepared.source.name, "points": _points(points, [cell.as_dict() for cell in cells])}
     verified = verification_record("compare", context, run_id, request.model, prepared, cells, work_dir)

@@ -30,7 +30,7 @@ from harness.verdict.reasons import SPEED_CODES, Verdict
 from harness.verdict.rules import Evidence, decide, interval_text, mac_reduction
 from targets.compatibility import resolve_target
 from targets.errors import SpeedproofError
-from targets.inputs import resolve_input_specs
+from targets.inputs import InputSettings, resolve_input_specs
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import Runner, WorkerRequest
 from targets.runners.choose import runner_for
@@ -51,6 +51,7 @@ class VerifyRequest:
     ssh_config: Path | None = None
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
+    inputs: InputSettings = field(default_factory=InputSettings)  # --batch-axis, --input-value
     policy_file: Path | None = None
     policy_overrides: dict[str, Any] = field(default_factory=dict)  # from the command line
     protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)  # warm-up and load allowance
@@ -95,6 +96,7 @@ def run_verify(
         work_dir,
         progress,
         candidate_texts=request.candidates,
+        inputs=request.inputs,
     )
     cells = verify_prepared(prepared, context)
     record = verification_record("verify", context, run_id, request.model, prepared, cells, work_dir).as_dict()

@@ -1,10 +1,20 @@
+import re
+
 import numpy as np
 import onnx
 import pytest
 
 from exporters.onnx_file import read_model_inputs
 from targets.errors import SpeedproofError
-from targets.inputs import ModelInput, generate_feed, parse_input_shape, resolve_input_specs, shape_overrides
+from targets.inputs import (
+    InputSettings,
+    ModelInput,
+    generate_feed,
+    parse_input_shape,
+    resolve_input_specs,
+    shape_overrides,
+    with_batch_axes,
+)
 
 
 def test_parse_input_shape_with_and_without_name():
@@ -76,3 +86,53 @@ def test_feed_is_reproducible_and_typed():
     assert first["mask"].dtype == np.bool_
     assert first["pixels"].dtype == np.uint8
     assert not np.array_equal(generate_feed(specs, seed=4)["image"], first["image"])
+
+
+RNN_INPUTS = [
+    ModelInput("x", "float32", ("batch", 64)),
+    ModelInput("state", "float32", (2, "batch", 16)),
+    ModelInput("sr", "int64", ()),
+]
+
+
+def test_the_batch_axis_is_found_where_the_batch_symbol_is():
+    """An RNN state [layers, batch, hidden] carries the batch on dim 1; a scalar carries none."""
+    annotated = with_batch_axes(RNN_INPUTS)
+    assert [item.batch_axis for item in annotated] == [0, 1, None]
+    specs = resolve_input_specs(annotated, 4)
+    assert [spec.shape for spec in specs] == [(4, 64), (2, 4, 16), ()]
+
+
+def test_batch_axes_and_constants_given_by_the_user():
+    sequence_first = [ModelInput("tokens", "int64", ("seq", "batch"))]
+    settings = InputSettings(batch_axes=("tokens=1",), input_values=())
+    [tokens] = settings.apply(sequence_first)
+    with pytest.raises(SpeedproofError, match="--input-shape tokens=Nx1"):
+        resolve_input_specs([tokens], 8)  # the sequence length is the user's to give
+    assert resolve_input_specs([tokens], 8, {"tokens": (128, 1)})[0].shape == (128, 8)
+    constants = InputSettings(input_values=("sr=16000",)).apply(with_batch_axes(RNN_INPUTS))
+    feed = generate_feed(resolve_input_specs(constants, 2))
+    assert feed["sr"].shape == () and feed["sr"].dtype == np.int64 and int(feed["sr"]) == 16000
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (InputSettings(batch_axes=("state=7",)), "--batch-axis state=7: input 'state' has 3 dims"),
+        (InputSettings(batch_axes=("nope=1",)), "--batch-axis names input 'nope'"),
+        (InputSettings(batch_axes=("state",)), "expected NAME=K"),
+        (InputSettings(input_values=("sr=abc",)), "expected NAME=NUMBER"),
+        (InputSettings(input_values=("sr=0.5",)), "input 'sr' is int64"),
+        (InputSettings(input_values=("sr=1", "sr=2")), "given twice"),
+    ],
+)
+def test_bad_batch_axes_and_values(settings, message):
+    with pytest.raises(SpeedproofError, match=re.escape(message)):
+        settings.check()
+        settings.apply(RNN_INPUTS)
+
+
+def test_a_fixed_dim_that_is_not_the_batch_gets_advice_for_this_model():
+    fixed = with_batch_axes([ModelInput("x", "float32", (1, 64)), ModelInput("state", "float32", (2, 1, 16))])
+    with pytest.raises(SpeedproofError, match="--batch-axis state=K, or =none"):
+        resolve_input_specs(fixed, 1)  # state's dim 0 (2 layers) taken as the batch: the advice says how to fix it
