@@ -19,7 +19,7 @@ from harness.models.sources import (
 from harness.progress import ProgressCallback, no_progress
 from harness.recipes.grammar import check_recipes_apply, parse_recipe_list
 from harness.variants.builder import BuiltVariant, VariantBuilder
-from harness.variants.candidates import CandidateSpec, candidate_folder, load_candidate, parse_candidates
+from harness.variants.candidates import candidate_folder, load_candidate, parse_candidates
 from harness.variants.quality import QualityBackend
 from targets.backends import backend_entry
 from targets.errors import SpeedproofError
@@ -81,38 +81,31 @@ def prepare_variants(
         progress=progress,
         artifact_kind=artifact_kind,
     )
-    variants = builder.build_all(recipes)
-    for offset, candidate in enumerate(candidates):
-        index = len(recipes) + offset
-        progress(f"candidate [{offset + 1}/{len(candidates)}] {candidate.label}")
-        variants.append(
-            _candidate_variant(candidate, index, builder, variants[0], source, model_inputs, overrides, artifact_kind)
+    # candidates are loaded and checked against the baseline's interface before the recipes are built
+    # (which can take minutes): a file with other inputs is an error at once
+    baseline_file = source.program_path if artifact_kind == "pt2" and source.program_path else source.onnx_path
+    loaded = [
+        load_candidate(
+            candidate,
+            source,
+            model_inputs,
+            baseline_file,
+            overrides,
+            candidate_folder(builder.artifact_dir, len(recipes) + offset, candidate.label),
+            artifact_kind,
         )
+        for offset, candidate in enumerate(candidates)
+    ]
+    variants = builder.build_all(recipes)
+    for offset, candidate in enumerate(loaded):
+        progress(f"candidate [{offset + 1}/{len(loaded)}] {candidate.spec.label}")
+        if not variants[0].ok:
+            variants.append(
+                BuiltVariant(candidate.spec.label, error=f"the baseline could not be built: {variants[0].error}")
+            )
+        else:
+            variants.append(builder.build_candidate(candidate))
     return PreparedVariants(source, model_inputs, overrides, variants)
-
-
-def _candidate_variant(
-    candidate: CandidateSpec,
-    index: int,
-    builder: VariantBuilder,
-    baseline: BuiltVariant,
-    source: ResolvedSource,
-    model_inputs: list[ModelInput],
-    overrides: dict[str | None, tuple[int, ...]],
-    artifact_kind: str,
-) -> BuiltVariant:
-    if not baseline.ok or baseline.artifact_path is None:
-        return BuiltVariant(candidate.label, error=f"the baseline could not be built: {baseline.error}")
-    loaded = load_candidate(
-        candidate,
-        source,
-        model_inputs,
-        baseline.artifact_path,
-        overrides,
-        candidate_folder(builder.artifact_dir, index, candidate.label),
-        artifact_kind,
-    )
-    return builder.build_candidate(loaded)
 
 
 def _check_shapes_resolve(model_inputs: list[ModelInput], overrides: dict[str | None, tuple[int, ...]]) -> None:

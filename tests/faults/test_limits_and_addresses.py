@@ -137,3 +137,36 @@ def test_gate_configs_with_values_past_range(tiny_conv_onnx, tmp_path, capsys, c
     err = usage_error(["gate", "--config", str(config), "--out", str(tmp_path)], capsys)
     assert f"{config}" in err and message in err and "command line" not in err
     assert not list(tmp_path.glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--input-value", "input=nan"], "expected NAME=NUMBER (finite)"),
+        (["--input-value", "input=1e400"], "expected NAME=NUMBER (finite)"),
+        (["--input-value", "nope=1"], "--input-value names input 'nope'"),
+        (["--batch-axis", "input=-1"], "expected NAME=K (a dim index) or NAME=none"),
+        (["--batch-axis", "input=99999999999"], "--batch-axis input=99999999999: input 'input' has 4 dims"),
+    ],
+)
+def test_hostile_batch_axes_and_input_values(tiny_conv_onnx, tmp_path, capsys, options, message):
+    err = usage_error(["bench", str(tiny_conv_onnx), *FAST_BENCH, *options, "--out", str(tmp_path)], capsys)
+    assert message in err and not list(tmp_path.glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("check_lines", "message"),
+    [
+        ("batch_axes = { input = 1.5 }", "check[0].batch_axes = {'input': 1.5}; expected a table"),
+        ('batch_axes = "input=1"', "check[0].batch_axes = 'input=1'; expected a table"),
+        ("input_values = { input = nan }", "check[0]: --input-value 'input=nan'"),
+        ("input_values = { input = true }", "check[0].input_values = {'input': True}"),
+        ('candidates = ["/dev/null/x.onnx"]', "check[0].candidates: --candidate"),
+        ("candidates = [{ path = 3 }]", "check[0].candidates[0] = {'path': 3}"),
+    ],
+)
+def test_hostile_gate_input_and_candidate_keys(tiny_conv_onnx, tmp_path, capsys, check_lines, message):
+    config = tmp_path / "speedproof.toml"
+    config.write_text(f'[[check]]\nmodel = "{tiny_conv_onnx}"\nrecipes = ["identity"]\n{check_lines}\n')
+    err = usage_error(["gate", "--config", str(config), "--out", str(tmp_path)], capsys)
+    assert message in err and not list(tmp_path.glob("*.json"))
