@@ -91,6 +91,7 @@ def load_candidate(
     baseline: ResolvedSource,
     baseline_inputs: list[ModelInput],
     baseline_artifact: Path,
+    baseline_sha256: str,
     overrides: dict[str | None, tuple[int, ...]],
     folder: Path,
     artifact_kind: str,
@@ -132,7 +133,7 @@ def load_candidate(
             "path": str(original.resolve()) if source.kind in ("onnx-file", "program") else None,
             "kind": source.kind,
             "sha256": sha256,
-            "same_as_baseline": sha256 == file_sha256(baseline_artifact),
+            "same_as_baseline": sha256 == baseline_sha256,
             **(_producer(source.model) if artifact.kind.name == "onnx" else {}),
         },
     )

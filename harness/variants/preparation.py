@@ -26,6 +26,7 @@ from targets.errors import SpeedproofError
 from targets.inputs import InputSettings, ModelInput, resolve_input_specs, shape_overrides
 from targets.profiles import ResolvedProfile
 from targets.runners.base import Runner
+from targets.runners.board_agent import file_sha256
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,14 @@ def prepare_variants(
     # candidates are loaded and checked against the baseline's interface before the recipes are built
     # (which can take minutes): a file with other inputs is an error at once
     baseline_file = source.program_path if artifact_kind == "pt2" and source.program_path else source.onnx_path
+    baseline_sha256 = file_sha256(baseline_file) if candidates else ""  # hashed once, not once per candidate
     loaded = [
         load_candidate(
             candidate,
             source,
             model_inputs,
             baseline_file,
+            baseline_sha256,
             overrides,
             candidate_folder(builder.artifact_dir, len(recipes) + offset, candidate.label),
             artifact_kind,
