@@ -10,7 +10,7 @@ import hashlib
 import math
 import zlib
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from exporters.onnx_file import in_dependency_order
 from targets.onnx_external_data import external_data_files
 
 HASH_CHUNK_BYTES = 1 << 20
@@ -62,6 +63,8 @@ class ArtifactFacts:
     macs_unresolved_nodes: int
     op_histogram: dict[str, int]
     alignment: ChannelAlignment
+    # parameters per element type (float32, float16, int8, ...): a file compressed elsewhere says its precision here
+    weight_dtypes: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -98,9 +101,13 @@ def _weight_tensors(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     }
 
 
-def _batch_one_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    """Every tensor's shape with symbolic leading (batch) dims of the inputs set to 1; only fully
+def _batch_one_shapes(
+    model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape with the inputs at `input_shapes` (whole shapes at batch 1, from
+    --input-shape or the data), else with their symbolic leading (batch) dims set to 1; only fully
     known shapes are kept."""
+    input_shapes = input_shapes or {}
     fixed = copy.deepcopy(model)
     del fixed.graph.value_info[:]  # recomputed below with the concrete batch
     initializer_names = {init.name for init in fixed.graph.initializer}
@@ -108,7 +115,12 @@ def _batch_one_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
         if value.name in initializer_names:
             continue
         dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
+        given = input_shapes.get(value.name)
+        if given is not None and len(given) == len(dims):
+            for dim, size in zip(dims, given, strict=True):
+                dim.Clear()
+                dim.dim_value = size
+        elif dims and not dims[0].HasField("dim_value"):
             dims[0].Clear()
             dims[0].dim_value = 1
     for value in fixed.graph.output:
@@ -186,15 +198,19 @@ def alignment_of(widths: list[int]) -> ChannelAlignment:
     return ChannelAlignment(len(widths), shares[0], shares[1], misaligned)
 
 
-def artifact_facts(path: Path, model: onnx.ModelProto | None = None) -> ArtifactFacts:
-    """All facts of the ONNX file at `path` (external data included)."""
+def artifact_facts(
+    path: Path, model: onnx.ModelProto | None = None, input_shapes: dict[str, tuple[int, ...]] | None = None
+) -> ArtifactFacts:
+    """All facts of the ONNX file at `path` (external data included); `input_shapes` resolves the
+    symbolic dims of the inputs for MACs."""
     graph_only = model if model is not None else onnx.load(str(path), load_external_data=False)
     files = [path.resolve(), *external_data_files(graph_only, path)]
     sha256, total_bytes, zipped_bytes = file_digest_and_sizes(files)
     full = onnx.load(str(path)) if files[1:] else graph_only
     weights = _weight_tensors(full)
-    shapes = _batch_one_shapes(full)
-    macs, unresolved, widths = _count_macs(full, shapes)
+    ordered = in_dependency_order(full)  # shape inference reads the nodes in order
+    shapes = _batch_one_shapes(ordered, input_shapes)
+    macs, unresolved, widths = _count_macs(ordered, shapes)
     histogram = Counter(
         node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}" for node in full.graph.node
     )
@@ -209,4 +225,17 @@ def artifact_facts(path: Path, model: onnx.ModelProto | None = None) -> Artifact
         macs_unresolved_nodes=unresolved,
         op_histogram=dict(histogram.most_common()),
         alignment=alignment_of(widths),
+        weight_dtypes=_weight_dtypes(full),
     )
+
+
+def _weight_dtypes(model: onnx.ModelProto) -> dict[str, int]:
+    """Elements of the initializers (and Constant nodes' values) per element type, largest first."""
+    counts: Counter[str] = Counter()
+    tensors = [*model.graph.initializer]
+    tensors += [attribute.t for node in model.graph.node if node.op_type == "Constant" for attribute in node.attribute]
+    for tensor in tensors:
+        if len(tensor.dims) > 0:
+            name = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).name if tensor.data_type else "undefined"
+            counts[name] += int(np.prod(tensor.dims, dtype=np.int64))
+    return dict(counts.most_common())

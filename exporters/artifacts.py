@@ -29,8 +29,11 @@ class ArtifactKind(ABC):
         """Parse and check the file; errors name the file. Returns the parsed form (kind-specific)."""
 
     @abstractmethod
-    def facts(self, path: Path, parsed: Any | None = None) -> dict[str, Any]:
-        """The artifact facts of the record (bytes, zipped bytes, params, MACs, ...)."""
+    def facts(
+        self, path: Path, parsed: Any | None = None, input_shapes: dict[str, tuple[int, ...]] | None = None
+    ) -> dict[str, Any]:
+        """The artifact facts of the record (bytes, zipped bytes, params, MACs, ...); `input_shapes`
+        (each input's whole shape at batch 1) resolves the symbolic dims MACs need."""
 
     @abstractmethod
     def model_inputs(self, parsed: Any) -> list[ModelInput]:
@@ -48,10 +51,12 @@ class OnnxArtifact(ArtifactKind):
 
         return load_onnx_model(path)
 
-    def facts(self, path: Path, parsed: Any | None = None) -> dict[str, Any]:
+    def facts(
+        self, path: Path, parsed: Any | None = None, input_shapes: dict[str, tuple[int, ...]] | None = None
+    ) -> dict[str, Any]:
         from exporters.artifact_facts import artifact_facts
 
-        return artifact_facts(path, parsed).as_dict()
+        return artifact_facts(path, parsed, input_shapes).as_dict()
 
     def model_inputs(self, parsed: Any) -> list[ModelInput]:
         from exporters.onnx_file import read_model_inputs
@@ -70,7 +75,9 @@ class TorchProgramArtifact(ArtifactKind):
 
         return load_program(path)
 
-    def facts(self, path: Path, parsed: Any | None = None) -> dict[str, Any]:
+    def facts(
+        self, path: Path, parsed: Any | None = None, input_shapes: dict[str, tuple[int, ...]] | None = None
+    ) -> dict[str, Any]:
         from exporters.torch_program import program_facts
 
         return program_facts(path, parsed[0] if parsed is not None else None).as_dict()
@@ -92,8 +99,10 @@ class Artifact:
     path: Path
     kind: ArtifactKind
 
-    def facts(self, parsed: Any | None = None) -> dict[str, Any]:
-        return self.kind.facts(self.path, parsed)
+    def facts(
+        self, parsed: Any | None = None, input_shapes: dict[str, tuple[int, ...]] | None = None
+    ) -> dict[str, Any]:
+        return self.kind.facts(self.path, parsed, input_shapes)
 
 
 def artifact_at(path: Path) -> Artifact:

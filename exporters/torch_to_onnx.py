@@ -119,6 +119,8 @@ def check_outputs_match(
     import onnxruntime as ort
     import torch
 
+    if not isinstance(module, torch.fx.GraphModule):
+        module.eval()  # the graph was exported in eval mode: dropout off, batch-norm on its running statistics
     with torch.no_grad():
         expected = module(*example_inputs)
     expected_list = [expected] if isinstance(expected, torch.Tensor) else list(expected)

@@ -1,12 +1,15 @@
 """Inputs for a measurement: shapes resolved from the model's input metadata and --input-shape,
-and data generated from a fixed seed (floats, token ids in the embedding's range, bools)."""
+and data generated from a fixed seed (floats, token ids in the embedding's range, bools), unless
+the user's data (--data) gives the values."""
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,10 +36,22 @@ class InputSpec:
     low: int = 0
     high: int = DEFAULT_INT_HIGH  # exclusive
     fill: float | None = None  # --input-value: every element is this constant (a sample rate, a flag)
+    # --data: the real inputs to feed (of `shape` and `dtype`), instead of generated ones
+    values: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["shape"] = list(self.shape)
+        data: dict[str, Any] = {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "low": self.low,
+            "high": self.high,
+            "fill": self.fill,
+        }
+        if self.values is not None:
+            buffer = io.BytesIO()
+            np.save(buffer, self.values, allow_pickle=False)
+            data["values_npy"] = base64.b64encode(buffer.getvalue()).decode("ascii")
         return data
 
     @classmethod
@@ -48,6 +63,11 @@ class InputSpec:
             low=data.get("low", 0),
             high=data.get("high", DEFAULT_INT_HIGH),
             fill=data.get("fill"),
+            values=(
+                np.load(io.BytesIO(base64.b64decode(data["values_npy"])), allow_pickle=False)
+                if data.get("values_npy")
+                else None
+            ),
         )
 
 
@@ -105,10 +125,16 @@ def _format_dims(dims: tuple[int | str | None, ...]) -> str:
 @dataclass(frozen=True)
 class InputSettings:
     """What the user said about the model's inputs besides their shapes: which dim carries each
-    input's batch (`--batch-axis NAME=K|none`) and which inputs are constants (`--input-value NAME=X`)."""
+    input's batch (`--batch-axis NAME=K|none`), which inputs are constants (`--input-value NAME=X`),
+    and the user's own data: real inputs for quality and timing (`--data`), for calibration
+    (`--calibration-data`), and the task metric judged on the outputs (`--metric-fn`). The data
+    sources are checked and loaded by `harness.models.user_data`."""
 
     batch_axes: tuple[str, ...] = ()
     input_values: tuple[str, ...] = ()
+    data: str | None = None  # FILE.npz or package.module:function
+    calibration_data: str | None = None
+    metric_fn: str | None = None  # package.module:function
 
     def check(self) -> None:
         """Parse both lists (before anything slow runs); raise on a malformed item."""
@@ -363,7 +389,14 @@ def generate_feed(specs: list[InputSpec], seed: int = DEFAULT_SEED) -> dict[str,
     feed: dict[str, np.ndarray] = {}
     for spec in specs:
         dtype = np.dtype(spec.dtype)
-        if spec.fill is not None:
+        if spec.values is not None:
+            if tuple(spec.values.shape) != spec.shape or spec.values.dtype != dtype:
+                raise SpeedproofError(
+                    f"input {spec.name!r}: the data given is {spec.values.dtype} {list(spec.values.shape)}, the "
+                    f"plan needs {spec.dtype} {list(spec.shape)}"
+                )
+            feed[spec.name] = spec.values
+        elif spec.fill is not None:
             feed[spec.name] = np.full(spec.shape, spec.fill, dtype=dtype)
         elif dtype == np.bool_:
             feed[spec.name] = rng.integers(0, 2, size=spec.shape).astype(np.bool_)

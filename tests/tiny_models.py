@@ -3,7 +3,8 @@
 `tiny_cnn` is a residual CNN with awkward widths (so pruning and alignment have something to do)
 and a little labelled data, `tiny_cnn_without_data` the same module without data, `tiny_encoder`
 a two-layer transformer encoder with the zoo encoder's attention (prunable heads),
-`tiny_torch_transformer` one built from torch's nn.TransformerEncoder.
+`tiny_torch_transformer` one built from torch's nn.TransformerEncoder, `dropout_cnn_in_training_mode`
+a net with dropout and batch norm returned in training mode (as torchvision builds its models).
 """
 
 from __future__ import annotations
@@ -86,3 +87,19 @@ class TinyTorchTransformer(nn.Module):
 def tiny_torch_transformer() -> TorchModel:
     torch.manual_seed(0)
     return TorchModel(module=TinyTorchTransformer().eval(), example_inputs=(torch.randn(2, 10, 32),))
+
+
+def dropout_cnn_in_training_mode() -> TorchModel:
+    """Squeezenet's shape of trouble: dropout before the classifier, and the module left in training
+    mode, as torchvision.models.squeezenet1_1() returns it."""
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Dropout(p=0.5),
+        nn.Conv2d(16, NUM_CLASSES, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+    return TorchModel(module=module.train(), example_inputs=(torch.randn(2, *IMAGE_SHAPE),))

@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.commands.options import (
     EXIT_CELL_FAILED,
     EXIT_OK,
+    add_candidate_option,
     add_json_option,
     add_model_argument,
     add_out_option,
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="E",
         help="fine-tune every pruned variant for E epochs (needs a source with training data; default 0)",
     )
+    add_candidate_option(parser)
     add_target_options(parser)
     parser.add_argument(
         "--batch-sizes",
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         **target_fields(args),
         sparsities=args.sparsity,
         finetune_epochs=args.finetune,
+        candidates=tuple(args.candidates),
         batch_sizes=args.batch_sizes,
         policy_file=args.policy,
         policy_overrides=policy_overrides_from(args),

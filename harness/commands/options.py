@@ -246,6 +246,29 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=NUMBER",
         help="feed input NAME as this constant (a sample rate, a flag) instead of generated data; repeatable",
     )
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE.npz|package.module:function",
+        help="your own inputs: an .npz with one array per model input, named after it, samples first (0-d for a "
+        "constant), and optionally 'labels'; or a function yielding feed dicts {input: array}. Used for quality "
+        "(accuracy with labels for class scores, else closeness to the baseline), for int8-static calibration, "
+        "and as the timed inputs. See the README's 'Verify your own compressed model'",
+    )
+    parser.add_argument(
+        "--calibration-data",
+        default=None,
+        metavar="FILE.npz|package.module:function",
+        help="inputs for int8-static calibration, in --data's form (default: --data, else the source's data)",
+    )
+    parser.add_argument(
+        "--metric-fn",
+        default=None,
+        metavar="package.module:function",
+        help="your task metric (mAP, 1-CER, F1): called, contained, as function(outputs, labels) with one dict of "
+        "outputs per sample of --data, in order; returns one number, higher is better. max_accuracy_drop applies "
+        "to it, in its units",
+    )
 
 
 def add_cluster_options(parser: argparse.ArgumentParser, device: bool = True) -> None:
@@ -288,7 +311,13 @@ def target_fields(args: argparse.Namespace) -> dict[str, Any]:
         "backend": args.backend,
         "threads": args.threads,
         "input_shapes": tuple(args.input_shape),
-        "inputs": InputSettings(batch_axes=tuple(args.batch_axis), input_values=tuple(args.input_value)),
+        "inputs": InputSettings(
+            batch_axes=tuple(args.batch_axis),
+            input_values=tuple(args.input_value),
+            data=args.data,
+            calibration_data=args.calibration_data,
+            metric_fn=args.metric_fn,
+        ),
         "remote": measuring_remote(args),
         "ssh_config": args.ssh_config,
     }

@@ -22,7 +22,7 @@ from harness.variants.preparation import PreparedVariants, model_source_entry, p
 from targets.compatibility import resolve_target
 from targets.errors import FailureKind, SpeedproofError
 from targets.host import HostFingerprint, load_average_1m
-from targets.inputs import InputSettings, resolve_input_specs
+from targets.inputs import InputSettings
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import CellResult, Runner, WorkerRequest
 from targets.runners.choose import runner_for
@@ -142,7 +142,7 @@ def _measure_planned_cell(plan: CellPlan, context: _RunContext) -> BenchCell:
     if not variant.ok or variant.artifact_path is None:
         return failed(f"variant {variant.recipe!r} could not be built: {variant.error}", variant.failure_kind)
     try:
-        specs = resolve_input_specs(context.prepared.model_inputs, plan.batch_size, context.prepared.overrides)
+        specs = context.prepared.timed_specs(plan.batch_size)
     except SpeedproofError as error:
         return failed(str(error))
     load_average = load_average_1m()

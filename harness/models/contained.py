@@ -19,6 +19,7 @@ import resource
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,55 +60,67 @@ def export_in_contained_process(
     """Import and call the source function (or, with `program`, load the `.pt2` file `spec`) in a
     contained process that exports the result to `onnx_path`; a failure of any kind becomes a
     SpeedproofError saying what happened."""
-    timeout_s, memory_bytes = source_limits()
+    request = {
+        "spec": str(Path(spec).resolve()) if program else spec,
+        "input_shapes": [[name, list(shape)] for name, shape in input_shapes.items()],
+        "onnx_path": str(onnx_path.resolve()),
+        "program": program,
+    }
     doing = ("loading" if program else "importing and calling") + " it"
-    with tempfile.TemporaryDirectory(prefix="speedproof-source-") as folder:
-        request_path = Path(folder) / "request.json"
-        result_path = Path(folder) / "result.json"
-        stderr_path = Path(folder) / "stderr.txt"
-        request = {
-            "spec": str(Path(spec).resolve()) if program else spec,
-            "folder": os.getcwd(),
-            "input_shapes": [[name, list(shape)] for name, shape in input_shapes.items()],
-            "onnx_path": str(onnx_path.resolve()),
-            "result_path": str(result_path),
-            "memory_mb": memory_bytes // 2**20,
-            "program": program,
-        }
-        request_path.write_text(json.dumps(request))
-
-        def cap_memory() -> None:  # runs in the child before it starts Python
-            resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
-
-        command = python_module_command("harness.models.contained", str(request_path))
-        returncode = run_to_end(command, stderr_path, timeout_s, preexec_fn=cap_memory)
-        if returncode is None:
-            raise SpeedproofError(
-                f"model {spec!r}: {doing} took longer than {timeout_s:g} s and was stopped "
-                f"(set {TIMEOUT_ENVIRONMENT} to allow more)"
-            )
-        tail = stderr_tail(stderr_path)
-        last_output = f"; its last output:\n{tail}" if tail else ""
-        if returncode < 0:
-            raise SpeedproofError(
-                f"model {spec!r}: the process {doing} crashed with {signal_name(returncode)}" + last_output
-            )
-        try:
-            result = json.loads(result_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            raise SpeedproofError(
-                f"model {spec!r}: the process {doing} exited with code {returncode} without a result" + last_output
-            ) from None
-    if result.get("status") != "ok":
-        raise SpeedproofError(f"model {spec!r}: {result.get('error')}")
+    result = run_contained("harness.models.contained", request, f"model {spec!r}", doing)
     return ContainedExport(
         onnx_path=onnx_path, latency_only=bool(result["latency_only"]), provides=frozenset(result["provides"])
     )
 
 
-def import_source_function(spec: str, folder: str) -> Any:
+def run_contained(entry_module: str, request: dict[str, Any], who: str, doing: str) -> dict[str, Any]:
+    """Run `python -m entry_module REQUEST.json` under the source limits (time, memory) and return
+    the result it wrote; a hang, a crash, an exit without a result or a failed result raises a
+    SpeedproofError that starts with `who` and says what happened while `doing`. The child gets
+    `request` plus `folder` (the current folder, importable there), `result_path` and `memory_mb`."""
+    timeout_s, memory_bytes = source_limits()
+    with tempfile.TemporaryDirectory(prefix="speedproof-contained-") as folder:
+        request_path = Path(folder) / "request.json"
+        result_path = Path(folder) / "result.json"
+        stderr_path = Path(folder) / "stderr.txt"
+        full_request = {
+            **request,
+            "folder": os.getcwd(),
+            "result_path": str(result_path),
+            "memory_mb": memory_bytes // 2**20,
+        }
+        request_path.write_text(json.dumps(full_request))
+
+        def cap_memory() -> None:  # runs in the child before it starts Python
+            resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+
+        command = python_module_command(entry_module, str(request_path))
+        returncode = run_to_end(command, stderr_path, timeout_s, preexec_fn=cap_memory)
+        if returncode is None:
+            raise SpeedproofError(
+                f"{who}: {doing} took longer than {timeout_s:g} s and was stopped (set {TIMEOUT_ENVIRONMENT} to "
+                "allow more)"
+            )
+        tail = stderr_tail(stderr_path)
+        last_output = f"; its last output:\n{tail}" if tail else ""
+        if returncode < 0:
+            raise SpeedproofError(f"{who}: the process {doing} crashed with {signal_name(returncode)}" + last_output)
+        try:
+            result = json.loads(result_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise SpeedproofError(
+                f"{who}: the process {doing} exited with code {returncode} without a result" + last_output
+            ) from None
+    if not isinstance(result, dict) or result.get("status") != "ok":
+        error = str(result.get("error") if isinstance(result, dict) else result)
+        raise SpeedproofError(error if error.startswith(f"{who}: ") else f"{who}: {error}")
+    return result
+
+
+def import_source_function(spec: str, folder: str, who: str | None = None) -> Any:
     """Import `package.module` from `folder` (or the installed packages) and return its function.
-    Anything the import raises, SystemExit included, becomes a SpeedproofError."""
+    Anything the import raises, SystemExit included, becomes a SpeedproofError starting with `who`."""
+    who = who or f"model {spec!r}"
     module_name, _, function_name = spec.partition(":")
     added = folder not in sys.path
     if added:
@@ -117,33 +130,34 @@ def import_source_function(spec: str, folder: str) -> Any:
     except (KeyboardInterrupt, MemoryError):
         raise
     except ImportError as error:
-        raise SpeedproofError(f"model {spec!r}: cannot import {module_name!r}: {error}") from None
+        raise SpeedproofError(f"{who}: cannot import {module_name!r}: {error}") from None
     except BaseException as error:
-        raise _user_code_failed(spec, f"importing {module_name!r}", error) from None
+        raise user_code_failed(who, f"importing {module_name!r}", error) from None
     finally:
         if added:
             sys.path.remove(folder)
     function = getattr(python_module, function_name, None)
     if not callable(function):
-        raise SpeedproofError(f"model {spec!r}: {module_name!r} has no function {function_name!r}")
+        raise SpeedproofError(f"{who}: {module_name!r} has no function {function_name!r}")
     return function
 
 
-def call_source_function(spec: str, function: Any) -> Any:
-    """Call a source function; what it raises, SystemExit included, becomes a SpeedproofError."""
+def call_source_function(spec: str, function: Any, *args: Any, who: str | None = None) -> Any:
+    """Call a user function; what it raises, SystemExit included, becomes a SpeedproofError."""
     function_name = spec.partition(":")[2]
     try:
-        return function()
+        return function(*args)
     except (KeyboardInterrupt, MemoryError, SpeedproofError):
         raise
     except BaseException as error:
-        raise _user_code_failed(spec, f"calling {function_name}()", error) from None
+        raise user_code_failed(who or f"model {spec!r}", f"calling {function_name}()", error) from None
 
 
-def _user_code_failed(spec: str, doing: str, error: BaseException) -> SpeedproofError:
+def user_code_failed(who: str, doing: str, error: BaseException) -> SpeedproofError:
+    """What user code raised (SystemExit included), as a message starting with `who`."""
     if isinstance(error, SystemExit):
-        return SpeedproofError(f"model {spec!r}: {doing} called sys.exit({error.code!r})")
-    return SpeedproofError(f"model {spec!r}: {doing} failed: {type(error).__name__}: {error}")
+        return SpeedproofError(f"{who}: {doing} called sys.exit({error.code!r})")
+    return SpeedproofError(f"{who}: {doing} failed: {type(error).__name__}: {error}")
 
 
 def _run_contained(request: dict[str, Any]) -> dict[str, Any]:
@@ -195,21 +209,34 @@ def _out_of_memory(request: dict[str, Any]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def contained_main(
+    argv: list[str] | None,
+    entry_module: str,
+    job: Callable[[dict[str, Any]], dict[str, Any]],
+    out_of_memory: Callable[[dict[str, Any]], str],
+) -> int:
+    """The child side of `run_contained`: run `job` on the request and write its result; whatever
+    user code raises (SpeedproofError, MemoryError, SystemExit, anything) comes back as a message."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m harness.models.contained REQUEST.json", file=sys.stderr)
+        print(f"usage: python -m {entry_module} REQUEST.json", file=sys.stderr)
         return 2
     request = json.loads(Path(args[0]).read_text())
     try:
-        result = _run_contained(request)
+        result = job(request)
+    except SpeedproofError as error:
+        result = {"status": "failed", "error": str(error)}
     except MemoryError:
-        result = {"status": "failed", "error": _out_of_memory(request)}
+        result = {"status": "failed", "error": out_of_memory(request)}
     except BaseException as error:  # noqa: B036 - anything user code does must come back as a message
         traceback.print_exc()
         result = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
     Path(request["result_path"]).write_text(json.dumps(result))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return contained_main(argv, "harness.models.contained", _run_contained, _out_of_memory)
 
 
 if __name__ == "__main__":

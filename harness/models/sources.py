@@ -122,18 +122,24 @@ def check_model_source(spec: str) -> None:
     if is_onnx_file_source(spec) or spec in ZOO:
         return
     if FUNCTION_SOURCE_SEPARATOR in spec:
-        module_name, _, function_name = spec.partition(FUNCTION_SOURCE_SEPARATOR)
-        if not _IDENTIFIER_PATH.match(module_name) or not function_name.isidentifier():
-            raise SpeedproofError(f"model {spec!r}: expected package.module:function (Python names)")
-        top = module_name.split(".")[0]
-        if PathFinder.find_spec(top, [os.getcwd(), *sys.path]) is None and top not in sys.builtin_module_names:
-            raise SpeedproofError(
-                f"model {spec!r}: no module {top!r} in the current folder ({os.getcwd()}) or the installed packages"
-            )
+        check_function_spec(spec, f"model {spec!r}")
         return
     if "/" in spec or "." in Path(spec).name:
         raise SpeedproofError(f"model file not found: {spec}")
     zoo_model(spec)  # raises the "unknown zoo model ..., valid: ..." error
+
+
+def check_function_spec(spec: str, who: str) -> None:
+    """Raise, starting with `who`, unless `spec` is `package.module:function` whose top package can be
+    found in the current folder or the installed packages (nothing is imported)."""
+    module_name, separator, function_name = spec.partition(FUNCTION_SOURCE_SEPARATOR)
+    if not separator or not _IDENTIFIER_PATH.match(module_name) or not function_name.isidentifier():
+        raise SpeedproofError(f"{who}: expected package.module:function (Python names)")
+    top = module_name.split(".")[0]
+    if PathFinder.find_spec(top, [os.getcwd(), *sys.path]) is None and top not in sys.builtin_module_names:
+        raise SpeedproofError(
+            f"{who}: no module {top!r} in the current folder ({os.getcwd()}) or the installed packages"
+        )
 
 
 def _export_zoo_model(name: str, progress: ProgressCallback) -> ResolvedSource:
@@ -221,10 +227,21 @@ def _export_program_source(
 
 
 def as_torch_model(spec: str, produced: Any, input_shapes: dict[str | None, tuple[int, ...]]) -> TorchModel:
-    """Normalise what a source function returned: TorchModel, (module, example_inputs) or module."""
+    """Normalise what a source function returned: TorchModel, (module, example_inputs) or module,
+    in inference (eval) mode: torchvision builds its models in training mode, where dropout and
+    batch-norm statistics make every call differ from the exported graph."""
     import torch
 
     function_name = spec.partition(FUNCTION_SOURCE_SEPARATOR)[2]
+    module = (
+        produced.module
+        if isinstance(produced, TorchModel)
+        else produced[0]
+        if isinstance(produced, tuple)
+        else produced
+    )
+    if isinstance(module, torch.nn.Module) and not isinstance(module, torch.fx.GraphModule):
+        module.eval()
     if isinstance(produced, TorchModel):
         return replace(produced, example_inputs=_batch_of_two(tuple(produced.example_inputs), spec))
     if isinstance(produced, tuple) and len(produced) == 2 and isinstance(produced[0], torch.nn.Module):

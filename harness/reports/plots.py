@@ -13,7 +13,12 @@ from harness.reports.table import baseline_cell
 
 ACCEPT_COLOR = "#2e7d32"
 REJECT_COLOR = "#c62828"
-KIND_COLORS = {"structured": "#1565c0", "unstructured": "#ef6c00", "semi-structured": "#6a1b9a"}
+KIND_COLORS = {
+    "structured": "#1565c0",
+    "unstructured": "#ef6c00",
+    "semi-structured": "#6a1b9a",
+    "candidate": "#2e7d32",  # a file compressed elsewhere (compare --candidate), at its share of zero weights
+}
 
 
 def _pyplot() -> Any:

@@ -117,6 +117,8 @@ def quality_text(quality: dict[str, Any] | None, random_weights: bool = False) -
         return "reference"
     if quality["metric"] == "accuracy":
         return f"acc {quality['accuracy'] * 100:.1f}%"
+    if quality["metric"] == "task":
+        return f"metric {quality['score']:.4g}"
     parts = []
     if quality.get("top1_agreement") is not None:
         parts.append(f"agree {quality['top1_agreement'] * 100:.1f}%")
@@ -391,7 +393,7 @@ def compare_table(record: dict[str, Any]) -> str:
     for point in record["compare"]["points"]:
         rows.append(
             [
-                point["kind"],
+                f"candidate {point['recipe']}" if point["kind"] == "candidate" else point["kind"],
                 f"{point['sparsity']:.0%}",
                 f"{point['zipped_reduction']:.2f}x" if point["zipped_reduction"] else "-",
                 f"{point['mac_reduction']:.2f}x" if point["mac_reduction"] else "-",

@@ -18,12 +18,22 @@ from exporters.artifacts import artifact_at
 from exporters.onnx_transforms import copy_model
 from exporters.torch_to_onnx import check_outputs_match
 from harness.models.sources import ResolvedSource, export_torch_model
+from harness.models.user_data import UserData
 from harness.progress import ProgressCallback
 from harness.recipes.apply_torch import apply_torch_steps, copy_torch_model
 from harness.recipes.grammar import Recipe, RecipeStep, parse_recipe
 from harness.records.store import safe_file_name
 from harness.variants.candidates import LoadedCandidate
-from harness.variants.quality import QualityBackend, accuracy, data_feeds, fidelity, generated_feeds
+from harness.variants.quality import (
+    EVALUATION_BATCH,
+    QualityBackend,
+    accuracy,
+    data_feeds,
+    fidelity,
+    generated_feeds,
+    is_class_scores,
+    top1,
+)
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.inputs import ModelInput
 
@@ -87,8 +97,13 @@ class VariantBuilder:
     quality: QualityBackend
     progress: ProgressCallback
     artifact_kind: str = "onnx"  # "pt2": torch.export programs, for the torch backend
+    data: UserData | None = None  # --data: quality (and the timed feed) on the user's inputs
+    calibration_data: UserData | None = None  # --calibration-data, else --data
+    metric_fn: str | None = None  # --metric-fn: the user's task metric on the outputs for --data
+    output_names: tuple[str, ...] = ()  # the baseline's, given to a metric function for every variant
+    mac_shapes: dict[str, tuple[int, ...]] | None = None  # each input's shape at batch 1, for MACs
     _baseline_path: Path | None = None
-    _baseline_outputs: np.ndarray | None = None
+    _baseline_outputs: list[list[np.ndarray]] | None = None
     _fidelity_feeds: list[dict[str, np.ndarray]] | None = None
 
     def build_all(self, recipes: list[Recipe]) -> list[BuiltVariant]:
@@ -114,7 +129,7 @@ class VariantBuilder:
             # the baseline ONNX file was loaded and checked when the source was resolved
             reuse_source = recipe.is_baseline and artifact.kind.name == "onnx"
             parsed = self.source.model if reuse_source else artifact.kind.load_checked(artifact.path)
-            variant.artifact = artifact.facts(parsed)
+            variant.artifact = artifact.facts(parsed, self.mac_shapes)
             variant.quality = self._quality(variant.artifact_path, is_reference=recipe.is_baseline)
             variant.status = "ok"
         except BackendFellBack as error:
@@ -138,7 +153,7 @@ class VariantBuilder:
                 "identity control, which is never accepted"
             )
         try:
-            variant.artifact = artifact_at(candidate.artifact_path).facts(candidate.parsed)
+            variant.artifact = artifact_at(candidate.artifact_path).facts(candidate.parsed, self.mac_shapes)
             variant.quality = self._quality(candidate.artifact_path, is_reference=False)
             variant.status = "ok"
         except BackendFellBack as error:
@@ -228,7 +243,13 @@ class VariantBuilder:
         variant.steps.append({"step": step.name, **dict(step.options)})
 
     def calibration_feeds(self, samples: int, variant: BuiltVariant) -> list[dict[str, np.ndarray]]:
-        """Representative inputs for calibration: the source's data, else generated (with a warning)."""
+        """Representative inputs for calibration: --calibration-data, else --data, else the source's
+        data, else generated (with a warning)."""
+        given = self.calibration_data or self.data
+        if given is not None:
+            if given.samples < samples:
+                variant.warnings.append(f"asked for {samples} calibration samples, {given.source} has {given.samples}")
+            return given.batches(self.model_inputs, CALIBRATION_BATCH, self.overrides, limit=samples)
         has_data = "calibration_data" in self.source.provides
         representative = self.source.torch_model().calibration_inputs() if has_data else None
         if representative is not None:
@@ -238,26 +259,64 @@ class VariantBuilder:
                 )
             return data_feeds(self.model_inputs, representative[:samples], CALIBRATION_BATCH)
         variant.warnings.append(
-            f"calibrated on {samples} generated inputs because the source has no calibration data; "
-            "scales fitted to random inputs may not suit real data"
+            f"calibrated on {samples} generated inputs because neither --data, --calibration-data nor the source "
+            "gives calibration data; scales fitted to random inputs may not suit real data"
         )
         return generated_feeds(self.model_inputs, self.overrides, samples)
 
     def _quality(self, path: Path, is_reference: bool) -> dict[str, Any]:
+        if self.data is not None:
+            return self._quality_on_data(path, is_reference, self.data)
         if "eval_data" in self.source.provides:
             eval_data = self.source.torch_model().eval_data
             assert eval_data is not None
             return accuracy(self.quality, path, self.model_inputs, eval_data)
-        if is_reference:
-            # fidelity is measured against the baseline: computed once another variant needs it
-            return {"metric": "fidelity", "reference": True}
         if self._fidelity_feeds is None:
             self._fidelity_feeds = generated_feeds(self.model_inputs, self.overrides)
+        return self._fidelity(path, is_reference, "generated")
+
+    def _quality_on_data(self, path: Path, is_reference: bool, data: UserData) -> dict[str, Any]:
+        """The task metric, else accuracy against the labels for class scores, else fidelity; all on
+        the user's data."""
+        if self.metric_fn is not None:
+            from harness.models.user_functions import task_metric
+
+            # one sample per call, so outputs whose size depends on the input (detections) stay apart
+            feeds = data.batches(self.model_inputs, 1, self.overrides)
+            outputs = self.quality.all_outputs(path, feeds)
+            score = task_metric(self.metric_fn, outputs, self.output_names, data.labels, self.artifact_dir)
+            return {"metric": "task", "score": score, "metric_fn": self.metric_fn, "samples": data.samples}
+        if self._fidelity_feeds is None:
+            self._fidelity_feeds = data.batches(self.model_inputs, EVALUATION_BATCH, self.overrides)
+        labels = data.labels
+        if labels is not None and labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
+            first = self.quality.first_output(path, self._fidelity_feeds)
+            if is_class_scores(first):
+                predictions = top1(first)[:, 0]
+                return {
+                    "metric": "accuracy",
+                    "accuracy": float(np.mean(predictions == labels[: len(predictions)])),
+                    "samples": len(predictions),
+                    "data": data.source,
+                }
+        quality = self._fidelity(path, is_reference, "data")
+        if labels is not None and not quality.get("reference"):
+            quality["note"] = (
+                "the labels were not used: they are not one class index per sample for class scores; a "
+                "--metric-fn judges the outputs against them"
+            )
+        return quality
+
+    def _fidelity(self, path: Path, is_reference: bool, inputs: str) -> dict[str, Any]:
+        """Closeness to the baseline's outputs on the fidelity feeds (computed once another variant needs it)."""
+        if is_reference:
+            return {"metric": "fidelity", "reference": True}
+        assert self._fidelity_feeds is not None
         if self._baseline_outputs is None:
             reference = self._baseline_path or self.source.onnx_path
-            self._baseline_outputs = self.quality.first_output(reference, self._fidelity_feeds)
-        outputs = self.quality.first_output(path, self._fidelity_feeds)
-        return fidelity(outputs, self._baseline_outputs)
+            self._baseline_outputs = self.quality.all_outputs(reference, self._fidelity_feeds)
+        outputs = self.quality.all_outputs(path, self._fidelity_feeds)
+        return fidelity(outputs, self._baseline_outputs, self.output_names, inputs)
 
 
 @dataclass(frozen=True)

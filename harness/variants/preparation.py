@@ -16,6 +16,7 @@ from harness.models.sources import (
     resolve_model_source,
     source_holds_torch_module,
 )
+from harness.models.user_data import UserData, check_data_source, load_user_data, merge_overrides
 from harness.progress import ProgressCallback, no_progress
 from harness.recipes.grammar import check_recipes_apply, parse_recipe_list
 from harness.variants.builder import BuiltVariant, VariantBuilder
@@ -23,7 +24,7 @@ from harness.variants.candidates import candidate_folder, load_candidate, parse_
 from harness.variants.quality import QualityBackend
 from targets.backends import backend_entry
 from targets.errors import SpeedproofError
-from targets.inputs import InputSettings, ModelInput, resolve_input_specs, shape_overrides
+from targets.inputs import InputSettings, InputSpec, ModelInput, resolve_input_specs, shape_overrides
 from targets.profiles import ResolvedProfile
 from targets.runners.base import Runner
 from targets.runners.board_agent import file_sha256
@@ -35,6 +36,13 @@ class PreparedVariants:
     model_inputs: list[ModelInput]
     overrides: dict[str | None, tuple[int, ...]]
     variants: list[BuiltVariant]
+    data: UserData | None = None  # --data: also the timed feed
+    data_entries: dict[str, Any] | None = None  # what the record says of --data, --calibration-data, --metric-fn
+
+    def timed_specs(self, batch_size: int) -> list[InputSpec]:
+        """The inputs of a timed cell at `batch_size`: the user's data when given, else generated."""
+        specs = resolve_input_specs(self.model_inputs, batch_size, self.overrides)
+        return self.data.timed_specs(specs, self.model_inputs) if self.data is not None else specs
 
 
 def prepare_variants(
@@ -59,13 +67,23 @@ def prepare_variants(
     overrides = shape_overrides(list(input_shapes))
     inputs = inputs or InputSettings()
     inputs.check()
+    check_data_settings(inputs)
     progress(f"preparing {model}")
     source = resolve_model_source(model, overrides, work_dir, progress)
     model_inputs = inputs.apply(artifact_at(source.onnx_path).kind.model_inputs(source.model))
-    if source.kind == "onnx-file":
-        _check_shapes_resolve(model_inputs, overrides)
-    elif source.kind != "program":  # a program's other symbolic dims come from them again (fp16)
+    if source.kind not in ("onnx-file", "program"):
         overrides = {}  # exported with only the batch axis dynamic: the graph has every other dim
+    data = calibration = None
+    if inputs.data is not None:
+        progress(f"reading --data {inputs.data}")
+        data = load_user_data(inputs.data, model_inputs, "--data", work_dir)
+        overrides = merge_overrides(
+            overrides, data.sample_overrides(model_inputs), model_inputs, f"--data {inputs.data}"
+        )
+    if inputs.calibration_data is not None:
+        calibration = load_user_data(inputs.calibration_data, model_inputs, "--calibration-data", work_dir)
+    if source.kind == "onnx-file" or data is not None:
+        _check_shapes_resolve(model_inputs, overrides)
     backend = resolved.profile.backends[0]
     artifact_kind = backend_entry(backend.name).artifact_kind
     if artifact_kind == "pt2" and source.kind == "onnx-file":
@@ -81,6 +99,11 @@ def prepare_variants(
         quality=QualityBackend(runner, backend, resolved.threads),
         progress=progress,
         artifact_kind=artifact_kind,
+        data=data,
+        calibration_data=calibration,
+        metric_fn=inputs.metric_fn,
+        output_names=tuple(output.name for output in source.model.graph.output),
+        mac_shapes=_mac_shapes(model_inputs, overrides),
     )
     # candidates are loaded and checked against the baseline's interface before the recipes are built
     # (which can take minutes): a file with other inputs is an error at once
@@ -108,7 +131,39 @@ def prepare_variants(
             )
         else:
             variants.append(builder.build_candidate(candidate))
-    return PreparedVariants(source, model_inputs, overrides, variants)
+    entries = {
+        "data": data.entry() if data is not None else None,
+        "calibration_data": calibration.entry() if calibration is not None else None,
+        "metric_fn": inputs.metric_fn,
+    }
+    return PreparedVariants(source, model_inputs, overrides, variants, data, entries)
+
+
+def check_data_settings(inputs: InputSettings) -> None:
+    """--data, --calibration-data and --metric-fn name things that exist, and --metric-fn has data."""
+    from harness.models.sources import check_function_spec
+
+    if inputs.data is not None:
+        check_data_source(inputs.data, "--data")
+    if inputs.calibration_data is not None:
+        check_data_source(inputs.calibration_data, "--calibration-data")
+    if inputs.metric_fn is not None:
+        check_function_spec(inputs.metric_fn, f"--metric-fn {inputs.metric_fn!r}")
+        if inputs.data is None:
+            raise SpeedproofError(
+                f"--metric-fn {inputs.metric_fn}: a task metric is computed on the outputs for your data; give "
+                "--data FILE.npz (with its labels) too"
+            )
+
+
+def _mac_shapes(
+    model_inputs: list[ModelInput], overrides: dict[str | None, tuple[int, ...]]
+) -> dict[str, tuple[int, ...]] | None:
+    """Each input's whole shape at batch 1 (what MACs are counted at), when the shapes resolve there."""
+    try:
+        return {spec.name: spec.shape for spec in resolve_input_specs(model_inputs, 1, overrides)}
+    except SpeedproofError:
+        return None
 
 
 def _check_shapes_resolve(model_inputs: list[ModelInput], overrides: dict[str | None, tuple[int, ...]]) -> None:
@@ -130,4 +185,5 @@ def model_source_entry(spec: str, prepared: PreparedVariants) -> dict[str, Any]:
         "latency_only": source.latency_only,
         "inputs": [model_input.as_dict() for model_input in prepared.model_inputs],
         "provides": {kind: kind in source.provides for kind in DATA_KINDS},
+        **{key: value for key, value in (prepared.data_entries or {}).items() if value is not None},
     }

@@ -1,10 +1,15 @@
 """Quality of an artifact, evaluated by running the artifact itself on the target's backend, through
 the runner of the machine the target runs on (so the numbers include what the runtime does, int8
-rounding for instance): top-1 `accuracy` on the source's labelled test data, or, without labels,
-`fidelity` to the baseline artifact on a fixed set of generated inputs: top-1 agreement (for outputs
-with a class axis), mean cosine similarity, signal-to-noise ratio and the largest difference of the
-first output, and which of them fits that output (`auto_measure`: top-1 only for `[batch, classes]`
-scores; a detector's boxes, a map or an embedding are judged by closeness)."""
+rounding for instance):
+
+- `task`: the user's metric function (--metric-fn) on the outputs for the user's data;
+- `accuracy`: top-1 against labels (the user's data with `labels`, or the source's test data),
+  when the first output is class scores;
+- otherwise `fidelity` to the baseline artifact, on the user's data or a fixed set of generated
+  inputs: for every output its mean cosine similarity, signal-to-noise ratio and largest difference
+  (the worst output's figures lead), top-1 agreement of the first output when it has a class axis,
+  and which measure fits the model (`auto_measure`: top-1 only for a single `[batch, classes]`
+  output; a detector's boxes, a map or an embedding are judged by closeness)."""
 
 from __future__ import annotations
 
@@ -68,6 +73,10 @@ class QualityBackend:
         """The artifact's first output over all feeds, concatenated along the batch axis."""
         return self.runner.first_outputs(str(artifact_path), self.backend, self.threads, feeds)
 
+    def all_outputs(self, artifact_path: Path, feeds: Sequence[Feed]) -> list[list[np.ndarray]]:
+        """Every output of the artifact, per feed."""
+        return self.runner.outputs(str(artifact_path), self.backend, self.threads, feeds)
+
 
 def top1(outputs: np.ndarray) -> np.ndarray:
     """Predicted class per sample (and per position, for outputs with more than two axes)."""
@@ -89,36 +98,110 @@ def accuracy(
 MAX_SNR_DB = 200.0
 
 
-def fitting_measure(baseline_outputs: np.ndarray) -> tuple[str, str]:
-    """Which closeness measure fits the first output, and why: top-1 only for class scores."""
-    shape = tuple(baseline_outputs.shape)
-    if baseline_outputs.ndim == 2 and shape[1] >= 2:
-        return "top1", f"the first output is [batch, {shape[1]}]: class scores"
-    return "cosine", f"the first output has shape [batch, {', '.join(map(str, shape[1:]))}]: not one score per class"
+def is_class_scores(outputs: np.ndarray) -> bool:
+    return outputs.ndim == 2 and outputs.shape[1] >= 2
 
 
-def fidelity(outputs: np.ndarray, baseline_outputs: np.ndarray) -> dict[str, Any]:
-    """Every closeness measure of `outputs` against the baseline's, and the one that fits them."""
-    if outputs.shape != baseline_outputs.shape:
-        raise SpeedproofError(f"outputs have shape {outputs.shape}, the baseline's {baseline_outputs.shape}")
-    agreement = float(np.mean(top1(outputs) == top1(baseline_outputs))) if outputs.ndim >= 2 else None
-    flat = outputs.reshape(len(outputs), -1).astype(np.float64)
-    reference = baseline_outputs.reshape(len(outputs), -1).astype(np.float64)
-    norms = np.linalg.norm(flat, axis=1) * np.linalg.norm(reference, axis=1)
-    # two zero vectors are the same output; one zero vector against a non-zero one is not
-    cosine = np.where(norms > 0, np.sum(flat * reference, axis=1) / np.where(norms > 0, norms, 1), 0.0)
-    cosine = np.where((norms == 0) & (np.abs(flat).sum(1) == np.abs(reference).sum(1)), 1.0, cosine)
-    noise = float(np.sum((flat - reference) ** 2))
-    signal = float(np.sum(reference**2))
-    snr_db = MAX_SNR_DB if noise == 0 else (10 * np.log10(signal / noise) if signal > 0 else -MAX_SNR_DB)
-    measure, why = fitting_measure(baseline_outputs)
+def fitting_measure(baseline_outputs: list[np.ndarray]) -> tuple[str, str]:
+    """Which closeness measure fits the model's outputs (the first feed's), and why: top-1 only for a
+    single output of class scores."""
+    first = baseline_outputs[0]
+    if len(baseline_outputs) > 1:
+        return "cosine", f"the model has {len(baseline_outputs)} outputs: each is judged by closeness, the worst counts"
+    shape = tuple(first.shape)
+    if is_class_scores(first):
+        return "top1", f"the output is [batch, {shape[1]}]: class scores"
+    return "cosine", f"the output has shape [batch, {', '.join(map(str, shape[1:]))}]: not one score per class"
+
+
+@dataclass
+class _Closeness:
+    """Running sums of one output's closeness over the feeds."""
+
+    cosines: list[np.ndarray]
+    noise: float = 0.0
+    signal: float = 0.0
+    max_abs: float = 0.0
+    incomparable: str | None = None
+
+    def add(self, values: np.ndarray, reference: np.ndarray, where: str) -> None:
+        if self.incomparable is not None:
+            return
+        if values.shape != reference.shape:
+            self.incomparable = (
+                f"shape {list(values.shape)} vs the baseline's {list(reference.shape)} {where} (an output whose size "
+                "depends on the data, after NMS say: judge it with --metric-fn)"
+            )
+            return
+        rows = len(values) if values.ndim else 1
+        flat = values.reshape(rows, -1).astype(np.float64)
+        base = reference.reshape(rows, -1).astype(np.float64)
+        norms = np.linalg.norm(flat, axis=1) * np.linalg.norm(base, axis=1)
+        # two zero vectors are the same output; one zero vector against a non-zero one is not
+        cosine = np.where(norms > 0, np.sum(flat * base, axis=1) / np.where(norms > 0, norms, 1), 0.0)
+        same_zero = (norms == 0) & (np.abs(flat).sum(1) == np.abs(base).sum(1))
+        self.cosines.append(np.where(same_zero, 1.0, cosine))
+        self.noise += float(np.sum((flat - base) ** 2))
+        self.signal += float(np.sum(base**2))
+        if flat.size:
+            self.max_abs = max(self.max_abs, float(np.max(np.abs(flat - base))))
+
+    def figures(self, name: str) -> dict[str, Any]:
+        if self.incomparable is not None:
+            return {"name": name, "incomparable": self.incomparable}
+        if self.noise == 0:
+            snr_db = MAX_SNR_DB
+        else:
+            snr_db = 10 * np.log10(self.signal / self.noise) if self.signal > 0 else -MAX_SNR_DB
+        cosines = np.concatenate(self.cosines) if self.cosines else np.ones(1)
+        return {
+            "name": name,
+            "mean_cosine": float(np.mean(cosines)),
+            "snr_db": float(min(snr_db, MAX_SNR_DB)),
+            "max_abs_diff": self.max_abs,
+        }
+
+
+def fidelity(
+    outputs: list[list[np.ndarray]] | np.ndarray,
+    baseline_outputs: list[list[np.ndarray]] | np.ndarray,
+    names: Sequence[str] | None = None,
+    inputs: str = "generated",
+) -> dict[str, Any]:
+    """Every closeness measure of each output against the baseline's (per feed, every output), the
+    worst output's figures at the top, and the measure that fits the model. A single array stands
+    for one feed of one output."""
+    per_feed = [[outputs]] if isinstance(outputs, np.ndarray) else outputs
+    reference = [[baseline_outputs]] if isinstance(baseline_outputs, np.ndarray) else baseline_outputs
+    if len(per_feed) != len(reference) or any(len(a) != len(b) for a, b in zip(per_feed, reference, strict=False)):
+        raise SpeedproofError(
+            f"the variant gave {len(per_feed[0]) if per_feed else 0} outputs over {len(per_feed)} feeds, the baseline "
+            f"{len(reference[0]) if reference else 0} over {len(reference)}"
+        )
+    count = len(reference[0]) if reference else 0
+    names = list(names or [])[:count] + [f"output_{index}" for index in range(len(names or []), count)]
+    sums = [_Closeness([]) for _ in range(count)]
+    agreements: list[np.ndarray] = []
+    for feed_index, (values, base) in enumerate(zip(per_feed, reference, strict=True)):
+        for index, (value, expected) in enumerate(zip(values, base, strict=True)):
+            sums[index].add(np.asarray(value), np.asarray(expected), f"at feed {feed_index}")
+        first, first_base = np.asarray(values[0]), np.asarray(base[0])
+        if first.ndim >= 2 and first.shape == first_base.shape:
+            agreements.append((top1(first) == top1(first_base)).reshape(-1))
+    figures = [closeness.figures(name) for closeness, name in zip(sums, names, strict=True)]
+    comparable = [item for item in figures if "incomparable" not in item]
+    measure, why = fitting_measure([np.asarray(value) for value in reference[0]])
+    samples = sum(len(np.asarray(values[0])) if np.ndim(values[0]) else 1 for values in reference)
     return {
         "metric": "fidelity",
-        "top1_agreement": agreement,
-        "mean_cosine": float(np.mean(cosine)),
-        "snr_db": float(min(snr_db, MAX_SNR_DB)),
-        "max_abs_diff": float(np.max(np.abs(flat - reference))) if flat.size else 0.0,
+        "inputs": inputs,
+        "top1_agreement": float(np.mean(np.concatenate(agreements))) if agreements else None,
+        "mean_cosine": min(item["mean_cosine"] for item in comparable) if comparable else None,
+        "snr_db": min(item["snr_db"] for item in comparable) if comparable else None,
+        "max_abs_diff": max(item["max_abs_diff"] for item in comparable) if comparable else None,
+        "outputs": figures,
+        "incomparable": [f"{item['name']}: {item['incomparable']}" for item in figures if "incomparable" in item],
         "auto_measure": measure,
         "auto_measure_reason": why,
-        "samples": len(outputs),
+        "samples": samples,
     }

@@ -31,7 +31,7 @@ from harness.records.store import (
     write_record,
 )
 from harness.variants.candidates import CandidateSpec, parse_candidates
-from harness.variants.preparation import prepare_variants
+from harness.variants.preparation import check_data_settings, prepare_variants
 from harness.verdict.policy import Policy, apply_overrides, build_policy, check_policy_table, target_policy
 from harness.verdict.reasons import Decision
 from harness.verdict.regression import Regression, RegressionCheck, cell_identity, stored_verdict_cells
@@ -68,7 +68,12 @@ CHECK_KEYS = {
     "device": "with --cluster: only a worker started with --device TAG measures this check (h100, rpi5, ...)",
     "batch_axes": 'table: which dim of each input carries the batch, NAME = K or NAME = "none" (as --batch-axis)',
     "input_values": "table: inputs fed as constants, NAME = NUMBER (as --input-value)",
+    "data": "your inputs (and labels): an .npz path or package.module:function (as --data)",
+    "calibration_data": "inputs for int8-static calibration, in data's form (as --calibration-data)",
+    "metric_fn": "your task metric, package.module:function (as --metric-fn; needs data)",
 }
+# a relative file path in a config (model, targets, candidates, data) is relative to the config's folder
+
 TOP_KEYS = {"check": "array of [[check]] tables", "policy": "table: the policy for every check"}
 
 
@@ -160,7 +165,10 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
                 f"{path}: {where}.required names {name!r}{did_you_mean(name, names)}, which is not in its "
                 f"recipes or candidates ({', '.join(names)})"
             )
-    targets: tuple[str | None, ...] = _string_list(table.get("targets", []), f"{where}.targets", path) or (None,)
+    targets: tuple[str | None, ...] = tuple(
+        config_relative(target, path, f"{where}.targets") if target.endswith(".toml") else target
+        for target in _string_list(table.get("targets", []), f"{where}.targets", path)
+    ) or (None,)
     backend = table.get("backend")
     if backend is not None and not isinstance(backend, str):
         raise SpeedproofError(f'{path}: {where}.backend = {backend!r}; expected a backend name like "torch"')
@@ -195,12 +203,15 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
     policy = check_policy_table(table.get("policy", {}), f"{path} {where}.policy")
     apply_overrides(build_policy(), policy, f"{path} {where}.policy")  # values out of range, named here
     input_shapes = _input_shapes(table["input_shape"], f"{where}.input_shape", path) if "input_shape" in table else ()
+    model = table["model"]
+    if model.endswith((".onnx", ".pt2", ".pt", ".pth")):
+        model = config_relative(model, path, f"{where}.model")
     try:
-        check_model_source(table["model"])
+        check_model_source(model)
     except SpeedproofError as error:
         raise SpeedproofError(f"{path}: {where}.model: {error}") from None
     return GateCheck(
-        model=table["model"],
+        model=model,
         recipes=recipes,
         required=required,
         targets=targets,
@@ -234,8 +245,8 @@ def _candidate_texts(value: Any, where: str, path: Path) -> tuple[str, ...]:
             source, label = spec.source, spec.label
         else:
             raise SpeedproofError(f'{path}: {where}[{position}] = {item!r}; expected "PATH[=LABEL]" or a table')
-        if source.endswith((".onnx", ".pt2", ".pt", ".pth")) and not Path(source).is_absolute():
-            source = str(path.parent / source)
+        if source.endswith((".onnx", ".pt2", ".pt", ".pth")):
+            source = config_relative(source, path, f"{where}[{position}]")
         texts.append(
             f"{source}={label or CandidateSpec.parse_unchecked(item if isinstance(item, str) else source).label}"
         )
@@ -255,15 +266,42 @@ def _input_settings(table: dict[str, Any], where: str, path: Path) -> InputSetti
         isinstance(value, (int, float)) and not isinstance(value, bool) for value in values.values()
     ):
         raise SpeedproofError(f"{path}: {where}.input_values = {values!r}; expected a table like {{sr = 16000}}")
+    sources: dict[str, str | None] = {}
+    for key in ("data", "calibration_data", "metric_fn"):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise SpeedproofError(f"{path}: {where}.{key} = {value!r}; expected {CHECK_KEYS[key]}")
+        if value is not None and key != "metric_fn" and value.endswith(".npz"):
+            value = config_relative(value, path, f"{where}.{key}")
+        sources[key] = value
     settings = InputSettings(
         batch_axes=tuple(f"{name}={axis}" for name, axis in axes.items()),
         input_values=tuple(f"{name}={value}" for name, value in values.items()),
+        data=sources["data"],
+        calibration_data=sources["calibration_data"],
+        metric_fn=sources["metric_fn"],
     )
     try:
         settings.check()
+        check_data_settings(settings)
     except SpeedproofError as error:
         raise SpeedproofError(f"{path}: {where}: {error}") from None
     return settings
+
+
+def config_relative(text: str, config: Path, where: str) -> str:
+    """A file path of the config, relative to the config's folder (absolute stays as it is). A path
+    found only relative to the current folder, as configs were read before, is an error saying so."""
+    if Path(text).is_absolute():
+        return text
+    beside = config.parent / text
+    if not beside.exists() and Path(text).exists():
+        raise SpeedproofError(
+            f"{config}: {where} = {text!r}: relative paths in a gate config are relative to the config's folder "
+            f"({config.parent}), and there is no {beside}; {text} exists relative to the current folder: write "
+            "the path relative to the config, or absolute"
+        )
+    return str(beside)
 
 
 def load_gate_config(path: Path) -> GateConfig:

@@ -4,6 +4,7 @@ levels (and 2:4 semi-structured once), each verified A/B against the baseline, s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ class CompareRequest:
     ssh_config: Path | None = None
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
-    inputs: InputSettings = field(default_factory=InputSettings)  # --batch-axis, --input-value
+    inputs: InputSettings = field(default_factory=InputSettings)  # --batch-axis, --input-value, --data, ...
+    candidates: tuple[str, ...] = ()  # PATH[=LABEL]: files compressed elsewhere, compared beside the sweep
     policy_file: Path | None = None
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
@@ -80,21 +82,37 @@ def run_compare(
     work_dir = kept_run_folder(request.out_dir, f"compare-{source_label(request.model)}", run_id)
     recipes = tuple(recipe for _, _, recipe in points)
     prepared = prepare_variants(
-        request.model, recipes, request.input_shapes, resolved, runner, work_dir, progress, inputs=request.inputs
+        request.model,
+        recipes,
+        request.input_shapes,
+        resolved,
+        runner,
+        work_dir,
+        progress,
+        candidate_texts=request.candidates,
+        inputs=request.inputs,
     )
     cells = verify_prepared(prepared, context)
-    sweep = {"model": prepared.source.name, "points": _points(points, [cell.as_dict() for cell in cells])}
+    labels = [variant.recipe for variant in prepared.variants if variant.candidate is not None]
+    sweep = {"model": prepared.source.name, "points": _points(points, [cell.as_dict() for cell in cells], labels)}
     verified = verification_record("compare", context, run_id, request.model, prepared, cells, work_dir)
     record = verified.with_section("compare", sweep).as_dict()
     path = write_record(record, request.out_dir, label=f"compare-{prepared.source.name}")
     return record, path
 
 
-def _points(points: list[tuple[str, float, str]], cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _points(
+    points: list[tuple[str, float, str]], cells: list[dict[str, Any]], candidate_labels: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """One point per recipe of the sweep, then one per candidate (at the share of its weights that are zero)."""
     by_recipe = {cell["variant"]: cell for cell in cells if not cell.get("reference")}
     baseline = next(cell for cell in cells if cell.get("reference"))
     base_facts = baseline.get("artifact") or {}
     out = []
+    for label in candidate_labels:
+        facts = by_recipe[label].get("artifact") or {}
+        zero_share = 1 - facts["nonzero_params"] / facts["params"] if facts.get("params") else 0.0
+        points = [*points, ("candidate", round(zero_share, 4), label)]
     for kind, level, recipe in points:
         cell = by_recipe[recipe]
         facts = cell.get("artifact") or {}

@@ -48,8 +48,11 @@ REASON_MEANINGS = {
     ReasonCode.SLOWER: "the whole interval lies below 1.00",
     ReasonCode.INCONCLUSIVE: "out of time with the interval straddling min_speedup (the message gives the smallest "
     "speedup the run could detect and the contention), too few pairs, or emulated timings",
-    ReasonCode.ACCURACY_DROP: "labelled data: top-1 accuracy fell by more than max_accuracy_drop",
-    ReasonCode.FIDELITY_LOW: "no labels: top-1 agreement with the baseline is below min_fidelity",
+    ReasonCode.ACCURACY_DROP: "labelled data: top-1 accuracy, or the --metric-fn's score, fell by more than "
+    "max_accuracy_drop",
+    ReasonCode.FIDELITY_LOW: "no labels: closeness to the baseline's outputs is below the policy's threshold for the "
+    "measure that judges them (top-1 agreement and min_fidelity for class scores, min_cosine or min_snr_db "
+    "otherwise)",
     ReasonCode.MEMORY_GREW: "peak RSS grew beyond max_memory_ratio of the baseline's",
     ReasonCode.FAILED: "the variant could not be built, or a worker failed, crashed or hung",
     ReasonCode.FELL_BACK: "the backend ran on something other than what was asked",

@@ -191,8 +191,9 @@ class SpeedupCheck:
 
 
 class QualityCheck:
-    """Labelled data: accuracy may drop by at most max_accuracy_drop. Without labels: top-1 agreement
-    with the baseline must reach min_fidelity (not judged for random-weight sources)."""
+    """A task metric (--metric-fn) or labelled data: the score or accuracy may drop by at most
+    max_accuracy_drop. Otherwise closeness to the baseline, by the measure that fits the outputs,
+    must reach its threshold (not judged for random-weight sources fed generated inputs)."""
 
     def evaluate(self, evidence: Evidence) -> CheckResult:
         rules, quality, base = evidence.policy.rules, evidence.variant_quality, evidence.baseline_quality
@@ -200,16 +201,10 @@ class QualityCheck:
         if not quality:
             result.notes.append("quality was not measured")
             return result
-        if quality.get("metric") == "accuracy" and base and base.get("accuracy") is not None:
-            drop = base["accuracy"] - quality["accuracy"]
-            if drop > rules.max_accuracy_drop + FLOAT_SLACK:
-                result.reasons.append(
-                    Reason(
-                        ReasonCode.ACCURACY_DROP,
-                        f"top-1 accuracy {quality['accuracy']:.1%} vs baseline {base['accuracy']:.1%}: a drop of "
-                        f"{drop * 100:.1f} pts > {rules.max_accuracy_drop * 100:.1f} allowed",
-                    )
-                )
+        if quality.get("metric") in ("accuracy", "task"):
+            dropped = _score_drop(quality, base or {}, rules.max_accuracy_drop)
+            if dropped is not None:
+                result.reasons.append(Reason(ReasonCode.ACCURACY_DROP, dropped))
             return result
         if quality.get("metric") == "fidelity":
             if evidence.latency_only:
@@ -220,6 +215,25 @@ class QualityCheck:
                 if shortfall is not None:
                     result.reasons.append(Reason(ReasonCode.FIDELITY_LOW, shortfall))
         return result
+
+
+def _score_drop(quality: dict[str, Any], base: dict[str, Any], allowed: float) -> str | None:
+    """The ACCURACY_DROP sentence when top-1 accuracy (or the task metric's score) fell by more than allowed."""
+    key = "accuracy" if quality["metric"] == "accuracy" else "score"
+    if base.get(key) is None or quality.get(key) is None:
+        return None
+    drop = base[key] - quality[key]
+    if drop <= allowed + FLOAT_SLACK:
+        return None
+    if key == "accuracy":
+        return (
+            f"top-1 accuracy {quality['accuracy']:.1%} vs baseline {base['accuracy']:.1%}: a drop of "
+            f"{drop * 100:.1f} pts > {allowed * 100:.1f} allowed"
+        )
+    return (
+        f"task metric ({quality.get('metric_fn')}) {quality['score']:.4g} vs baseline {base['score']:.4g}: a drop "
+        f"of {drop:.4g} > {allowed:.4g} allowed (max_accuracy_drop, in the metric's units)"
+    )
 
 
 def judged_measure(quality: dict[str, Any], rules: Any) -> tuple[str, str]:
@@ -244,6 +258,12 @@ def fidelity_shortfall(quality: dict[str, Any], rules: Any) -> str | None:
         )
         if text
     )
+    incomparable = quality.get("incomparable") or []
+    if quality.get("mean_cosine") is None and incomparable and measure != "top1":
+        return (
+            f"no output could be compared with the baseline's element by element ({'; '.join(incomparable)}); "
+            "give --data and a --metric-fn that judges them"
+        )
     if measure == "top1":
         value, required = quality.get("top1_agreement"), rules.min_fidelity
         if value is None or value >= required - FLOAT_SLACK:
@@ -310,7 +330,11 @@ def decide(evidence: Evidence) -> Verdict:
     return Verdict(decision, tuple(reasons), tuple(hints), tuple(notes), realization)
 
 
-def _is_float16(recipe: str) -> bool:
+def _is_float16(recipe: str, facts: dict[str, Any]) -> bool:
+    """An fp16 recipe, or (a candidate file) weights mostly float16 by the artifact's facts."""
+    dtypes = facts.get("weight_dtypes") or {}
+    if dtypes and dtypes.get("float16", 0) > sum(dtypes.values()) / 2:
+        return True
     try:
         return any(step.name == "fp16" for step in parse_recipe(recipe).steps)
     except SpeedproofError:
@@ -346,7 +370,7 @@ def hardware_hints(evidence: Evidence) -> list[str]:
                 "int8 on an ARM CPU without dot-product instructions (no asimddp): int8 matmuls gain little "
                 "over float32"
             )
-    if not evidence.gpu_target and _is_float16(evidence.recipe):
+    if not evidence.gpu_target and _is_float16(evidence.recipe, facts):
         flags = X86_FP16_FLAGS if evidence.host_isa == "x86_64" else ARM_FP16_FLAGS
         if not set(flags) & set(evidence.host_cpu_flags):
             hints.append(

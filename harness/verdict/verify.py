@@ -30,7 +30,7 @@ from harness.verdict.reasons import SPEED_CODES, Verdict
 from harness.verdict.rules import Evidence, decide, interval_text, mac_reduction
 from targets.compatibility import resolve_target
 from targets.errors import SpeedproofError
-from targets.inputs import InputSettings, resolve_input_specs
+from targets.inputs import InputSettings
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import Runner, WorkerRequest
 from targets.runners.choose import runner_for
@@ -325,7 +325,7 @@ def _measure_pair(
     metric: str | None = None,
 ) -> PairOutcome:
     """One A/B pair at `batch_size`, on the policy's metric unless `metric` says another."""
-    specs = resolve_input_specs(prepared.model_inputs, batch_size, prepared.overrides)
+    specs = prepared.timed_specs(batch_size)
     requests = [
         WorkerRequest.for_cell(
             str(built.artifact_path.resolve()),  # type: ignore[union-attr]

@@ -240,9 +240,9 @@ class AgentRunner(Runner):
             explain_exit=self.explain_exit,
         )
 
-    def first_outputs(
+    def outputs(
         self, artifact_path: str, backend: BackendSpec, threads: int, feeds: Sequence[dict[str, np.ndarray]]
-    ) -> np.ndarray:
+    ) -> list[list[np.ndarray]]:
         import numpy as np
 
         header = {
@@ -257,4 +257,9 @@ class AgentRunner(Runner):
         archive = io.BytesIO()
         np.savez(archive, **arrays)
         stdout = self.agent(["outputs"], json.dumps(header).encode() + b"\n" + archive.getvalue(), STEP_TIMEOUT_S * 5)
-        return np.load(io.BytesIO(stdout), allow_pickle=False)
+        with np.load(io.BytesIO(stdout), allow_pickle=False) as returned:
+            found = [key.removeprefix("out_").split("_") for key in returned.files]
+            per_feed: list[list[np.ndarray]] = [[] for _ in feeds]
+            for feed_index, output_index in sorted((int(a), int(b)) for a, b in found):
+                per_feed[feed_index].append(returned[f"out_{feed_index}_{output_index}"])
+        return per_feed

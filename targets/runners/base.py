@@ -183,8 +183,17 @@ class Runner(ABC):
         """A live worker for one side of an A/B pair (not started yet)."""
 
     @abstractmethod
+    def outputs(
+        self, artifact_path: str, backend: BackendSpec, threads: int, feeds: Sequence[dict[str, np.ndarray]]
+    ) -> list[list[np.ndarray]]:
+        """Every output of the artifact for each feed, in the artifact's output order: what quality
+        (accuracy, closeness, a task metric) is computed from, on the runtime the target really uses."""
+
     def first_outputs(
         self, artifact_path: str, backend: BackendSpec, threads: int, feeds: Sequence[dict[str, np.ndarray]]
     ) -> np.ndarray:
-        """The artifact's first output over all feeds, concatenated along the batch axis: what quality
-        (accuracy, fidelity) is computed from, on the runtime the target really uses."""
+        """The artifact's first output over all feeds, concatenated along the batch axis (as float64)."""
+        import numpy as np
+
+        per_feed = self.outputs(artifact_path, backend, threads, feeds)
+        return np.concatenate([values[0] for values in per_feed]).astype(np.float64)

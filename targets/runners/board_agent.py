@@ -243,9 +243,12 @@ def outputs(header: dict[str, Any], feeds_npz: bytes) -> bytes:
         feeds.setdefault(int(index), {})[name] = archive[key]
     runner = load_runner_class(header["backend"])(header["artifact_path"], int(header["threads"]), header["options"])
     with runner:
-        results = [runner.outputs_as_numpy(runner.infer(feeds[index]))[0] for index in sorted(feeds)]
+        results = [runner.outputs_as_numpy(runner.infer(feeds[index])) for index in sorted(feeds)]
     buffer = io.BytesIO()
-    np.save(buffer, np.concatenate(results).astype(np.float64), allow_pickle=False)
+    arrays: dict[str, Any] = {
+        f"out_{feed}_{output}": value for feed, values in enumerate(results) for output, value in enumerate(values)
+    }
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 

@@ -60,18 +60,15 @@ class LocalRunner(Runner):
     def start_live_worker(self, request: WorkerRequest, label: str) -> BurstWorker:
         return LiveWorker(request, label, command=self.live_worker_command)
 
-    def first_outputs(
+    def outputs(
         self, artifact_path: str, backend: BackendSpec, threads: int, feeds: Sequence[dict[str, np.ndarray]]
-    ) -> np.ndarray:
+    ) -> list[list[np.ndarray]]:
         # on this host, in this process: the runtime is the one the workers use
-        import numpy as np
-
         from targets.backends import load_runner_class
 
         runner = load_runner_class(backend.name)(artifact_path, threads, backend.options)
         with runner:
-            outputs = [runner.outputs_as_numpy(runner.infer(feed))[0] for feed in feeds]
-        return np.concatenate(outputs).astype(np.float64)
+            return [runner.outputs_as_numpy(runner.infer(feed)) for feed in feeds]
 
     def run_cell(self, request: WorkerRequest, timeout_s: float) -> CellResult:
         """Return the worker's result, or a failed result saying how the worker died."""

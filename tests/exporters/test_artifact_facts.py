@@ -68,3 +68,22 @@ def test_facts_serialise_to_the_record(tiny_conv_onnx):
     assert set(facts) >= {"bytes", "zipped_bytes", "params", "nonzero_params", "macs", "op_histogram", "sha256"}
     assert isinstance(facts["alignment"]["misaligned_examples"], list)
     assert facts["macs"] > 0
+
+
+def test_macs_resolve_from_the_input_shapes_for_symbolic_dims(tmp_path):
+    """A detector exported with dynamic height and width has no MACs from the graph alone; the
+    shape from --input-shape or the data (at batch 1) resolves them."""
+
+    from tests.helpers import make_onnx_model
+
+    weight = numpy_helper.from_array(np.ones((8, 3, 3, 3), dtype=np.float32), "W")
+    model = make_onnx_model(
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_node("Conv", ["images", "W"], ["features"], pads=[1, 1, 1, 1])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 8, "height", "width"])],
+        initializers=[weight],
+    )
+    path = tmp_path / "dynamic.onnx"
+    onnx.save(model, str(path))
+    assert artifact_facts(path).macs is None
+    assert artifact_facts(path, input_shapes={"images": (1, 3, 10, 12)}).macs == 8 * 10 * 12 * 27

@@ -72,3 +72,29 @@ def test_facts_of_a_plain_file(tiny_conv_onnx):
     facts = artifact_facts(tiny_conv_onnx, load_onnx_model(tiny_conv_onnx))
     assert facts.bytes == tiny_conv_onnx.stat().st_size
     assert facts.sha256 == hashlib.sha256(tiny_conv_onnx.read_bytes()).hexdigest()
+
+
+def _two_relus(nodes_in_order: bool, second_input: str = "hidden") -> onnx.ModelProto:
+    nodes = [helper.make_node("Relu", ["x"], ["hidden"]), helper.make_node("Relu", [second_input], ["y"])]
+    graph = helper.make_graph(
+        nodes if nodes_in_order else nodes[::-1],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_nodes_out_of_order_are_accepted_when_sorting_them_makes_a_valid_graph(tmp_path):
+    """ONNX Runtime's float16 converter writes its input casts after their users; ONNX Runtime sorts
+    on load and runs such a file, so speedproof measures it as it is. A node whose input nothing
+    produces is still refused."""
+    unsorted = tmp_path / "unsorted.onnx"
+    onnx.save(_two_relus(nodes_in_order=False), str(unsorted))
+    assert [node.output[0] for node in load_onnx_model(unsorted).graph.node] == ["y", "hidden"]  # not rewritten
+    broken = tmp_path / "broken.onnx"
+    onnx.save(_two_relus(nodes_in_order=False, second_input="nowhere"), str(broken))
+    with pytest.raises(SpeedproofError, match="is not a valid ONNX model"):
+        load_onnx_model(broken)

@@ -26,7 +26,7 @@ def _check(model: str, required: bool = False) -> str:
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        ("missing/model.onnx", "model file not found: missing/model.onnx"),
+        ("missing/model.onnx", "model file not found: {folder}/missing/model.onnx"),  # relative to the config
         ("resnet19", 'did you mean "resnet18"'),
         ("weights.pt", "pickled torch files are not a model source"),
         ("no_such_package.models:build", "no module 'no_such_package'"),
@@ -36,7 +36,7 @@ def test_a_check_naming_what_cannot_exist_is_a_config_error(sandbox, model, mess
     config = _config(sandbox.root, _check(model))
     completed = sandbox.run("gate", "--config", str(config), "--out", str(sandbox.out), timeout=120)
     assert completed.returncode == 2, completed.stderr
-    assert f"{config}: check[0].model" in completed.stderr and message in completed.stderr
+    assert f"{config}: check[0].model" in completed.stderr and message.format(folder=config.parent) in completed.stderr
     assert no_traceback(completed.stderr) and not sandbox.records()
 
 

@@ -50,3 +50,19 @@ def test_an_rnn_state_and_a_scalar_constant_are_measured_as_they_are(rnn_style_o
     inputs = {item["name"]: item for item in record["model_source"]["inputs"]}
     assert inputs["state"]["batch_axis"] == 1 and inputs["sr"]["batch_axis"] is None
     assert inputs["sr"]["constant"] == 16000 and inputs["x"]["batch_axis"] == 0
+
+
+def test_a_torch_lstm_with_its_states_and_sample_rate_is_measured_on_its_data(tmp_path, capsys):
+    """nn.LSTM's h0/c0 are [layers, batch, hidden]; `sr` an int64 scalar; the sequence length is
+    symbolic and only the data fixes it. Measured at two batch sizes with no --input-shape."""
+    from tests.own_data_models import write_lstm
+
+    model, data = write_lstm(tmp_path)
+    args = ["bench", str(model), "--data", str(data), "--batch", "1,4", *FAST_FLAGS, "--out", str(tmp_path / "out")]
+    assert main(args) == 0, capsys.readouterr().err
+    [path] = (tmp_path / "out").glob("*.json")
+    record = json.loads(path.read_text())
+    assert [cell["status"] for cell in record["cells"]] == ["ok", "ok"]
+    inputs = {item["name"]: item for item in record["model_source"]["inputs"]}
+    assert inputs["h0"]["batch_axis"] == 1 and inputs["sr"]["batch_axis"] is None
+    assert record["model_source"]["data"]["arrays"]["x"]["shape"] == [32, 20, 16]

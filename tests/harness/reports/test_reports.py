@@ -86,17 +86,23 @@ def test_compare_recipes_cover_both_kinds_and_semi_structured_once():
 
 def test_compare_command_writes_a_table_a_record_and_a_plot(tmp_path, capsys):
     out = tmp_path / "results"
-    code = main(["compare", TINY_CNN, "--sparsity", "0.3,0.6", "--threads", "1", "--out", str(out), *FAST_POLICY_FLAGS])
+    # a candidate given as package.module:function (the same net, made elsewhere) joins the sweep as a point
+    candidate = "tests.tiny_models:tiny_cnn_without_data=same-net"
+    arguments = ["compare", TINY_CNN, "--sparsity", "0.3,0.6", "--candidate", candidate, "--threads", "1"]
+    code = main([*arguments, "--out", str(out), *FAST_POLICY_FLAGS])
     printed = capsys.readouterr().out
     assert code == EXIT_OK
     assert "structured" in printed and "unstructured" in printed and "semi-structured" in printed
+    assert "candidate same-net" in printed
     plot = next(out.glob("*.png"))
     assert plot.read_bytes().startswith(PNG_MAGIC) and plot.stat().st_size > 5000
     import json
 
     record = json.loads(next(out.glob("*.json")).read_text())
     points = record["compare"]["points"]
-    assert len(points) == 5 and all(point["speedup"] for point in points)
+    assert len(points) == 6 and all(point["speedup"] for point in points)
+    [same] = [p for p in points if p["kind"] == "candidate"]
+    assert same["recipe"] == "same-net" and same["sparsity"] == 0.0 and same["decision"] == "REJECT"
     unstructured = [p for p in points if p["kind"] == "unstructured"]
     assert all(p["mac_reduction"] == pytest.approx(1.0) for p in unstructured)  # zeros still multiplied
     assert compare_figure(record).startswith(PNG_MAGIC)

@@ -20,18 +20,42 @@ from tests.helpers import FAST_FLAGS, FAST_POLICY_FLAGS, make_onnx_model
 def third_party_candidates(tiny_conv_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """An int8 file from onnxruntime.quantization.quantize_dynamic and a float16 one from
     onnxruntime.transformers.float16, as a user would make them in a script."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
     from onnxruntime.transformers.float16 import convert_float_to_float16
-    from onnxruntime.transformers.onnx_model import OnnxModel
 
     folder = tmp_path_factory.mktemp("candidates")
     int8 = folder / "tiny_int8.onnx"
     quantize_dynamic(str(tiny_conv_onnx), str(int8), weight_type=QuantType.QInt8)
     fp16 = folder / "tiny_fp16.onnx"
-    converted = OnnxModel(convert_float_to_float16(onnx.load(str(tiny_conv_onnx)), keep_io_types=True))
-    converted.topological_sort()  # the converter puts its input casts after their users
-    onnx.save(converted.model, str(fp16))
-    return {"int8": int8, "fp16": fp16}
+    # saved as the converter leaves it: its input casts after their users (ONNX Runtime sorts on load)
+    onnx.save(convert_float_to_float16(onnx.load(str(tiny_conv_onnx)), keep_io_types=True), str(fp16))
+    static = folder / "tiny_int8_static.onnx"
+    quantize_static(str(tiny_conv_onnx), str(static), _Calibration(onnx.load(str(tiny_conv_onnx)).graph.input[0].name))
+    # a graph simplifier's output (ONNX Runtime's own optimizer, saved): another file, the same computation
+    simplified = folder / "tiny_simplified.onnx"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(simplified)
+    ort.InferenceSession(str(tiny_conv_onnx), options, providers=["CPUExecutionProvider"])
+    return {"int8": int8, "fp16": fp16, "static": static, "simplified": simplified}
+
+
+class _Calibration:
+    """onnxruntime.quantization's CalibrationDataReader protocol: feed dicts, then None."""
+
+    def __init__(self, name: str) -> None:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        self.feeds = iter([{name: rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(8)])
+
+    def get_next(self):
+        return next(self.feeds, None)
+
+
+def variants_of(record: dict) -> dict[str, dict]:
+    return {variant["recipe"]: variant for variant in record["variants"]}
 
 
 def _verify(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -51,6 +75,10 @@ def test_candidates_are_judged_beside_the_baseline(tiny_conv_onnx, third_party_c
         str(third_party_candidates["fp16"]),
         "--candidate",
         f"{tiny_conv_onnx}=same-file",
+        "--candidate",
+        f"{third_party_candidates['static']}=int8-static-ort",
+        "--candidate",
+        f"{third_party_candidates['simplified']}=simplified",
         "--out",
         str(tmp_path),
         "--json",
@@ -60,7 +88,17 @@ def test_candidates_are_judged_beside_the_baseline(tiny_conv_onnx, third_party_c
     [path] = tmp_path.glob("*.json")
     record = json.loads(path.read_text())
     cells = {cell["variant"]: cell for cell in record["cells"]}
-    assert set(cells) == {"baseline", "int8-ort", "tiny_fp16.onnx", "same-file"}
+    assert set(cells) == {"baseline", "int8-ort", "tiny_fp16.onnx", "same-file", "int8-static-ort", "simplified"}
+    assert "QuantizeLinear" in cells["int8-static-ort"]["artifact"]["op_histogram"]  # QDQ, its default format
+    # the simplified graph is another file computing the same thing: an identity-like control, never accepted
+    simplified = cells["simplified"]
+    assert not variants_of(record)["simplified"]["candidate"]["same_as_baseline"]
+    assert simplified["verdict"]["decision"] == "REJECT" and simplified["quality"]["mean_cosine"] > 0.9999
+    assert {reason["code"] for reason in simplified["verdict"]["reasons"]} & {
+        "NO_REAL_SPEEDUP",
+        "INCONCLUSIVE",
+        "SLOWER",
+    }
     variants = {variant["recipe"]: variant for variant in record["variants"]}
     int8 = variants["int8-ort"]["candidate"]
     assert int8["producer_name"] == "onnx.quantize" and int8["path"] == str(third_party_candidates["int8"].resolve())
@@ -72,9 +110,12 @@ def test_candidates_are_judged_beside_the_baseline(tiny_conv_onnx, third_party_c
     same = cells["same-file"]
     assert variants["same-file"]["candidate"]["same_as_baseline"]
     assert same["verdict"]["decision"] == "REJECT" and any("baseline file itself" in w for w in same["warnings"])
+    # the converter's out-of-order nodes are measured as they are, and counted: the same MACs as the baseline
+    assert cells["tiny_fp16.onnx"]["artifact"]["macs"] == cells["baseline"]["artifact"]["macs"] > 0
+    assert cells["tiny_fp16.onnx"]["artifact"]["weight_dtypes"].get("float16", 0) > 0
     # a float16 copy keeps the outputs: no false FIDELITY_LOW
     assert "FIDELITY_LOW" not in {reason["code"] for reason in cells["tiny_fp16.onnx"]["verdict"]["reasons"]}
-    for name in ("int8-ort", "tiny_fp16.onnx", "same-file"):
+    for name in ("int8-ort", "tiny_fp16.onnx", "same-file", "int8-static-ort", "simplified"):
         assert cells[name]["verdict"]["next_step"] in {"keep", "tune", "reject", "remeasure"}
 
 

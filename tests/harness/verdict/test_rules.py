@@ -220,6 +220,10 @@ def test_float16_on_a_cpu_without_half_precision_gets_its_hint():
     structured = decide(_evidence(recipe="structured:0.5", variant_facts=STRUCTURED, speedup=slower))
     for other in (native, on_gpu, structured):
         assert not any("half-precision" in hint for hint in other.hints)
+    # a candidate file made elsewhere has no recipe name: its weights' element types say it is float16
+    made_elsewhere = {**half, "weight_dtypes": {"float16": 900, "int64": 4}}
+    candidate = decide(_evidence(recipe="model_fp16.onnx", variant_facts=made_elsewhere, speedup=slower))
+    assert any("without native half-precision arithmetic" in hint for hint in candidate.hints)
 
 
 def _with_throughput_requirement(primary, second, batch=64):
