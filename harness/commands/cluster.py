@@ -9,9 +9,11 @@ import argparse
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from harness.commands.options import EXIT_OK
+from harness.commands.options import EXIT_OK, add_tls_options
 from targets.errors import SpeedproofError
+from targets.runners.fleet_security import FleetTLS, is_loopback
 
 NAME = "cluster"
 HELP = "start a local Dask scheduler and a worker per target this host can run"
@@ -31,6 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", metavar="IP", help="listen address (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8786, help="the scheduler's port (default: 8786; 0: any free)")
     parser.add_argument(
+        "--tls",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="TLS with mutual authentication: use (or first make) the fleet's CA and certificate in DIR (ca.pem, "
+        "fleet.pem, fleet-key.pem); the scheduler is then tls:// and every client needs those files",
+    )
+    add_tls_options(parser)
+    parser.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="listen in plaintext on an address other than loopback (refused otherwise)",
+    )
+    parser.add_argument(
         "--targets",
         default=None,
         metavar="NAME[,NAME...]",
@@ -43,12 +59,24 @@ def run(args: argparse.Namespace) -> int:
 
     from targets.runners.cluster import dask_installed
     from targets.runners.cluster_worker import quiet_dask_logs
+    from targets.runners.fleet_certificates import ensure_certificates
+    from targets.runners.fleet_security import FleetTLS, check_listening
 
     dask_installed()
     quiet_dask_logs()
+    tls = FleetTLS(args.tls_ca_file, args.tls_cert, args.tls_key)
+    if args.tls is not None:
+        if tls.given:
+            raise SpeedproofError(
+                "--tls DIR makes or uses the files in DIR; give it or --tls-ca-file/--tls-cert/--tls-key"
+            )
+        made = ensure_certificates(args.tls)
+        tls = FleetTLS(made.ca_file, made.cert, made.key)
+    tls.apply()
+    check_listening(args.host, tls.given, args.insecure_plaintext, "speedproof cluster")
     targets = _runnable_targets(args.targets)
     try:
-        asyncio.run(_serve(args.host, args.port, targets))
+        asyncio.run(_serve(args.host, args.port, targets, tls))
     except OSError as error:
         raise SpeedproofError(f"cannot start a scheduler on {args.host}:{args.port}: {error}") from None
     return EXIT_OK
@@ -76,13 +104,19 @@ def _runnable_targets(names: str | None) -> list[str]:
     return runnable
 
 
-async def _serve(host: str, port: int, targets: list[str]) -> None:
+async def _serve(host: str, port: int, targets: list[str], tls: FleetTLS) -> None:
     import asyncio
     import signal
 
     from distributed import Scheduler
 
-    async with Scheduler(host=host, port=port, dashboard=False, dashboard_address=f"{host}:0") as scheduler:
+    protocol = "tls" if tls.given else "tcp"
+    tls_flags = (
+        ["--tls-ca-file", str(tls.ca_file), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls.given else []
+    )
+    async with Scheduler(
+        host=host, port=port, protocol=protocol, dashboard=False, dashboard_address=f"{host}:0"
+    ) as scheduler:
         loop = asyncio.get_running_loop()
         for stop_signal in (signal.SIGTERM, signal.SIGINT):  # stop cleanly: workers first, then the scheduler
             loop.add_signal_handler(stop_signal, lambda: asyncio.ensure_future(scheduler.close()))
@@ -90,14 +124,19 @@ async def _serve(host: str, port: int, targets: list[str]) -> None:
         workers = [
             subprocess.Popen(
                 [sys.executable, "-m", "harness.cli", "worker"]
-                + ["--scheduler", address, "--target", name, "--host", host]
+                + ["--scheduler", address, "--target", name, "--host", host, *tls_flags]
+                + (["--insecure-plaintext"] if not tls.given and not is_loopback(host) else [])
             )
             for name in targets
         ]
         try:
             await _wait_for_workers(scheduler, len(workers), workers)
             print(f"scheduler at {address} with workers for {', '.join(targets)}", flush=True)
-            print(f"use: speedproof verify MODEL --recipes ... --cluster {address} --target {targets[0]}", flush=True)
+            print(
+                f"use: speedproof verify MODEL --recipes ... --cluster {address} --target {targets[0]}"
+                + ("" if not tls.given else " " + " ".join(tls_flags)),
+                flush=True,
+            )
             await scheduler.finished()
         finally:
             for worker in workers:

@@ -12,6 +12,7 @@ from harness.commands.options import (
     add_cluster_options,
     add_out_option,
     add_policy_options,
+    apply_tls_options,
     policy_overrides_from,
     wrapped,
 )
@@ -95,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     for option, output in (("--junit", args.junit), ("--summary", args.summary)):
         if output is not None:
             check_derived_output(output, option, inputs=(args.config, args.baseline))
+    if args.cluster:
+        apply_tls_options(args)
     request = GateRequest(
         config_path=args.config,
         out_dir=args.out,

@@ -271,11 +271,31 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """The fleet's TLS files (targets.runners.fleet_security)."""
+    group = parser.add_argument_group("fleet TLS (mutual authentication; see the README's Fleets)")
+    group.add_argument(
+        "--tls-ca-file", type=Path, default=None, metavar="FILE", help="the fleet's CA certificate (PEM)"
+    )
+    group.add_argument(
+        "--tls-cert", type=Path, default=None, metavar="FILE", help="this host's certificate, signed by that CA (PEM)"
+    )
+    group.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="the certificate's private key (PEM)")
+
+
+def apply_tls_options(args: argparse.Namespace) -> None:
+    """Put the TLS files the command was given into Dask's config (a no-op without them)."""
+    from targets.runners.fleet_security import FleetTLS
+
+    FleetTLS(args.tls_ca_file, args.tls_cert, args.tls_key).apply()
+
+
 def add_cluster_options(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    add_tls_options(parser)
     parser.add_argument(
         "--cluster",
         default=None,
-        metavar="tcp://SCHEDULER:PORT",
+        metavar="tls://SCHEDULER:PORT",
         help="measure on a device of a Dask fleet: a worker started with `speedproof worker --target NAME` "
         "(needs --target; artifacts travel there by content hash; both sides of every A/B pair run on that one "
         "worker). Needs speedproof[fleet]; see the README's Fleets",
@@ -299,6 +319,7 @@ def measuring_remote(args: argparse.Namespace) -> str | None:
     if cluster:
         from targets.runners.cluster import cluster_remote
 
+        apply_tls_options(args)
         return cluster_remote(cluster, device)
     return args.remote  # type: ignore[no-any-return]
 

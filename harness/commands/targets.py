@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.commands.options import EXIT_OK, add_json_option
+from harness.commands.options import EXIT_OK, add_json_option, add_tls_options, apply_tls_options
 from targets.errors import SpeedproofError
 
 NAME = "targets"
@@ -31,10 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cluster",
         default=None,
-        metavar="tcp://SCHEDULER:PORT",
+        metavar="tls://SCHEDULER:PORT",
         help="list a Dask fleet's workers instead: each one's target and device tag, its machine, and whether "
         "it can run its target (each backend asked on the worker itself)",
     )
+    add_tls_options(parser)
     add_json_option(parser, "the list as JSON")
 
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from targets.runners.choose import runner_for
 
     if args.cluster:
+        apply_tls_options(args)
         return _list_cluster(args)
     runner = runner_for(args.remote, args.ssh_config)
     host = runner.fingerprint()

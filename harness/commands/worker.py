@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.commands.options import EXIT_OK
+from harness.commands.options import EXIT_OK, add_tls_options, apply_tls_options
 from targets.errors import SpeedproofError
 
 NAME = "worker"
@@ -21,7 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "ADDR --target NAME [--device TAG]` sends it cells and A/B pairs. Artifacts arrive by content hash and "
         "are kept in its cache. It checks first that this host can run the target, as `speedproof targets` does."
     )
-    parser.add_argument("--scheduler", required=True, metavar="ADDR", help="the scheduler, e.g. tcp://10.0.0.2:8786")
+    parser.add_argument(
+        "--scheduler",
+        required=True,
+        metavar="ADDR",
+        help="the scheduler, e.g. tls://10.0.0.2:8786 (with the TLS files) or tcp://127.0.0.1:8786",
+    )
     parser.add_argument("--target", required=True, help="the target profile this device measures (name or .toml)")
     parser.add_argument(
         "--device",
@@ -34,8 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--host",
         default=None,
         metavar="IP",
-        help="the address to listen on and be reached at (default: Dask's choice; 127.0.0.1 for a local try)",
+        help="the address to listen on and be reached at (default: every interface, which needs TLS or "
+        "--insecure-plaintext; 127.0.0.1 for a local try)",
     )
+    parser.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="listen in plaintext on an address other than loopback (refused otherwise): only on a network that "
+        "only your own hosts reach; anyone who reaches the worker can run code as this user",
+    )
+    add_tls_options(parser)
     parser.add_argument(
         "--cache",
         default=None,
@@ -51,11 +64,16 @@ def run(args: argparse.Namespace) -> int:
     from targets.profiles import load_target
     from targets.runners.cluster import ClusterAddress, dask_installed
     from targets.runners.cluster_worker import quiet_dask_logs, serve, set_artifact_cache, worker_resources
+    from targets.runners.fleet_security import check_listening, check_tls_for
     from targets.runners.local import LocalRunner
 
     dask_installed()
     quiet_dask_logs()
     scheduler = ClusterAddress.parse(args.scheduler).scheduler
+    apply_tls_options(args)
+    scheme = scheduler.partition("://")[0]
+    check_tls_for(scheme, "worker", "speedproof worker")
+    check_listening(args.host, scheme == "tls", args.insecure_plaintext, "speedproof worker")
     profile = load_target(args.target)
     reasons = LocalRunner().can_run(profile)
     if reasons:

@@ -60,20 +60,15 @@ class ClusterAddress:
     def parse(cls, text: str) -> ClusterAddress:
         rest = text[len(CLUSTER_SCHEME) :] if text.startswith(CLUSTER_SCHEME) else text
         expected = (
-            f"--cluster {rest!r}: expected a Dask scheduler address like tcp://scheduler:8786 or "
-            "tcp://[::1]:8786 (what `speedproof cluster --local` or `dask scheduler` prints)"
+            f"--cluster {rest!r}: expected a Dask scheduler address like tls://scheduler:8786, tcp://127.0.0.1:8786 "
+            "or tcp://[::1]:8786 (what `speedproof cluster --local` or `dask scheduler` prints)"
         )
         try:
             parts = urlsplit(rest)
             hostname, _port = parts.hostname, parts.port
         except ValueError as error:  # `tcp://[::1` (an unclosed bracket), a port that is no number
             raise SpeedproofError(f"{expected}; {error}") from None
-        if parts.scheme == "tls":
-            raise SpeedproofError(
-                f"--cluster {rest!r}: tls:// needs TLS certificates, which speedproof cannot pass to Dask yet; "
-                "use tcp:// on a network only your own hosts reach (see the README's Fleets)"
-            )
-        if parts.scheme != "tcp" or not hostname:
+        if parts.scheme not in ("tcp", "tls") or not hostname:
             raise SpeedproofError(expected)
         query = parse_qs(parts.query)
         unknown = sorted(set(query) - {"device"})
@@ -87,8 +82,13 @@ class ClusterAddress:
 
 
 def cluster_remote(scheduler: str, device: str | None = None) -> str:
-    """The remote address (as `--remote` and records spell it) of a device in the cluster."""
-    return str(replace(ClusterAddress.parse(scheduler), device=device or None))
+    """The remote address (as `--remote` and records spell it) of a device in the cluster; a tls://
+    scheduler without the fleet's TLS files (or tcp:// with them) is an error now, before anything runs."""
+    from targets.runners.fleet_security import check_tls_for
+
+    address = ClusterAddress.parse(scheduler)
+    check_tls_for(address.scheduler.partition("://")[0], "client", f"--cluster {scheduler}")
+    return str(replace(address, device=device or None))
 
 
 def dask_installed() -> None:
@@ -109,6 +109,10 @@ def connect(scheduler: str) -> Client:
     dask_installed()
     from distributed import Client
 
+    from targets.runners.fleet_security import check_tls_for, warn_plaintext_client
+
+    check_tls_for(scheduler.partition("://")[0], "client", f"--cluster {scheduler}")
+    warn_plaintext_client(scheduler)
     try:
         # the default client: Dask's actor handles (live A/B workers) find their client that way
         client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=True)

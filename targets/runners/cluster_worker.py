@@ -30,6 +30,8 @@ TARGET_RESOURCE = "target:"
 DEVICE_RESOURCE = "device:"
 MEASURING = threading.Lock()  # one measurement at a time on this device
 MEASURING_STEPS = ("cell", "outputs")
+# the board agent steps a cluster task may run, with how many arguments each takes (the agent checks their values)
+AGENT_STEPS = {"hello": 0, "has": 2, "put": 2, "bundle": 0, "cell": 0, "live": 0, "outputs": 0}
 
 
 def target_resource(target: str) -> str:
@@ -58,6 +60,13 @@ def run_agent_step(arguments: Sequence[str], stdin: bytes, timeout_s: float) -> 
     from targets.runners.agent import AGENT_MODULE
     from targets.runners.processes import python_module_command
 
+    step = arguments[0] if arguments else ""
+    if (
+        step not in AGENT_STEPS
+        or len(arguments) != AGENT_STEPS[step] + 1
+        or not all(isinstance(item, str) and item.isprintable() and not item.startswith("-") for item in arguments)
+    ):
+        return {"returncode": 2, "stdout": b"", "stderr": f"not a board agent step: {list(arguments)!r}".encode()}
     command = list(python_module_command(AGENT_MODULE, *arguments))
     measuring = arguments and arguments[0] in MEASURING_STEPS
     with MEASURING if measuring else contextlib.nullcontext():

@@ -20,7 +20,7 @@ from tests.helpers import make_onnx_model
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--cluster", "tls://127.0.0.1:8786", "--target", "x86-cpu"], "tls:// needs TLS certificates"),
+        (["--cluster", "tls://127.0.0.1:8786", "--target", "x86-cpu"], "a tls:// address needs the fleet's TLS files"),
         (["--cluster", "tcp://[::1", "--target", "x86-cpu"], "--cluster 'tcp://[::1': expected a Dask scheduler"),
         (["--cluster", "tcp://host:99999", "--target", "x86-cpu"], "Port out of range"),
         (["--remote", "ssh://[::1"], "--remote 'ssh://[::1': expected ssh://"),
@@ -36,7 +36,8 @@ def test_bench_addresses_and_threads(tiny_conv_onnx, tmp_path, capsys, options, 
 
 
 @pytest.mark.parametrize(
-    ("scheduler", "message"), [("tls://10.0.0.2:8786", "tls:// needs TLS certificates"), ("tcp://[::1", "expected")]
+    ("scheduler", "message"),
+    [("tls://10.0.0.2:8786", "a tls:// address needs the fleet's TLS files"), ("tcp://[::1", "expected")],
 )
 def test_worker_scheduler_addresses(capsys, scheduler, message):
     pytest.importorskip("distributed")

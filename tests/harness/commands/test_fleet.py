@@ -45,7 +45,8 @@ def test_usage_errors_name_what_is_missing(dask_fleet, tmp_path, capsys):
     ):
         assert main(["bench", TINY_CNN, *arguments, "--out", str(tmp_path)]) == EXIT_USAGE
         assert message in capsys.readouterr().err
-    assert main(["worker", "--scheduler", dask_fleet.scheduler, "--target", "arm-edge"]) == EXIT_USAGE
+    worker = ["worker", "--scheduler", dask_fleet.scheduler, "--target", "arm-edge", "--host", "127.0.0.1"]
+    assert main(worker) == EXIT_USAGE
     assert "this host cannot run target arm-edge: host is x86_64" in capsys.readouterr().err
 
 

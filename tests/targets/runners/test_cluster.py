@@ -21,7 +21,7 @@ def test_a_cluster_address_parses_and_says_what_is_valid():
     assert ClusterAddress.parse("tcp://10.0.0.2:8786") == ClusterAddress("tcp://10.0.0.2:8786")
     assert ClusterAddress.parse("cluster:tcp://h:1?device=rpi5") == ClusterAddress("tcp://h:1", "rpi5")
     assert cluster_remote("tcp://h:1", "h100") == "cluster:tcp://h:1?device=h100"
-    with pytest.raises(SpeedproofError, match="expected a Dask scheduler address like tcp://scheduler:8786"):
+    with pytest.raises(SpeedproofError, match="expected a Dask scheduler address like tls://scheduler:8786"):
         ClusterAddress.parse("scheduler:8786")
     with pytest.raises(SpeedproofError, match="unknown part 'gpu'; the only query key is device"):
         ClusterAddress.parse("tcp://h:1?gpu=1")
