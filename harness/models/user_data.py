@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,7 @@ class UserData:
                     f"{spec.shape[item.batch_axis or 0] if item.batch_axis is not None else '-'}, the timed input "
                     f"is {_dims_text(spec.shape)}; --input-shape and the data disagree"
                 )
-            timed.append(InputSpec(spec.name, spec.dtype, spec.shape, spec.low, spec.high, spec.fill, values))
+            timed.append(replace(spec, values=values))
         return timed
 
     def _feed(
@@ -163,7 +163,11 @@ class UserData:
     ) -> Feed:
         feed: Feed = {}
         constants = [item for item in model_inputs if item.name not in self.per_sample and item.name not in self.fixed]
-        specs = {spec.name: spec for spec in resolve_input_specs(list(model_inputs), len(indices), overrides)}
+        specs = (
+            {spec.name: spec for spec in resolve_input_specs(list(model_inputs), len(indices), overrides)}
+            if constants
+            else {}
+        )
         for item in model_inputs:
             if item.name in self.per_sample:
                 feed[item.name] = np.ascontiguousarray(

@@ -32,7 +32,7 @@ from harness.variants.quality import (
     fidelity,
     generated_feeds,
     is_class_scores,
-    top1,
+    top1_accuracy,
 )
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.inputs import ModelInput
@@ -292,13 +292,7 @@ class VariantBuilder:
         if labels is not None and labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
             first = self.quality.first_output(path, self._fidelity_feeds)
             if is_class_scores(first):
-                predictions = top1(first)[:, 0]
-                return {
-                    "metric": "accuracy",
-                    "accuracy": float(np.mean(predictions == labels[: len(predictions)])),
-                    "samples": len(predictions),
-                    "data": data.source,
-                }
+                return {**top1_accuracy(first, labels), "data": data.source}
         quality = self._fidelity(path, is_reference, "data")
         if labels is not None and not quality.get("reference"):
             quality["note"] = (

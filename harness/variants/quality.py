@@ -89,8 +89,13 @@ def accuracy(
     evaluator: QualityBackend, artifact_path: Path, model_inputs: Sequence[ModelInput], data: LabelledData
 ) -> dict[str, Any]:
     feeds = data_feeds(model_inputs, data.inputs, EVALUATION_BATCH)
-    predictions = top1(evaluator.first_output(artifact_path, feeds))[:, 0]
-    labels = data.labels[: len(predictions)]
+    return top1_accuracy(evaluator.first_output(artifact_path, feeds), data.labels)
+
+
+def top1_accuracy(first_outputs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Top-1 of class scores against integer labels (a fixed batch may have dropped the tail)."""
+    predictions = top1(first_outputs)[:, 0]
+    labels = labels[: len(predictions)]
     return {"metric": "accuracy", "accuracy": float(np.mean(predictions == labels)), "samples": len(labels)}
 
 

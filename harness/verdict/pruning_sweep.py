@@ -109,11 +109,10 @@ def _points(
     baseline = next(cell for cell in cells if cell.get("reference"))
     base_facts = baseline.get("artifact") or {}
     out = []
-    for label in candidate_labels:
-        facts = by_recipe[label].get("artifact") or {}
-        zero_share = 1 - facts["nonzero_params"] / facts["params"] if facts.get("params") else 0.0
-        points = [*points, ("candidate", round(zero_share, 4), label)]
-    for kind, level, recipe in points:
+    candidates = [
+        ("candidate", _zero_share(by_recipe[label].get("artifact") or {}), label) for label in candidate_labels
+    ]
+    for kind, level, recipe in [*points, *candidates]:
         cell = by_recipe[recipe]
         facts = cell.get("artifact") or {}
         base_zipped, zipped = base_facts.get("zipped_bytes"), facts.get("zipped_bytes")
@@ -130,3 +129,8 @@ def _points(
             }
         )
     return out
+
+
+def _zero_share(facts: dict[str, Any]) -> float:
+    """The share of a file's weights that are zero: where a candidate stands on the sparsity axis."""
+    return round(1 - facts["nonzero_params"] / facts["params"], 4) if facts.get("params") else 0.0

@@ -160,3 +160,31 @@ def test_a_failing_metric_fails_the_check_and_never_passes(
     identity = next(cell for cell in cells if cell["variant"] == "identity")
     assert identity["verdict"]["decision"] == "REJECT" and identity["verdict"]["reasons"][0]["code"] == "FAILED"
     assert message in identity["verdict"]["reasons"][0]["message"]
+
+
+def test_data_past_the_feed_cap_is_refused_unread(tiny_conv_onnx, tmp_path, capsys, monkeypatch):
+    """The headers say the size: 2 MiB of samples under a 1 MiB cap is refused before any array is loaded."""
+    data = tmp_path / "big.npz"
+    np.savez(data, **{_input_name(tiny_conv_onnx): np.zeros((700, 3, 16, 16), np.float32)})
+    monkeypatch.setenv("SPEEDPROOF_MAX_INPUT_MB", "1")
+    args = ["verify", str(tiny_conv_onnx), "--recipes", "identity", "--data", str(data), "--out", str(tmp_path / "o")]
+    assert "more than the 1 MiB allowed" in usage_error(args, capsys)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("data = 3", "check[0].data = 3; expected your inputs"),
+        ('data = ""', "check[0].data = ''"),
+        ('data = "absent.npz"', "file not found"),
+        ('metric_fn = "json:loads"', "give --data FILE.npz"),
+        ('data = "inputs.npz"\nmetric_fn = 1.5', "check[0].metric_fn = 1.5"),
+        ('calibration_data = "inputs.csv"', "expected FILE.npz"),
+    ],
+)
+def test_gate_data_keys_with_hostile_values(tiny_conv_onnx, tmp_path, capsys, line, message):
+    np.savez(tmp_path / "inputs.npz", **{_input_name(tiny_conv_onnx): _images()})
+    config = tmp_path / "gate.toml"
+    config.write_text(f'[[check]]\nmodel = "{tiny_conv_onnx}"\nrecipes = ["identity"]\n{line}\n')
+    err = usage_error(["gate", "--config", str(config), "--out", str(tmp_path / "o")], capsys)
+    assert str(config) in err and message in err
