@@ -3,25 +3,25 @@
 Exit codes: 0 success; 1 a cell or variant failed (the rest still ran and the record was written),
 or the record could not be written where asked (it was printed and saved elsewhere); 2 usage,
 configuration or input error (nothing measured); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
-Interrupted or terminated, a run removes its temporary folders and stops its workers.
+Interrupted or terminated, a run removes its temporary folders and stops its workers; a process
+it started and lost track of (a signal that landed inside `Popen`) is killed as the run ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from harness import __version__
 from harness.commands import command_modules
 from harness.commands.options import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE
 from harness.records.store import RecordNotWritten
 from harness.reports.text_safety import terminal_safe
+from targets import interrupts
 from targets.errors import SpeedproofError
+from targets.interrupts import signals_raise
+from targets.runners.processes import no_child_left
 from targets.scratch import run_scratch
 
 EXIT_INTERRUPTED = 130
@@ -57,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        with _sigterm_unwinds(), run_scratch():
-            return int(args.run(args))
+        with signals_raise(on_sigterm=Terminated), run_scratch(), no_child_left():
+            code = int(args.run(args))
+            interrupts.raise_if_interrupted()  # a signal that was swallowed after the last checkpoint
+            return code
     except RecordNotWritten as error:
         _print_unwritten(args, error)
         return EXIT_CELL_FAILED
@@ -66,28 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speedproof {args.command}: error: {terminal_safe(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except Terminated:
+        interrupts.clear()
         print("terminated; records already written are kept", file=sys.stderr)
         return EXIT_TERMINATED
     except KeyboardInterrupt:
+        interrupts.clear()
         print("interrupted; records already written are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-@contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """While the block runs, SIGTERM raises `Terminated` (only the main thread can handle signals)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_unwritten(args: argparse.Namespace, error: RecordNotWritten) -> None:

@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny model zoo built at test time, fast measurement settings, markers."""
+"""Shared fixtures: a tiny model zoo built at test time, fast measurement settings, markers, and
+the serial lock: the suite runs on two pytest-xdist workers, and a test marked `serial` (its
+assertions rest on measured speed) runs while no other test does."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.dask_fleet import MISSING as FLEET_MISSING
 from tests.dask_fleet import DaskFleet, start_fleet
-from tests.helpers import make_onnx_model
+from tests.helpers import make_onnx_model, measuring_alone
 from tests.ssh_board import MISSING as SSH_MISSING
 from tests.ssh_board import SshBoard, start_board
 
@@ -34,6 +36,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _one_serial_test_at_a_time(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """A `serial` test holds the lock alone; every other test holds it shared with the rest, so a
+    serial test waits for the other worker's current test and the other worker waits for it."""
+    with measuring_alone(tmp_path_factory, exclusive=request.node.get_closest_marker("serial") is not None):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,14 @@ weights are external data. Test modules import these from here, never from each 
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import onnx
+import pytest
 from onnx import helper
 
 from targets.host import HostFingerprint
@@ -139,3 +144,20 @@ def with_external_data(source: Path, folder: Path, scale: float) -> Path:
     path = folder / "model.onnx"
     onnx.save_model(model, path, save_as_external_data=True, location="data/weights.bin", size_threshold=1024)
     return path
+
+
+@contextmanager
+def measuring_alone(tmp_path_factory: pytest.TempPathFactory, exclusive: bool = True) -> Iterator[None]:
+    """While the block runs, no other test of this run runs on another pytest-xdist worker (with
+    `exclusive=False`: no `serial` one does). For module fixtures whose measurements the tests judge
+    by speed; the lock file lies in the workers' common temp folder. Without xdist: nothing to do."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    lock_path = tmp_path_factory.getbasetemp().parent / "speedproof-serial-tests.lock"
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

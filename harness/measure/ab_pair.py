@@ -6,21 +6,25 @@ A worker process carries a speed offset of its own (memory layout, cache sets: a
 of tens of microseconds, none measurable at a millisecond; scripts/process_offset.py), which every
 pair of one process pair shares and the interval, treating pairs as independent, cannot see. So
 when both sides of the first pair are faster than the schedule's `fresh_workers_below_ms`, every
-later pair gets a fresh worker per side: the offset becomes part of each pair's noise.
+later pair gets a fresh worker per side: the offset becomes part of each pair's noise. The first
+start is one side after the other (each side's cold start is its own); fresh pairs load side by
+side, warm up briefly and take short bursts, each after a pause that lets the other side's runtime
+go quiet: at that size a pair's noise is its processes' offset, not its bursts' sampling.
 
 Alternating the order within pairs (ABBA) cancels a steady drift as well as a step. Each burst
 has at least the iterations its metric's percentile needs. The interval is looked at only at
-planned pair counts (the first at least `min_pairs`), each look spending a share of the error rate,
-so that stopping early keeps the interval's level. Each burst also reports how much of the host's
-CPU other processes used while it ran; a pair where that exceeded CONTENDED_OTHER_CPU_SHARE on
-either side is marked contended.
+planned pair counts (the first as early as an interval exists, at least `min_pairs`), each look
+spending its share of the error rate, so that stopping early keeps the interval's level. Each
+burst also reports how much of the host's CPU other processes used while it ran; a pair where
+that exceeded CONTENDED_OTHER_CPU_SHARE on either side is marked contended.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.measure.schedule import ABSchedule
@@ -33,11 +37,24 @@ from harness.measure.speedup import (
 )
 from harness.measure.statistics import summarize_latencies_ns
 from targets.errors import FailureKind, TextEnum
+from targets.interrupts import raise_if_interrupted
 from targets.runners.base import BurstWorker, Runner, WorkerRequest
 from targets.runners.live import LiveWorkerFailed
 
 # other processes' share of the host's CPU during a burst above which its pair is contended
 CONTENDED_OTHER_CPU_SHARE = 0.25
+# with fresh workers per pair: each burst lasts at most this long (a model under 0.5 ms runs
+# hundreds of iterations in it), and a fresh worker warms up this long (the first start warmed up
+# for the protocol's full warm-up). Measured on digits-cnn (0.17 ms, A/A, 19 fresh pairs each, this
+# 2-core host): sd of the pairs' log ratios 0.13 with these, 0.11-0.13 with the protocol's 0.5 s
+# warm-up and 0.25 s bursts (2.0 s a pair), 0.20 with 0.05 s of each: a fresh process is still
+# settling for a few hundred ms, and pairs that cheap need three times as many
+FRESH_WORKER_BURST_S = 0.1
+RENEWAL_WARMUP_S = 0.25
+# before each such short burst, the parent waits this long: the other side's runtime keeps a core
+# busy for some tens of ms after it answered (ONNX Runtime's threads spin before they sleep), 35%
+# of a 50 ms burst's host CPU without the wait, 3% with it (mlp, 0.01 ms, this 2-core host)
+QUIET_BEFORE_SHORT_BURST_S = 0.05
 
 
 class PairStop(TextEnum):
@@ -189,33 +206,50 @@ class _Sides:
         return self.workers["variant"]
 
     def start(self) -> None:
+        """The first start: one side after the other, so that each side's cold start is its own."""
         started = time.monotonic()
-        summaries = {"baseline": self.outcome.baseline, "variant": self.outcome.variant}
         for label, request in self.requests.items():
             self.workers[label] = worker = self.runner.start_live_worker(request, label)
-            ready = worker.start(self.load_timeout_s)
-            side = summaries[label]
-            if self.renewals == 0:
-                side.provider = ready.get("provider")
-                side.runtime = dict(ready.get("runtime") or {})
-                side.cold_start_ms = ready.get("cold_start_ms")
-            elif ready.get("provider") != side.provider:
-                raise LiveWorkerFailed(
-                    f"{label}: a fresh worker ran on {ready.get('provider')}, the first on {side.provider}",
-                    FailureKind.FELL_BACK,
-                )
-        if self.renewals == 0:
-            self.start_s = time.monotonic() - started
+            self._ready(label, worker.start(self.load_timeout_s))
+        self.start_s = time.monotonic() - started
 
-    def renew(self) -> None:
+    def renew(self, first: str) -> None:
+        """Fresh workers for both sides, launched together (their cold start is not reported) and
+        warmed up for RENEWAL_WARMUP_S: the first start already warmed the artifacts and the host.
+        The side that bursts `first` is launched first, so that which side's process is the younger
+        alternates with the bursts' order instead of always being the variant's."""
         self.close()
         self.renewals += 1
-        self.start()
+        for label in (first, *(label for label in self.requests if label != first)):
+            self.workers[label] = self.runner.start_live_worker(_quick_warmup(self.requests[label]), label)
+        for worker in self.workers.values():
+            worker.launch()
+        for label, worker in self.workers.items():
+            self._ready(label, worker.start(self.load_timeout_s))
+
+    def _ready(self, label: str, ready: dict[str, Any]) -> None:
+        side = self.outcome.baseline if label == "baseline" else self.outcome.variant
+        if self.renewals == 0:
+            side.provider = ready.get("provider")
+            side.runtime = dict(ready.get("runtime") or {})
+            side.cold_start_ms = ready.get("cold_start_ms")
+        elif ready.get("provider") != side.provider:
+            raise LiveWorkerFailed(
+                f"{label}: a fresh worker ran on {ready.get('provider')}, the first on {side.provider}",
+                FailureKind.FELL_BACK,
+            )
 
     def close(self) -> None:
         for worker in self.workers.values():
             worker.close()
         self.workers.clear()
+
+
+def _quick_warmup(request: WorkerRequest) -> WorkerRequest:
+    protocol = request.protocol
+    if protocol.warmup_min_duration_s <= RENEWAL_WARMUP_S:
+        return request
+    return replace(request, protocol=replace(protocol, warmup_min_duration_s=RENEWAL_WARMUP_S))
 
 
 def _alternate_bursts(
@@ -229,14 +263,19 @@ def _alternate_bursts(
     more when time runs out), each look spending its share of the error rate."""
     pairs: list[BurstPair] = []
     burst_iterations = min_iterations_for(schedule.metric)
-    looks, look_alpha = _plan_looks(schedule, stop_rule, 2 * schedule.burst_duration_s, outcome)
+    looks, alphas = _plan_looks(schedule, stop_rule, 2 * schedule.burst_duration_s, outcome)
     started = time.monotonic()
+    burst_s = schedule.burst_duration_s
     while True:
+        raise_if_interrupted()
         if outcome.fresh_workers:
-            sides.renew()
+            sides.renew(first="baseline" if len(pairs) % 2 == 0 else "variant")
         first, second = (sides.baseline, sides.variant) if len(pairs) % 2 == 0 else (sides.variant, sides.baseline)
-        results = {first.label: first.burst(schedule.burst_duration_s, burst_iterations)}
-        results[second.label] = second.burst(schedule.burst_duration_s, burst_iterations)
+        results = {}
+        for worker in (first, second):
+            if outcome.fresh_workers:
+                time.sleep(QUIET_BEFORE_SHORT_BURST_S)
+            results[worker.label] = worker.burst(burst_s, burst_iterations)
         a, b = results["baseline"], results["variant"]
         pairs.append(BurstPair(a["latencies_ns"], b["latencies_ns"], a["duration_s"], b["duration_s"]))
         other_cpu = [float(a.get("other_cpu_share") or 0.0), float(b.get("other_cpu_share") or 0.0)]
@@ -250,8 +289,11 @@ def _alternate_bursts(
         )
         if len(pairs) == 1 and _needs_fresh_workers(a["latencies_ns"], b["latencies_ns"], schedule):
             outcome.fresh_workers = True
+            # a fresh pair's noise is its processes' offset, not its bursts' sampling: short bursts do
+            burst_s = min(burst_s, FRESH_WORKER_BURST_S)
             # no look is taken yet: the looks are planned anew for pairs that each start two workers
-            looks, look_alpha = _plan_looks(schedule, stop_rule, 2 * schedule.burst_duration_s + sides.start_s, outcome)
+            pair_s = 2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + sides.start_s / 2
+            looks, alphas = _plan_looks(schedule, stop_rule, pair_s, outcome)
             if progress:
                 progress(
                     f"  both sides run under {schedule.fresh_workers_below_ms:g} ms: a fresh worker per side for "
@@ -261,6 +303,8 @@ def _alternate_bursts(
         out_of_time = elapsed + elapsed / len(pairs) > schedule.max_pair_duration_s  # no room for another pair
         if len(pairs) not in looks and not out_of_time:
             continue
+        # an unplanned last look (out of time) spends what the next planned look would have
+        look_alpha = alphas[min(bisect.bisect_left(looks, len(pairs)), len(looks) - 1)]
         estimate = speedup_interval(pairs, schedule.metric, schedule.batch_size, stop_rule.confidence, look_alpha)
         outcome.speedup = estimate
         outcome.looks["taken"].append(len(pairs))
@@ -276,12 +320,12 @@ def _alternate_bursts(
 
 def _plan_looks(
     schedule: ABSchedule, stop_rule: StopRule, pair_s: float, outcome: PairOutcome
-) -> tuple[tuple[int, ...], float]:
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """The looks for as many pairs of `pair_s` seconds as the budget holds, recorded in the outcome."""
     max_pairs = max(1, int(schedule.max_pair_duration_s // pair_s))
-    looks, look_alpha = planned_looks(schedule.min_pairs, max_pairs, 1.0 - stop_rule.confidence)
-    outcome.looks = {"planned": list(looks), "alpha_per_look": look_alpha, "taken": []}
-    return looks, look_alpha
+    looks, alphas = planned_looks(schedule.min_pairs, max_pairs, 1.0 - stop_rule.confidence)
+    outcome.looks = {"planned": list(looks), "alpha_per_look": [round(value, 6) for value in alphas], "taken": []}
+    return looks, alphas
 
 
 def _needs_fresh_workers(baseline_ns: Sequence[int], variant_ns: Sequence[int], schedule: ABSchedule) -> bool:

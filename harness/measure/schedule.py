@@ -55,16 +55,16 @@ class ABSchedule:
         default=5,
         metadata={
             "help": "burst pairs before the first look at the interval; raised to what a distribution-free "
-            "interval at the look's level needs (9 pairs at 95%% with the default budget)"
+            "interval at the first look's level needs (6 pairs at 95%%)"
         },
     )
     fresh_workers_below_ms: float = field(
         default=0.5,
         metadata={
             "help": "when both sides of the first burst pair run faster than this (p50, ms), every later pair gets a "
-            "fresh worker process per side: a process carries a speed offset of its own (a few %% on a 0.04 ms "
-            "model, scripts/process_offset.py), which one process per side for the whole run would turn into a "
-            "bias the interval cannot see; 0 = off"
+            "fresh worker process per side (loaded side by side, 0.1 s bursts): a process carries a speed offset of "
+            "its own (a few %% on a 0.04 ms model, scripts/process_offset.py), which one process per side for the "
+            "whole run would turn into a bias the interval cannot see; 0 = off"
         },
     )
     throughput_batch_size: int = field(

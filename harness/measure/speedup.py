@@ -20,7 +20,8 @@ Why this method:
   the level asked for is marked `decidable = False`.
 
 Repeated looks: `planned_looks` spreads the error rate over the looks the A/B pair will take
-(Bonferroni), so stopping at the first look whose interval clears the threshold keeps its level.
+(weighted Bonferroni: most of it on an early first look, where clear cases stop, the rest evenly
+over the later ones), so stopping at the first look whose interval clears the threshold keeps its level.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ METHOD = "hodges-lehmann + wilcoxon signed-rank interval over per-pair log ratio
 EXACT_UP_TO_PAIRS = 300
 # a later look waits for this many times the pairs of the one before
 LOOK_GROWTH = 1.5
+# the first look may spend up to this share of the error rate: at 95%, 6 pairs all clear of the
+# threshold decide (a level of 1 - 1/32); the later looks share the rest
+FIRST_LOOK_SHARE = 2.0 / 3.0
 # an interval inside [1/(1+band), 1+band] says "the same speed"
 SAME_SPEED_BAND = 0.03
 
@@ -118,19 +122,34 @@ def min_pairs_for(alpha: float) -> int:
     return max(2, math.ceil(1.0 - math.log2(alpha)))
 
 
-def planned_looks(first: int, max_pairs: int, alpha: float) -> tuple[tuple[int, ...], float]:
-    """Pair counts at which the interval is looked at (each LOOK_GROWTH times the one before, up
-    to `max_pairs`), and the error rate each look may spend so that all of them together keep
-    `alpha` (Bonferroni)."""
-    looks_count = 1
+def attainable_alpha(pairs: int, alpha: float) -> float:
+    """The largest error rate <= `alpha` that a signed-rank interval over `pairs` pairs really has
+    (its levels are discrete: 2 P(W+ <= k)); 0 when none exists."""
+    k, coverage = _interval_rank(pairs, alpha)
+    return 0.0 if k < 0 else 1.0 - coverage
+
+
+def planned_looks(first: int, max_pairs: int, alpha: float) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Pair counts at which the interval is looked at, and the error rate each look may spend, so
+    that all of them together keep `alpha` (weighted Bonferroni).
+
+    The first look comes at the fewest pairs (at least `first`) whose interval can reach a level of
+    1 - FIRST_LOOK_SHARE * alpha, and spends just what that interval really has (at 95%: 6 pairs,
+    1/32): a clear case stops there. The rest of `alpha` is split evenly over the later looks, each
+    LOOK_GROWTH times the pairs of the one before, up to `max_pairs`."""
+    first_count = max(first, min_pairs_for(alpha * FIRST_LOOK_SHARE))
+    first_alpha = attainable_alpha(first_count, alpha * FIRST_LOOK_SHARE)
+    rest = alpha - first_alpha
+    later_count = 1
     while True:
-        look_alpha = alpha / looks_count
-        looks = [max(first, min_pairs_for(look_alpha))]
-        while math.ceil(looks[-1] * LOOK_GROWTH) <= max_pairs:
-            looks.append(math.ceil(looks[-1] * LOOK_GROWTH))
-        if len(looks) <= looks_count:
-            return tuple(looks), look_alpha
-        looks_count = len(looks)
+        later_alpha = rest / later_count
+        later = [max(math.ceil(first_count * LOOK_GROWTH), min_pairs_for(later_alpha))]
+        while math.ceil(later[-1] * LOOK_GROWTH) <= max_pairs:
+            later.append(math.ceil(later[-1] * LOOK_GROWTH))
+        later = [count for count in later if count <= max_pairs]
+        if len(later) <= later_count:
+            return (first_count, *later), (first_alpha, *[later_alpha] * len(later))
+        later_count = len(later)
 
 
 def pair_log_ratios(pairs: Sequence[BurstPair], metric: str) -> np.ndarray:

@@ -269,18 +269,23 @@ class ClusterLiveWorker:
         self._future: Any = None
         self._actor: Any = None
 
+    def launch(self) -> None:
+        """Place the actor on the runner's worker (once); `start` then waits for it to load."""
+        if self._future is not None:
+            return
+        self._future = self.runner.client.submit(
+            LiveWorkerActor,
+            self.request.as_dict(),
+            self.label,
+            actor=True,
+            workers=[self.runner.worker],
+            allow_other_workers=False,
+            pure=False,
+        )
+
     def start(self, timeout_s: float) -> dict[str, Any]:
-        client = self.runner.client
         try:
-            self._future = client.submit(
-                LiveWorkerActor,
-                self.request.as_dict(),
-                self.label,
-                actor=True,
-                workers=[self.runner.worker],
-                allow_other_workers=False,
-                pure=False,
-            )
+            self.launch()
             self._actor = self.runner.wait(self._future, STEP_TIMEOUT_S, "starting a live worker")
         except RemoteError as error:
             raise LiveWorkerFailed(f"{self.label}: {error}", error.kind) from None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from targets.errors import FailureKind, SpeedproofError
+from targets.interrupts import raise_if_interrupted
 from targets.runners.base import WorkerRequest
 from targets.runners.processes import python_module_command, signal_name, stderr_tail
 from targets.runners.protocol import burst_cap_s
@@ -63,8 +64,10 @@ class LiveWorker:
         self._process: subprocess.Popen[bytes] | None = None
         self._buffer = b""
 
-    def start(self, timeout_s: float) -> dict[str, Any]:
-        """Start the worker and wait until it has loaded and warmed up; return its ready message."""
+    def launch(self) -> None:
+        """Start the worker process without waiting for it (once): several can load side by side."""
+        if self._process is not None:
+            return
         self._folder = tempfile.TemporaryDirectory(prefix="speedproof-live-")
         folder = Path(self._folder.name)
         request_path = folder / "request.json"
@@ -79,6 +82,11 @@ class LiveWorker:
             )
         if self.request_on_stdin:
             self._send(self.request.as_dict())
+
+    def start(self, timeout_s: float) -> dict[str, Any]:
+        """Start the worker (unless `launch` did) and wait until it has loaded and warmed up; return
+        its ready message."""
+        self.launch()
         self.ready = self._read_message(timeout_s, "loading and warming up")
         return self.ready
 
@@ -118,6 +126,7 @@ class LiveWorker:
 
     # ------------------------------------------------------------------------------------------
     def _send(self, message: dict[str, Any]) -> None:
+        raise_if_interrupted()  # a Ctrl-C swallowed by a finalizer stops the run here
         assert self._process is not None and self._process.stdin is not None
         try:
             self._process.stdin.write((json.dumps(message) + "\n").encode())
@@ -147,6 +156,7 @@ class LiveWorker:
         with selectors.DefaultSelector() as selector:
             selector.register(stdout, selectors.EVENT_READ)
             while b"\n" not in self._buffer:
+                raise_if_interrupted()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self._process.kill()

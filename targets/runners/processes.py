@@ -1,14 +1,19 @@
-"""Starting worker processes so that they import only installed code, and what a worker process
-left behind when it died: the tail of its stderr and the signal's name."""
+"""Starting worker processes so that they import only installed code, running one to its end with
+nothing it started left behind, and what a worker process left behind when it died: the tail of
+its stderr and the signal's name."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from targets.interrupts import raise_if_interrupted
 
 STDERR_TAIL_LINES = 8
 
@@ -56,6 +61,7 @@ def run_to_end(
             start_new_session=True,
         )
         try:
+            raise_if_interrupted()
             return process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return None
@@ -64,6 +70,24 @@ def run_to_end(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def no_child_left() -> Iterator[None]:
+    """However the block ends, no process this one started is left running after it: whatever
+    stopped the run (a Ctrl-C that landed inside `subprocess.Popen`, after the fork and before the
+    caller had the process to stop) cannot leave a worker behind."""
+    import psutil
+
+    before = {child.pid for child in psutil.Process().children()}
+    try:
+        yield
+    finally:
+        left = [child for child in psutil.Process().children() if child.pid not in before]
+        for child in left:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(left, timeout=5)
 
 
 def kill_process_group(group_id: int) -> None:

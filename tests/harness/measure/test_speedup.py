@@ -66,10 +66,10 @@ def test_the_old_failure_a_pair_straddling_a_slowdown_no_longer_makes_0_30x():
     assert not estimate.decidable and estimate.ci_low <= 1.0 <= estimate.ci_high  # five pairs decide nothing
 
 
-def _sequential_run(rng, speedup, looks, look_alpha, min_speedup):
+def _sequential_run(rng, speedup, looks, alphas, min_speedup):
     """The A/B pair's procedure: measure, look at the planned counts, stop when a look decides."""
     pairs = _noisy_run(rng, looks[-1], speedup)
-    for count in looks:
+    for count, look_alpha in zip(looks, alphas, strict=True):
         estimate = speedup_interval(pairs[:count], "p50", 1, 0.95, look_alpha)
         stop = stop_at_look(estimate, looks, min_speedup, out_of_time=count == looks[-1])
         if stop is not None:
@@ -77,29 +77,43 @@ def _sequential_run(rng, speedup, looks, look_alpha, min_speedup):
     raise AssertionError("the last look always stops")
 
 
-def test_the_sequence_of_looks_keeps_its_error_rate_and_never_accepts_an_a_a_pair():
+@pytest.mark.parametrize("speedup", [1.0, 1.1])
+def test_the_sequence_of_looks_keeps_its_error_rate_and_never_accepts_an_a_a_pair(speedup):
+    """Coverage of the interval where the sequence stops, with the early first look: the truth 1.00
+    (A/A) and the truth on the threshold itself, where stopping early is most tempting."""
     rng = np.random.default_rng(23)
-    looks, look_alpha = planned_looks(5, 60, 0.05)
-    runs, excluded_one, accepted = 200, 0, 0
+    looks, alphas = planned_looks(5, 60, 0.05)
+    runs, missed, accepted = 600, 0, 0
     for _ in range(runs):
-        estimate, stop = _sequential_run(rng, 1.0, looks, look_alpha, min_speedup=1.1)
-        excluded_one += not estimate.ci_low <= 1.0 <= estimate.ci_high
+        estimate, stop = _sequential_run(rng, speedup, looks, alphas, min_speedup=1.1)
+        missed += not estimate.ci_low <= speedup <= estimate.ci_high
         accepted += stop == PairStop.ABOVE
-    assert accepted == 0 and excluded_one / runs <= 0.05
+    assert missed / runs <= 0.05
+    if speedup == 1.0:
+        assert accepted == 0
 
 
-def test_a_clear_speedup_stops_at_the_first_look():
+@pytest.mark.parametrize("speedup", [3.0, 1.5, 0.7])
+def test_a_clear_speedup_or_slowdown_stops_at_the_first_look(speedup):
     rng = np.random.default_rng(29)
-    looks, look_alpha = planned_looks(5, 60, 0.05)
-    estimate, stop = _sequential_run(rng, 3.0, looks, look_alpha, min_speedup=1.1)
-    assert stop == PairStop.ABOVE and estimate.pairs == looks[0]
+    looks, alphas = planned_looks(5, 60, 0.05)
+    pairs = _pairs(rng, looks[-1], 10.0, 10.0 / speedup, spread=0.05, per_burst=25)
+    estimate = speedup_interval(pairs[: looks[0]], "p50", 1, 0.95, alphas[0])
+    stop = stop_at_look(estimate, looks, 1.1, out_of_time=False)
+    assert stop == (PairStop.ABOVE if speedup > 1 else PairStop.BELOW) and estimate.pairs == looks[0] == 6
 
 
-def test_looks_spend_the_error_rate_and_start_where_an_interval_exists():
-    looks, look_alpha = planned_looks(5, 120, 0.05)
-    assert look_alpha * len(looks) <= 0.05
-    assert looks[0] == min_pairs_for(look_alpha) and 2.0 / 2 ** looks[0] <= look_alpha
-    assert sorted(set(looks)) == list(looks) and looks[-1] <= 120
+@pytest.mark.parametrize(("confidence", "max_pairs"), [(0.95, 120), (0.95, 2000), (0.99, 240), (0.8, 60)])
+def test_looks_spend_the_error_rate_and_start_where_an_interval_exists(confidence, max_pairs):
+    alpha = 1 - confidence
+    looks, alphas = planned_looks(5, max_pairs, alpha)
+    assert sum(alphas) <= alpha + 1e-12 and len(alphas) == len(looks)
+    assert looks[0] == max(5, min_pairs_for(alpha * 2 / 3)) and 2.0 / 2 ** looks[0] <= alphas[0] <= alpha * 2 / 3
+    for count, look_alpha in zip(looks, alphas, strict=True):
+        assert speedup_interval(
+            _pairs(np.random.default_rng(0), count, 4.0, 2.0), "p50", 1, confidence, look_alpha
+        ).decidable
+    assert sorted(set(looks)) == list(looks) and looks[-1] <= max_pairs
 
 
 def test_too_few_pairs_are_not_decidable_and_say_their_real_level():

@@ -66,6 +66,7 @@ def _verify(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, capsys.readouterr().err
 
 
+@pytest.mark.serial  # its verdicts rest on measured speed
 def test_candidates_are_judged_beside_the_baseline(tiny_conv_onnx, third_party_candidates, tmp_path, capsys):
     args = [
         str(tiny_conv_onnx),
