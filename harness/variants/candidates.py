@@ -58,7 +58,11 @@ class CandidateSpec:
 
 
 def _default_label(source: str) -> str:
-    return Path(source).name if is_onnx_file_source(source) or source.endswith(".pt2") else source
+    """A candidate's name when none is given: a file's or folder's name, else the source itself; never
+    longer than a label may be (a long path must fail on what it names, not on its length)."""
+    path_like = is_onnx_file_source(source) or source.endswith(".pt2") or "/" in source or Path(source).exists()
+    label = (Path(source).name or source) if path_like else source
+    return label if len(label) <= MAX_LABEL_CHARS else "..." + label[-(MAX_LABEL_CHARS - 3) :]
 
 
 def parse_candidates(texts: tuple[str, ...], recipe_texts: list[str]) -> list[CandidateSpec]:

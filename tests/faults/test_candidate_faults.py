@@ -50,3 +50,14 @@ def test_candidate_labels_and_nothing_to_verify(tiny_conv_onnx, tmp_path, capsys
 def _written(path, content: bytes):
     path.write_bytes(content)
     return path
+
+
+def test_a_long_path_that_is_not_a_model_is_refused_for_what_it_is_not_for_its_length(tiny_conv_onnx, tmp_path, capsys):
+    """Without a label a candidate is named after its file: a path past the label's 80 characters
+    (a deep CI folder) must still get the error about the file."""
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 4)
+    deep.mkdir()
+    candidate = _written(deep / "weights.pt", b"\x80\x04K\x01.")
+    assert len(str(candidate)) > 80
+    err = usage_error(["verify", str(tiny_conv_onnx), "--candidate", str(candidate), *FAST_VERIFY], capsys)
+    assert "pickled torch files are not a model source" in err and "must be 1-80" not in err
