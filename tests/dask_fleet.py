@@ -9,6 +9,7 @@ tests that need it skip, saying so.
 from __future__ import annotations
 
 import importlib.util
+import os
 import selectors
 import subprocess
 import sys
@@ -21,21 +22,36 @@ START_TIMEOUT_S = 90.0
 
 
 def _wait_for_line(process: subprocess.Popen[str], prefix: str, what: str) -> str:
-    """The first stdout line of `process` that starts with `prefix` (its other lines are skipped)."""
+    """The first stdout line of `process` that starts with `prefix` (its other lines are skipped).
+
+    Reads the pipe's bytes itself: a text reader's `readline()` takes every line that has arrived into
+    its own buffer, and a later `select` on the pipe then waits for bytes that were already read (the
+    cluster's "worker at" and "scheduler at" lines often come in one chunk)."""
     assert process.stdout is not None
     deadline = time.monotonic() + START_TIMEOUT_S
+    pending = b""
+    seen: list[str] = []
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+        while True:
+            while b"\n" in pending:
+                raw, pending = pending.split(b"\n", 1)
+                line = raw.decode(errors="replace").strip()
+                if line.startswith(prefix):
+                    return line
+                seen.append(line)
+            if time.monotonic() >= deadline:
                 break
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"{what} exited with code {process.wait()} before it was ready")
-            if line.startswith(prefix):
-                return line.strip()
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            chunk = os.read(process.stdout.fileno(), 1 << 16)
+            if not chunk:
+                said = "; it said: " + " | ".join(seen[-5:]) if seen else ""
+                raise RuntimeError(f"{what} exited with code {process.wait()} before it was ready{said}")
+            pending += chunk
     process.kill()
-    raise RuntimeError(f"{what} was not ready within {START_TIMEOUT_S:.0f} s")
+    said = "; it said: " + " | ".join(seen[-5:]) if seen else ""
+    raise RuntimeError(f"{what} was not ready within {START_TIMEOUT_S:.0f} s{said}")
 
 
 def _speedproof(*arguments: str) -> list[str]:

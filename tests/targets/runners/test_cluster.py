@@ -2,6 +2,8 @@
 by its resources, artifacts travel by content hash, cells and live A/B workers run on that worker, and
 a worker killed mid-cell makes that cell LOST."""
 
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -14,7 +16,24 @@ from targets.runners.agent import RemoteError
 from targets.runners.board_agent import file_sha256
 from targets.runners.cluster import ClusterAddress, ClusterRunner, cluster_remote
 from targets.runners.live import LiveWorkerFailed
+from tests.dask_fleet import _wait_for_line
 from tests.helpers import cell_request, with_external_data
+
+
+def test_the_fleet_helper_finds_a_ready_line_that_came_in_one_chunk_with_others():
+    # the cluster prints "worker at ..." and "scheduler at ..." close together; a text reader's
+    # readline() would take both into its buffer, and the next select would wait for bytes already
+    # read until the helper gave up (not ready within 90 s)
+    script = (
+        "import sys, time; sys.stdout.write('worker at a\\nscheduler at b ready\\n'); sys.stdout.flush(); "
+        "time.sleep(600)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for_line(process, "scheduler at ", "the printer") == "scheduler at b ready"
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_a_cluster_address_parses_and_says_what_is_valid():
