@@ -40,7 +40,7 @@ FAST_FLAGS = [
 ]
 TINY_CNN = "tests.tiny_models:tiny_cnn"
 # short bursts and budgets: enough for the logic, not for publishable numbers
-# one worker per side for the whole pair (fresh workers per pair cost ~1.6 s each here; their own tests use them)
+# one worker per side for the whole pair (shared or fresh workers for fast models: their own tests use them)
 FAST_POLICY = {"burst_duration_s": 0.05, "min_pairs": 4, "max_pair_duration_s": 4.0, "fresh_workers_below_ms": 0.0}
 # the same as a gate config's [policy] table
 FAST_POLICY_TOML = "[policy]\n" + "".join(f"{key} = {value}\n" for key, value in FAST_POLICY.items())

@@ -6,10 +6,17 @@ A worker process carries a speed offset of its own (memory layout, cache sets: a
 of tens of microseconds, none measurable at a millisecond; scripts/process_offset.py), which every
 pair of one process pair shares and the interval, treating pairs as independent, cannot see. So
 when both sides of the first pair are faster than the schedule's `fresh_workers_below_ms`, every
-later pair gets a fresh worker per side: the offset becomes part of each pair's noise. The first
-start is one side after the other (each side's cold start is its own); fresh pairs load side by
-side, warm up briefly and take short bursts, each after a pause that lets the other side's runtime
-go quiet: at that size a pair's noise is its processes' offset, not its bursts' sampling.
+later pair runs in *shared workers*: two processes that have each loaded both sides (one baseline
+first, the other variant first), the pairs taking turns in them. A pair's two bursts then run in
+one process, whose own speed hits both alike, and an effect of the load order falls on the
+baseline in one pair and on the variant in the next (process_offset.py --shared); each pair
+begins with a short burst that is not counted, since a worker that sat idle while the other
+measured runs slower at first. Every SHARED_WORKER_PAIRS pairs, two fresh ones take over. Where
+the runner has no shared workers (a board's agent, a fleet), every later pair gets a fresh worker
+per side instead, loaded side by side: the offset becomes part of each pair's noise. Either way
+the first start is one side after the other (each side's cold start, provider and memory are its
+own), and the later bursts are short, each after a pause that lets the other side's runtime
+threads go quiet.
 
 Alternating the order within pairs (ABBA) cancels a steady drift as well as a step. Each burst
 has at least the iterations its metric's percentile needs. The interval is looked at only at
@@ -38,22 +45,33 @@ from harness.measure.speedup import (
 from harness.measure.statistics import summarize_latencies_ns
 from targets.errors import FailureKind, TextEnum
 from targets.interrupts import raise_if_interrupted
-from targets.runners.base import BurstWorker, Runner, WorkerRequest
+from targets.runners.base import BurstWorker, Runner, SharedBurstWorker, WorkerRequest
 from targets.runners.live import LiveWorkerFailed
 
 # other processes' share of the host's CPU during a burst above which its pair is contended
 CONTENDED_OTHER_CPU_SHARE = 0.25
-# with fresh workers per pair: each burst lasts at most this long (a model under 0.5 ms runs
-# hundreds of iterations in it), and a fresh worker warms up this long (the first start warmed up
-# for the protocol's full warm-up). Measured on digits-cnn (0.17 ms, A/A, 19 fresh pairs each, this
-# 2-core host): sd of the pairs' log ratios 0.13 with these, 0.11-0.13 with the protocol's 0.5 s
-# warm-up and 0.25 s bursts (2.0 s a pair), 0.20 with 0.05 s of each: a fresh process is still
-# settling for a few hundred ms, and pairs that cheap need three times as many
-FRESH_WORKER_BURST_S = 0.1
+# for fast models (both sides under the schedule's fresh_workers_below_ms): each burst lasts at most
+# this long (a model under 0.5 ms runs hundreds of iterations in it). Measured on digits-cnn (A/A and
+# a 1.3x variant, this 2-core host, both sides in one process): sd of the pairs' log ratios 0.18 with
+# 0.05 s bursts, 0.08 with 0.1 s; in fresh workers per pair 0.13 with 0.1 s bursts
+SHORT_BURST_S = 0.1
+# a fresh worker (a renewed shared one, or a fresh one per side) warms up this long: the first start
+# already warmed up for the protocol's full warm-up, the artifacts and the host
 RENEWAL_WARMUP_S = 0.25
-# before each such short burst, the parent waits this long: the other side's runtime keeps a core
-# busy for some tens of ms after it answered (ONNX Runtime's threads spin before they sleep), 35%
-# of a 50 ms burst's host CPU without the wait, 3% with it (mlp, 0.01 ms, this 2-core host)
+# shared workers come in twos, one with the sides loaded baseline first, the other variant first,
+# and the pairs take turns in them: an offset that comes with the load order (or with the process)
+# then falls on both sides. After this many pairs, two fresh ones take over, so that what is left
+# of the processes' offsets is sampled, not kept for the whole run
+SHARED_WORKER_PAIRS = 12
+# in a shared worker, each pair begins with a burst this long of the side that goes first, not
+# counted: a worker that sat idle while the other measured runs slower at first, the side it loaded
+# second more so (median 2.4% on a 0.01 ms MLP, its mean 7-10% with outliers; with this burst
+# under 1%, this 2-core host)
+SETTLING_BURST_S = 0.03
+# with a fresh worker per side for every pair (where a runner has no shared workers), the parent
+# waits this long before each short burst: the other side's runtime keeps a core busy for some tens
+# of ms after it answered (ONNX Runtime's threads spin before they sleep), 35% of a 50 ms burst's
+# host CPU without the wait, 3% with it (mlp, 0.01 ms, this 2-core host)
 QUIET_BEFORE_SHORT_BURST_S = 0.05
 
 
@@ -115,8 +133,10 @@ class PairOutcome:
     bursts: list[dict[str, Any]] = field(default_factory=list)
     # the planned looks, the error rate each may spend, and the pair counts looked at
     looks: dict[str, Any] = field(default_factory=dict)
-    # every pair after the first measured by fresh worker processes (both sides faster than
-    # the schedule's fresh_workers_below_ms)
+    # both sides faster than the schedule's fresh_workers_below_ms: every pair after the first
+    # measured in shared workers (both sides in one process, renewed every SHARED_WORKER_PAIRS pairs)
+    # or, where the runner has none, by fresh worker processes per side
+    shared_workers: bool = False
     fresh_workers: bool = False
 
     def sides(self) -> tuple[tuple[str, SideSummary], tuple[str, SideSummary]]:
@@ -136,6 +156,7 @@ class PairOutcome:
             "variant": self.variant.as_dict(),
             "contended_pairs": self.contended_pairs(),
             "looks": self.looks,
+            "shared_workers": self.shared_workers,
             "fresh_workers_per_pair": self.fresh_workers,
             "bursts": self.bursts,
         }
@@ -164,10 +185,10 @@ def run_ab_pair(
     try:
         sides.start()
         pairs = _alternate_bursts(sides, schedule, stop_rule, outcome, progress)
-        for side, worker in ((outcome.baseline, sides.baseline), (outcome.variant, sides.variant)):
-            stopped = worker.stop()
-            side.memory, side.warnings = stopped.get("memory"), list(stopped.get("warnings") or [])
-            side.launch_bound = stopped.get("launch_bound")
+        stopped = sides.finish()
+        for label, side in outcome.sides():
+            side.memory, side.warnings = stopped[label].get("memory"), list(stopped[label].get("warnings") or [])
+            side.launch_bound = stopped[label].get("launch_bound")
         outcome.baseline.latency_ms, outcome.baseline.iterations = _pooled_summary([p.baseline_ns for p in pairs])
         outcome.variant.latency_ms, outcome.variant.iterations = _pooled_summary([p.variant_ns for p in pairs])
         outcome.status = "ok"
@@ -180,8 +201,9 @@ def run_ab_pair(
 
 
 class _Sides:
-    """The live workers of the two sides, started together and renewed together (both killed, fresh
-    ones started and warmed up); the first start is what the sides' provider and cold start report."""
+    """The live workers of the two sides: first one per side, started one after the other (what the
+    sides' provider, cold start and memory report); then, for fast models, either shared workers
+    (both sides in one process) or fresh workers per side, renewed together."""
 
     def __init__(
         self,
@@ -196,6 +218,10 @@ class _Sides:
         self.workers: dict[str, BurstWorker] = {}
         self.renewals = 0
         self.start_s = 0.0  # how long the first start of both sides took
+        # the shared workers now in use, each with its sides' labels in its load order
+        self.shared: list[tuple[tuple[str, ...], SharedBurstWorker]] = []
+        self.shared_pairs = 0  # pairs the current shared workers have measured
+        self.stopped: dict[str, dict[str, Any]] = {}  # each side's own worker's final message, once stopped
 
     @property
     def baseline(self) -> BurstWorker:
@@ -227,6 +253,65 @@ class _Sides:
         for label, worker in self.workers.items():
             self._ready(label, worker.start(self.load_timeout_s))
 
+    def share(self) -> bool:
+        """Stop each side's own worker (its memory, warnings and launch figures are what the side
+        reports) and measure from now on in shared workers; False, changing nothing, where the
+        runner has none."""
+        if not self._start_shared():
+            return False
+        for label, worker in self.workers.items():
+            self.stopped[label] = worker.stop()
+            worker.close()
+        self.workers.clear()
+        self._wait_for_shared()
+        return True
+
+    def shared_burst(self, label: str, burst_s: float, min_iterations: int) -> dict[str, Any]:
+        """A burst of side `label` in the shared worker whose turn this pair is."""
+        order, worker = self.shared[(self.shared_pairs - 1) % len(self.shared)]  # counted by next_shared_pair
+        return worker.burst(burst_s, min_iterations, side=order.index(label))
+
+    def next_shared_pair(self) -> None:
+        """Before a pair in shared workers: two fresh ones when the current two are due."""
+        if self.shared_pairs >= SHARED_WORKER_PAIRS:
+            self._close_shared()
+            if not self._start_shared():  # it gave some before
+                raise LiveWorkerFailed("the runner no longer starts shared workers")
+            self._wait_for_shared()
+        self.shared_pairs += 1
+
+    def finish(self) -> dict[str, dict[str, Any]]:
+        """Stop the workers that still run; each side's final message (memory, warnings, launch
+        figures): its own worker's, with the shared workers' warnings added."""
+        if not self.shared:
+            return {label: worker.stop() for label, worker in self.workers.items()}
+        later = [warning for _, worker in self.shared for warning in (worker.stop().get("warnings") or [])]
+        stopped = {label: dict(message) for label, message in self.stopped.items()}
+        for message in stopped.values():
+            message["warnings"] = list(dict.fromkeys([*(message.get("warnings") or []), *later]))
+        return stopped
+
+    def _start_shared(self) -> bool:
+        """Launch two shared workers side by side (baseline loaded first in one, variant in the other)."""
+        started: list[tuple[tuple[str, ...], SharedBurstWorker]] = []
+        for order in (("baseline", "variant"), ("variant", "baseline")):
+            requests = [_quick_warmup(self.requests[label]) for label in order]
+            worker = self.runner.start_shared_live_worker(requests, "+".join(order))
+            if worker is None:
+                return False
+            started.append((order, worker))
+        self.shared, self.shared_pairs = started, 0
+        self.renewals += 1
+        for _, worker in self.shared:
+            worker.launch()
+        return True
+
+    def _wait_for_shared(self) -> None:
+        for order, worker in self.shared:
+            ready = worker.start(self.load_timeout_s)
+            for label, facts in zip(order, ready.get("sides") or [], strict=True):
+                self._ready(label, facts)
+
     def _ready(self, label: str, ready: dict[str, Any]) -> None:
         side = self.outcome.baseline if label == "baseline" else self.outcome.variant
         if self.renewals == 0:
@@ -239,7 +324,13 @@ class _Sides:
                 FailureKind.FELL_BACK,
             )
 
+    def _close_shared(self) -> None:
+        for _, worker in self.shared:
+            worker.close()
+        self.shared = []
+
     def close(self) -> None:
+        self._close_shared()
         for worker in self.workers.values():
             worker.close()
         self.workers.clear()
@@ -260,22 +351,32 @@ def _alternate_bursts(
     progress: Callable[[str], None] | None,
 ) -> list[BurstPair]:
     """Bursts in ABBA order; the interval is looked at only at the planned pair counts (and once
-    more when time runs out), each look spending its share of the error rate."""
+    more when time runs out), each look spending its share of the error rate. With shared workers
+    the interval is that of the shared pairs only: the first pair ran in each side's own worker,
+    with longer bursts, and without it the first look's pairs are as many in one shared worker as
+    in the other (each with its load order)."""
     pairs: list[BurstPair] = []
+    counted_from = 0  # the first pair the interval counts
     burst_iterations = min_iterations_for(schedule.metric)
     looks, alphas = _plan_looks(schedule, stop_rule, 2 * schedule.burst_duration_s, outcome)
     started = time.monotonic()
     burst_s = schedule.burst_duration_s
     while True:
         raise_if_interrupted()
-        if outcome.fresh_workers:
-            sides.renew(first="baseline" if len(pairs) % 2 == 0 else "variant")
-        first, second = (sides.baseline, sides.variant) if len(pairs) % 2 == 0 else (sides.variant, sides.baseline)
+        order = ("baseline", "variant") if len(pairs) % 2 == 0 else ("variant", "baseline")
+        if outcome.shared_workers:
+            sides.next_shared_pair()
+            sides.shared_burst(order[0], SETTLING_BURST_S, 1)  # not counted: the worker settles
+        elif outcome.fresh_workers:
+            sides.renew(first=order[0])
         results = {}
-        for worker in (first, second):
-            if outcome.fresh_workers:
+        for label in order:
+            if outcome.shared_workers or outcome.fresh_workers:
                 time.sleep(QUIET_BEFORE_SHORT_BURST_S)
-            results[worker.label] = worker.burst(burst_s, burst_iterations)
+            if outcome.shared_workers:
+                results[label] = sides.shared_burst(label, burst_s, burst_iterations)
+            else:
+                results[label] = sides.workers[label].burst(burst_s, burst_iterations)
         a, b = results["baseline"], results["variant"]
         pairs.append(BurstPair(a["latencies_ns"], b["latencies_ns"], a["duration_s"], b["duration_s"]))
         other_cpu = [float(a.get("other_cpu_share") or 0.0), float(b.get("other_cpu_share") or 0.0)]
@@ -288,32 +389,42 @@ def _alternate_bursts(
             }
         )
         if len(pairs) == 1 and _needs_fresh_workers(a["latencies_ns"], b["latencies_ns"], schedule):
-            outcome.fresh_workers = True
-            # a fresh pair's noise is its processes' offset, not its bursts' sampling: short bursts do
-            burst_s = min(burst_s, FRESH_WORKER_BURST_S)
-            # no look is taken yet: the looks are planned anew for pairs that each start two workers
-            pair_s = 2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + sides.start_s / 2
+            # at this size a pair's noise is its processes' offset more than its bursts' sampling:
+            # short bursts do; no look is taken yet: the looks are planned anew for the later pairs
+            burst_s = min(burst_s, SHORT_BURST_S)
+            if sides.share():
+                outcome.shared_workers = True
+                counted_from = 1
+                pair_s = (
+                    2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + SETTLING_BURST_S + sides.start_s / SHARED_WORKER_PAIRS
+                )
+                how = (
+                    "both sides in each of two worker processes from now on, the pairs taking turns in them "
+                    "(a process's speed offset then hits both sides alike)"
+                )
+            else:
+                outcome.fresh_workers = True
+                pair_s = 2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + sides.start_s / 2
+                how = "a fresh worker per side for every pair (a process's own speed offset is part of the noise)"
             looks, alphas = _plan_looks(schedule, stop_rule, pair_s, outcome)
             if progress:
-                progress(
-                    f"  both sides run under {schedule.fresh_workers_below_ms:g} ms: a fresh worker per side for "
-                    "every pair (a process's own speed offset is part of the noise at this size)"
-                )
+                progress(f"  both sides run under {schedule.fresh_workers_below_ms:g} ms: {how}")
         elapsed = time.monotonic() - started
         out_of_time = elapsed + elapsed / len(pairs) > schedule.max_pair_duration_s  # no room for another pair
-        if len(pairs) not in looks and not out_of_time:
+        counted = pairs[counted_from:] or pairs
+        if len(counted) not in looks and not out_of_time:
             continue
         # an unplanned last look (out of time) spends what the next planned look would have
-        look_alpha = alphas[min(bisect.bisect_left(looks, len(pairs)), len(looks) - 1)]
-        estimate = speedup_interval(pairs, schedule.metric, schedule.batch_size, stop_rule.confidence, look_alpha)
+        look_alpha = alphas[min(bisect.bisect_left(looks, len(counted)), len(looks) - 1)]
+        estimate = speedup_interval(counted, schedule.metric, schedule.batch_size, stop_rule.confidence, look_alpha)
         outcome.speedup = estimate
-        outcome.looks["taken"].append(len(pairs))
+        outcome.looks["taken"].append(len(counted))
         outcome.stopped_by = stop_at_look(estimate, looks, stop_rule.min_speedup, out_of_time)
         if outcome.stopped_by:
             return pairs
         if progress:
             progress(
-                f"  {len(pairs)} pairs, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
+                f"  {len(counted)} pairs, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
                 f"{estimate.ci_high:.2f}] still straddles {stop_rule.min_speedup:.2f}"
             )
 

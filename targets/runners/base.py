@@ -145,6 +145,19 @@ class BurstWorker(Protocol):
     def close(self) -> None: ...
 
 
+class SharedBurstWorker(Protocol):
+    """Both sides of an A/B pair in one live worker process: `side` (0 or 1) picks which one a burst
+    times, so both share the process's own speed offset."""
+
+    label: str
+
+    def launch(self) -> None: ...
+    def start(self, timeout_s: float) -> dict[str, Any]: ...
+    def burst(self, burst_s: float, min_iterations: int = 1, side: int = 0) -> dict[str, Any]: ...
+    def stop(self, timeout_s: float = ...) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
 class Runner(ABC):
     """Where measurements run. Every method answers about that machine."""
 
@@ -182,6 +195,12 @@ class Runner(ABC):
     @abstractmethod
     def start_live_worker(self, request: WorkerRequest, label: str) -> BurstWorker:
         """A live worker for one side of an A/B pair (not started yet)."""
+
+    def start_shared_live_worker(self, requests: Sequence[WorkerRequest], label: str) -> SharedBurstWorker | None:
+        """One live worker that loads every request's artifact (side 0, 1, ... in that order), not
+        started yet; None where the runner cannot (a board's agent, a fleet): an A/B pair of fast
+        models then takes a fresh worker per side for every pair instead."""
+        return None
 
     @abstractmethod
     def outputs(

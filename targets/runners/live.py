@@ -50,11 +50,16 @@ class LiveWorker:
         command: Sequence[str] = DEFAULT_LIVE_WORKER_COMMAND,
         request_on_stdin: bool = False,
         explain_exit: Callable[[int, str], tuple[str, FailureKind]] | None = None,
+        companions: Sequence[WorkerRequest] = (),
     ) -> None:
         """`request_on_stdin`: send the request as the first stdin line instead of a file path argument
         (a worker on another machine, behind ssh). `explain_exit(returncode, stderr tail)` words a
-        worker that ended early (ssh's 255 is a lost connection, not a crash)."""
+        worker that ended early (ssh's 255 is a lost connection, not a crash). `companions`: more
+        artifacts loaded in the same process (sides 1, 2, ...; `burst(side=...)` picks one)."""
+        if companions and request_on_stdin:
+            raise ValueError("a worker that reads its request from stdin takes no companions")
         self.request = request
+        self.companions = tuple(companions)
         self.label = label
         self.command = tuple(command)
         self.request_on_stdin = request_on_stdin
@@ -72,10 +77,16 @@ class LiveWorker:
         folder = Path(self._folder.name)
         request_path = folder / "request.json"
         request_path.write_text(json.dumps(self.request.as_dict()))
+        companion_paths = []
+        for index, companion in enumerate(self.companions, start=1):
+            companion_paths.append(folder / f"companion-{index}.json")
+            companion_paths[-1].write_text(json.dumps(companion.as_dict()))
         self._stderr_path = folder / "stderr.txt"
         with self._stderr_path.open("wb") as stderr_file:
             self._process = subprocess.Popen(
-                list(self.command) if self.request_on_stdin else [*self.command, str(request_path)],
+                list(self.command)
+                if self.request_on_stdin
+                else [*self.command, str(request_path), *map(str, companion_paths)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr_file,
@@ -90,10 +101,14 @@ class LiveWorker:
         self.ready = self._read_message(timeout_s, "loading and warming up")
         return self.ready
 
-    def burst(self, burst_s: float, min_iterations: int = 1) -> dict[str, Any]:
-        """Time iterations for `burst_s` seconds and at least `min_iterations` (capped at
-        `burst_cap_s`); return {"latencies_ns", "duration_s", "other_cpu_share"}."""
-        self._send({"burst_s": burst_s, "min_iterations": min_iterations})
+    def burst(self, burst_s: float, min_iterations: int = 1, side: int = 0) -> dict[str, Any]:
+        """Time iterations of side `side` (0: the request, 1...: its companions) for `burst_s` seconds
+        and at least `min_iterations` (capped at `burst_cap_s`); return {"latencies_ns", "duration_s",
+        "other_cpu_share"}."""
+        command: dict[str, Any] = {"burst_s": burst_s, "min_iterations": min_iterations}
+        if side:
+            command["side"] = side
+        self._send(command)
         return self._read_message(burst_timeout_s(burst_s, min_iterations), "a timed burst")
 
     def stop(self, timeout_s: float = 30.0) -> dict[str, Any]:

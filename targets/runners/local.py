@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from targets.errors import FailureKind
-from targets.runners.base import BurstWorker, CellResult, Runner, WorkerRequest
+from targets.runners.base import BurstWorker, CellResult, Runner, SharedBurstWorker, WorkerRequest
 from targets.runners.live import DEFAULT_LIVE_WORKER_COMMAND, LiveWorker
 from targets.runners.processes import python_module_command, run_to_end, signal_name, stderr_tail
 
@@ -59,6 +59,10 @@ class LocalRunner(Runner):
 
     def start_live_worker(self, request: WorkerRequest, label: str) -> BurstWorker:
         return LiveWorker(request, label, command=self.live_worker_command)
+
+    def start_shared_live_worker(self, requests: Sequence[WorkerRequest], label: str) -> SharedBurstWorker:
+        first, *companions = requests
+        return LiveWorker(first, label, command=self.live_worker_command, companions=companions)
 
     def outputs(
         self, artifact_path: str, backend: BackendSpec, threads: int, feeds: Sequence[dict[str, np.ndarray]]

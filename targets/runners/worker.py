@@ -6,7 +6,9 @@
 - live: `python -m targets.runners.worker --live REQUEST.json` loads and warms up, writes
   `{"status": "ready", ...}`, then answers each `{"burst_s": S}` read from stdin with
   `{"status": "ok", "latencies_ns": [...], "duration_s": ...}` (one JSON document per line) until
-  `{"stop": true}`, when it writes its peak memory and exits. The A/B comparison keeps one per side.
+  `{"stop": true}`, when it writes its peak memory and exits. The A/B comparison keeps one per side;
+  `--live REQUEST.json COMPANION.json` loads both sides in one process, and `{"burst_s": S, "side": 1}`
+  times the companion (a fast model's pair then shares one process's speed offset).
 
 A failure at any point becomes `{"status": "failed", "error": ..., "kind": ...}`. Running each
 cell in its own process keeps caches, thread pools and memory peaks of one out of the next, and
@@ -26,7 +28,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -43,7 +45,7 @@ from targets.runners.protocol import MeasurementProtocol, burst_cap_s
 from targets.runners.timing import TimedRun, launch_bound_figures, launch_bound_text, time_iterations, warm_up
 
 BUSY_CPU_TIME_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
-USAGE = "usage: python -m targets.runners.worker REQUEST.json RESULT.json | --live REQUEST.json"
+USAGE = "usage: python -m targets.runners.worker REQUEST.json RESULT.json | --live REQUEST.json [COMPANION.json ...]"
 
 
 def _system_busy_s() -> float:
@@ -306,28 +308,34 @@ def _send(channel: IO[str], message: dict[str, Any]) -> None:
         channel.flush()
 
 
-def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) -> None:
+def serve_bursts(
+    request: WorkerRequest, commands: IO[str], replies: IO[str], companions: Sequence[WorkerRequest] = ()
+) -> None:
     """Load, warm up, then answer burst commands until told to stop (or stdin closes); under the
-    request's memory cap, a worker past it answers a failure (MEMORY_EXCEEDED) and ends."""
+    request's memory cap, a worker past it answers a failure (MEMORY_EXCEEDED) and ends.
+
+    With `companions`, their artifacts are loaded in this process too (side 1, 2, ... after the
+    request's side 0, loaded and warmed up in that order) and each burst command's `side` picks the
+    one it times: both sides of an A/B pair then share this process's own speed offset."""
+    requests = [request, *companions]
     watchdog = watch_memory(request, lambda message: _send(replies, message))
     pin_to_cpus(request)
-    session = load_session(request)
+    sessions: list[LoadedSession] = []
     try:
-        warmup_iterations = warm_up(session.run_once, request.protocol)
-        _send(
-            replies,
-            {
-                "status": "ready",
-                "provider": session.provider,
-                "runtime": session.runner.runtime_facts(),
-                "warmup_iterations": warmup_iterations,
-                "cold_start_ms": {"session": session.session_ms, "first_inference": session.first_inference_ms},
-            },
-        )
+        for each in requests:
+            sessions.append(load_session(each))
+        sides = [
+            _ready_facts(session, warm_up(session.run_once, each.protocol))
+            for each, session in zip(requests, sessions, strict=True)
+        ]
+        _send(replies, {"status": "ready", **sides[0], **({"sides": sides} if companions else {})})
         for line in commands:
             command = json.loads(line)
             if command.get("stop"):
                 break
+            side = int(command.get("side", 0))
+            if not 0 <= side < len(sessions):
+                raise SpeedproofError(f"burst command for side {side}; this worker has sides 0-{len(sessions) - 1}")
             burst_s = float(command["burst_s"])
             min_iterations = int(command.get("min_iterations", 1))
             burst_protocol = MeasurementProtocol(
@@ -336,7 +344,7 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
                 max_duration_s=burst_cap_s(burst_s, min_iterations),
             )
             with OtherProcessesCpu() as other:
-                timed = session.time(burst_protocol)
+                timed = sessions[side].time(burst_protocol)
             _send(
                 replies,
                 {
@@ -346,19 +354,30 @@ def serve_bursts(request: WorkerRequest, commands: IO[str], replies: IO[str]) ->
                     "other_cpu_share": other.share,
                 },
             )
-        device_memory = session.runner.device_memory()
+        device_memory = sessions[0].runner.device_memory()
     finally:
-        session.close()
+        for session in sessions:
+            session.close()
     finish_watching(watchdog)
+    warnings = [warning for session in sessions for warning in session.worker_warnings()]
     _send(
         replies,
         {
             "status": "done",
-            "memory": memory_entry(session, device_memory),
-            "warnings": session.worker_warnings(),
-            "launch_bound": session.launch_bound(),
+            "memory": memory_entry(sessions[0], device_memory),
+            "warnings": list(dict.fromkeys(warnings)),
+            "launch_bound": sessions[0].launch_bound(),
         },
     )
+
+
+def _ready_facts(session: LoadedSession, warmup_iterations: int) -> dict[str, Any]:
+    return {
+        "provider": session.provider,
+        "runtime": session.runner.runtime_facts(),
+        "warmup_iterations": warmup_iterations,
+        "cold_start_ms": {"session": session.session_ms, "first_inference": session.first_inference_ms},
+    }
 
 
 def _run_one_cell(request_path: Path, result_path: Path) -> int:
@@ -375,11 +394,14 @@ def _run_one_cell(request_path: Path, result_path: Path) -> int:
     return 0
 
 
-def _run_live(request_path: Path) -> int:
+def _run_live(request_path: Path, companion_paths: Sequence[Path] = ()) -> int:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
-        serve_bursts(WorkerRequest.from_dict(json.loads(request_path.read_text())), sys.stdin, replies)
+        request, *companions = (
+            WorkerRequest.from_dict(json.loads(path.read_text())) for path in (request_path, *companion_paths)
+        )
+        serve_bursts(request, sys.stdin, replies, companions)
     except Exception as error:  # reported to the parent, which records the pair as failed
         traceback.print_exc(file=sys.stderr)
         _send(replies, failure_result(error))
@@ -389,8 +411,8 @@ def _run_live(request_path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 2 and args[0] == "--live":
-        return _run_live(Path(args[1]))
+    if len(args) >= 2 and args[0] == "--live":
+        return _run_live(Path(args[1]), [Path(arg) for arg in args[2:]])
     if len(args) == 2:
         return _run_one_cell(Path(args[0]), Path(args[1]))
     print(USAGE, file=sys.stderr)

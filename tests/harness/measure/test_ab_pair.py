@@ -1,14 +1,28 @@
 """The A/B pair on real live workers: it stops when the interval is clearly on one side of the
 threshold, and a worker that cannot load makes the pair failed with its message."""
 
+import math
 import time
 from dataclasses import replace
 
-from harness.measure.ab_pair import FRESH_WORKER_BURST_S, RENEWAL_WARMUP_S, PairStop, StopRule, run_ab_pair
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from harness.measure.ab_pair import (
+    RENEWAL_WARMUP_S,
+    SETTLING_BURST_S,
+    SHARED_WORKER_PAIRS,
+    SHORT_BURST_S,
+    PairStop,
+    StopRule,
+    run_ab_pair,
+)
 from harness.verdict.policy import Policy
 from harness.verdict.rules import Evidence, decide
 from targets.runners.local import LocalRunner
-from tests.helpers import FAST_POLICY, cell_request
+from tests.helpers import FAST_POLICY, cell_request, make_onnx_model
 
 SCHEDULE = Policy.from_dict(FAST_POLICY).schedule
 
@@ -57,25 +71,35 @@ def test_a_side_that_cannot_load_fails_the_pair_with_its_message(tiny_conv_onnx)
 
 class _CountingRunner(LocalRunner):
     """This host's real runner, counting the live workers it starts and noting, per worker, its
-    warm-up, the bursts it was asked for and how many processes were running when it was waited on."""
+    warm-up, the bursts it was asked for (and of which side) and when it was launched and ready."""
 
-    def __init__(self):
+    def __init__(self, shares=True):
         super().__init__()
         self.started = 0
         self.workers = []
+        self.shared = []
+        self.shares = shares
 
     def start_live_worker(self, request, label):
         self.started += 1
-        worker = _NotedWorker(super().start_live_worker(request, label), request, self)
+        worker = _NotedWorker(super().start_live_worker(request, label), request)
         self.workers.append(worker)
+        return worker
+
+    def start_shared_live_worker(self, requests, label):
+        if not self.shares:  # as a board's agent or a fleet: no shared workers
+            return None
+        worker = _NotedWorker(super().start_shared_live_worker(requests, label), requests[0])
+        self.shared.append(worker)
         return worker
 
 
 class _NotedWorker:
-    def __init__(self, worker, request, runner):
-        self.worker, self.label, self.runner = worker, worker.label, runner
+    def __init__(self, worker, request):
+        self.worker, self.label = worker, worker.label
         self.warmup_s = request.protocol.warmup_min_duration_s
         self.bursts_s = []
+        self.sides = []
         self.launched_at = self.ready_at = None
 
     def launch(self):
@@ -89,8 +113,11 @@ class _NotedWorker:
         self.ready_at = time.monotonic()
         return ready
 
-    def burst(self, burst_s, min_iterations=1):
+    def burst(self, burst_s, min_iterations=1, side=0):
         self.bursts_s.append(burst_s)
+        self.sides.append(side)
+        if side:
+            return self.worker.burst(burst_s, min_iterations, side=side)
         return self.worker.burst(burst_s, min_iterations)
 
     def stop(self, timeout_s=30.0):
@@ -100,28 +127,101 @@ class _NotedWorker:
         self.worker.close()
 
 
-def test_a_fast_model_gets_a_fresh_worker_per_side_for_every_pair_after_the_first(tiny_conv_onnx):
-    request = cell_request(tiny_conv_onnx)
+def _fast_model_schedule(request):
+    """`request` with a shorter warm-up, and a schedule that counts every model as fast."""
     request = replace(request, protocol=replace(request.protocol, warmup_min_duration_s=0.4))
-    schedule = replace(SCHEDULE, fresh_workers_below_ms=1000.0, max_pair_duration_s=60.0, burst_duration_s=0.2)
-    runner = _CountingRunner()
-    outcome = run_ab_pair(request, request, schedule, StopRule(3.0, 0.95), runner, load_timeout_s=120)
-    assert outcome.status == "ok", outcome.error
-    assert outcome.fresh_workers and outcome.as_dict()["fresh_workers_per_pair"] is True
-    assert runner.started == 2 * len(outcome.bursts)  # the first pair's two, then two more per pair
-    assert outcome.stopped_by == PairStop.BELOW
-    first, fresh = runner.workers[:2], runner.workers[2:]
-    # the first start: one side after the other (each side's cold start its own), the full warm-up
+    return request, replace(SCHEDULE, fresh_workers_below_ms=1000.0, max_pair_duration_s=60.0, burst_duration_s=0.2)
+
+
+def _first_start_was_one_side_after_the_other(first, request, schedule):
+    # each side's cold start its own, with the protocol's full warm-up and the schedule's bursts
     assert first[1].launched_at >= first[0].ready_at
     assert all(worker.warmup_s == request.protocol.warmup_min_duration_s for worker in first)
     assert all(worker.bursts_s == [schedule.burst_duration_s] for worker in first)
+
+
+def test_a_fast_model_measures_both_sides_in_each_of_two_shared_workers_after_the_first_pair(tiny_conv_onnx):
+    request, schedule = _fast_model_schedule(cell_request(tiny_conv_onnx))
+    # the first look at 20 pairs: past the first two shared workers, whatever the interval says
+    schedule = replace(schedule, min_pairs=20, max_pair_duration_s=30.0)
+    runner = _CountingRunner()
+    outcome = run_ab_pair(request, request, schedule, StopRule(3.0, 0.95), runner, load_timeout_s=120)
+    assert outcome.status == "ok", outcome.error
+    assert outcome.looks["taken"] == [20] and outcome.stopped_by == PairStop.BELOW
+    assert outcome.speedup.pairs == len(outcome.bursts) - 1 == 20  # the interval counts the shared pairs only
+    assert outcome.shared_workers and outcome.as_dict()["shared_workers"] is True and not outcome.fresh_workers
+    assert runner.started == 2  # each side's own worker, for the first pair only
+    _first_start_was_one_side_after_the_other(runner.workers, request, schedule)
+    pairs = len(outcome.bursts)
+    assert pairs > SHARED_WORKER_PAIRS + 1
+    assert len(runner.shared) == 2 * math.ceil((pairs - 1) / SHARED_WORKER_PAIRS)
+    # two at a time, launched side by side, one with the baseline loaded first, one with the variant
+    assert [worker.label for worker in runner.shared[:4]] == ["baseline+variant", "variant+baseline"] * 2
+    assert runner.shared[1].launched_at < runner.shared[0].ready_at
+    assert all(worker.warmup_s == RENEWAL_WARMUP_S for worker in runner.shared)
+    # the pairs take turns in them, in ABBA order: pair 2 (variant first) in the first, pair 3
+    # (baseline first) in the second, ...: each worker's side loaded second bursts first, and that
+    # side is the variant in one worker and the baseline in the other; each pair begins with a short
+    # burst of its first side that is not counted, then two short bursts
+    for worker in runner.shared[:2]:
+        assert worker.sides == [1, 1, 0] * (SHARED_WORKER_PAIRS // 2)
+        assert worker.bursts_s == [SETTLING_BURST_S, SHORT_BURST_S, SHORT_BURST_S] * (SHARED_WORKER_PAIRS // 2)
+    # what each side reports comes from its own worker
+    assert outcome.baseline.provider == "CPUExecutionProvider" and outcome.variant.memory["peak_rss_bytes"] > 0
+
+
+@pytest.fixture(scope="module")
+def wide_conv_onnx(tmp_path_factory):
+    """The tiny conv net's input and output shapes, with about 60x its work (64 channels, 4 layers)."""
+    rng = np.random.default_rng(0)
+    nodes, initializers, channels, name = [], [], 3, "input"
+    for layer in range(4):
+        weight = numpy_helper.from_array(rng.normal(0, 0.1, (64, channels, 3, 3)).astype(np.float32), f"w{layer}")
+        initializers.append(weight)
+        nodes.append(helper.make_node("Conv", [name, weight.name], [f"c{layer}"], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"c{layer}"], [f"r{layer}"]))
+        channels, name = 64, f"r{layer}"
+    nodes.append(helper.make_node("GlobalAveragePool", [name], ["output"]))
+    model = make_onnx_model(
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, 16, 16])],
+        nodes,
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [None, 64, 1, 1])],
+        initializers,
+    )
+    path = tmp_path_factory.mktemp("wide") / "wide_conv.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_a_shared_worker_times_the_side_it_is_asked_for(tiny_conv_onnx, wide_conv_onnx):
+    request, schedule = _fast_model_schedule(cell_request(tiny_conv_onnx))
+    slower = replace(request, artifact_path=str(wide_conv_onnx))
+    for baseline, variant, stop in ((request, slower, PairStop.BELOW), (slower, request, PairStop.ABOVE)):
+        runner = _CountingRunner()
+        outcome = run_ab_pair(baseline, variant, schedule, StopRule(1.0, 0.95), runner, load_timeout_s=120)
+        assert outcome.status == "ok", outcome.error
+        assert outcome.shared_workers and runner.shared and outcome.stopped_by == stop, outcome.speedup
+        assert (outcome.speedup.ratio < 0.7) if stop == PairStop.BELOW else (outcome.speedup.ratio > 1.4)
+
+
+def test_where_the_runner_has_no_shared_workers_a_fast_model_gets_a_fresh_worker_per_side(tiny_conv_onnx):
+    request, schedule = _fast_model_schedule(cell_request(tiny_conv_onnx))
+    runner = _CountingRunner(shares=False)
+    outcome = run_ab_pair(request, request, schedule, StopRule(3.0, 0.95), runner, load_timeout_s=120)
+    assert outcome.status == "ok", outcome.error
+    assert outcome.fresh_workers and outcome.as_dict()["fresh_workers_per_pair"] is True
+    assert not outcome.shared_workers and not runner.shared
+    assert runner.started == 2 * len(outcome.bursts)  # the first pair's two, then two more per pair
+    assert outcome.stopped_by == PairStop.BELOW
+    first, fresh = runner.workers[:2], runner.workers[2:]
+    _first_start_was_one_side_after_the_other(first, request, schedule)
     # fresh pairs: both sides launched before either is waited on, a short warm-up, short bursts
     assert fresh and all(
         second.launched_at < first.ready_at for first, second in zip(fresh[::2], fresh[1::2], strict=True)
     )
     # the side that bursts first in a pair is launched first: its process is not always the younger
     assert [worker.label for worker in fresh[:4]] == ["variant", "baseline", "baseline", "variant"]
-    assert all(worker.warmup_s == RENEWAL_WARMUP_S and worker.bursts_s == [FRESH_WORKER_BURST_S] for worker in fresh)
+    assert all(worker.warmup_s == RENEWAL_WARMUP_S and worker.bursts_s == [SHORT_BURST_S] for worker in fresh)
     # the looks were planned anew for pairs that start two workers: fewer fit in the budget
     one_process_looks = run_ab_pair(
         request, request, replace(schedule, fresh_workers_below_ms=0.0), StopRule(3.0, 0.95), LocalRunner(), 120

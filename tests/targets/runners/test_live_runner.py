@@ -27,6 +27,18 @@ def test_live_worker_answers_bursts_and_reports_peak_memory(tiny_conv_onnx):
     assert done["memory"]["peak_rss_bytes"] >= done["memory"]["rss_increase_bytes"] > 0
 
 
+def test_a_worker_with_a_companion_holds_both_sides_and_refuses_a_side_it_has_not(tiny_conv_onnx):
+    request = cell_request(tiny_conv_onnx)
+    with LiveWorker(request, "baseline+variant", companions=[request]) as worker:
+        ready = worker.start(timeout_s=120)
+        assert [side["provider"] for side in ready["sides"]] == ["CPUExecutionProvider"] * 2
+        assert all(len(worker.burst(0.02, side=side)["latencies_ns"]) >= 1 for side in (0, 1))
+        with pytest.raises(LiveWorkerFailed, match="burst command for side 2; this worker has sides 0-1"):
+            worker.burst(0.02, side=2)
+    with pytest.raises(ValueError, match="takes no companions"):
+        LiveWorker(request, "remote", request_on_stdin=True, companions=[request])
+
+
 def test_a_load_failure_is_reported_with_the_workers_message(tiny_conv_onnx):
     request = cell_request(tiny_conv_onnx)
     request = replace(request, inputs=(replace(request.inputs[0], name="not_the_input"),))
