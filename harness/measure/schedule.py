@@ -61,11 +61,12 @@ class ABSchedule:
     fresh_workers_below_ms: float = field(
         default=0.5,
         metadata={
-            "help": "when both sides of the first burst pair run faster than this (p50, ms), every later pair runs in "
-            "one worker process that has loaded both sides (renewed every few pairs; where the runner has no such "
-            "workers, a fresh worker process per side for every pair), with 0.1 s bursts: a process carries a speed "
-            "offset of its own (a few %% on a 0.04 ms model, scripts/process_offset.py), which one process per side "
-            "for the whole run would turn into a bias the interval cannot see; 0 = off"
+            "help": "when both sides of the first burst pair run faster than this (p50, ms), the later pairs take "
+            "turns in two worker processes that have each loaded both sides, in opposite orders (two fresh ones "
+            "every 12 pairs; where the runner has no such workers, a fresh worker process per side for every "
+            "pair), with 0.1 s bursts: a process carries a speed offset of its own (a few %% on a 0.04 ms model, "
+            "scripts/process_offset.py), which one process per side for the whole run would turn into a bias the "
+            "interval cannot see; 0 = off"
         },
     )
     throughput_batch_size: int = field(
