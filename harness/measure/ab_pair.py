@@ -68,8 +68,8 @@ SHARED_WORKER_PAIRS = 12
 # second more so (median 2.4% on a 0.01 ms MLP, its mean 7-10% with outliers; with this burst
 # under 1%, this 2-core host)
 SETTLING_BURST_S = 0.03
-# with a fresh worker per side for every pair (where a runner has no shared workers), the parent
-# waits this long before each short burst: the other side's runtime keeps a core busy for some tens
+# for fast models (shared workers, or fresh ones per side), the parent waits this long before each
+# short burst: the other side's runtime keeps a core busy for some tens
 # of ms after it answered (ONNX Runtime's threads spin before they sleep), 35% of a 50 ms burst's
 # host CPU without the wait, 3% with it (mlp, 0.01 ms, this 2-core host)
 QUIET_BEFORE_SHORT_BURST_S = 0.05
@@ -266,6 +266,10 @@ class _Sides:
         self._wait_for_shared()
         return True
 
+    def own_burst(self, label: str, burst_s: float, min_iterations: int) -> dict[str, Any]:
+        """A burst of side `label` in its own worker."""
+        return self.workers[label].burst(burst_s, min_iterations)
+
     def shared_burst(self, label: str, burst_s: float, min_iterations: int) -> dict[str, Any]:
         """A burst of side `label` in the shared worker whose turn this pair is."""
         order, worker = self.shared[(self.shared_pairs - 1) % len(self.shared)]  # counted by next_shared_pair
@@ -373,10 +377,8 @@ def _alternate_bursts(
         for label in order:
             if outcome.shared_workers or outcome.fresh_workers:
                 time.sleep(QUIET_BEFORE_SHORT_BURST_S)
-            if outcome.shared_workers:
-                results[label] = sides.shared_burst(label, burst_s, burst_iterations)
-            else:
-                results[label] = sides.workers[label].burst(burst_s, burst_iterations)
+            burst = sides.shared_burst if outcome.shared_workers else sides.own_burst
+            results[label] = burst(label, burst_s, burst_iterations)
         a, b = results["baseline"], results["variant"]
         pairs.append(BurstPair(a["latencies_ns"], b["latencies_ns"], a["duration_s"], b["duration_s"]))
         other_cpu = [float(a.get("other_cpu_share") or 0.0), float(b.get("other_cpu_share") or 0.0)]
