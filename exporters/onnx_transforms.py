@@ -20,7 +20,7 @@ from targets.errors import SpeedproofError
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_quantizer() -> Iterator[None]:
     """onnxruntime.quantization prints advice and progress through logging and stdout."""
     logger = logging.getLogger()
     previous = logger.level
@@ -43,7 +43,7 @@ def quantize_int8_dynamic(source: Path, destination: Path, per_channel: bool) ->
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:
-        with _quiet():
+        with quiet_quantizer():
             quantize_dynamic(source, destination, per_channel=per_channel, weight_type=QuantType.QInt8)
     except Exception as error:
         raise SpeedproofError(f"int8-dynamic: onnxruntime could not quantize {source.name}: {error}") from error
@@ -85,13 +85,13 @@ def quantize_int8_static(
     with tempfile.TemporaryDirectory(prefix="speedproof-quant-") as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         try:
-            with _quiet():
+            with quiet_quantizer():
                 # shape inference and graph clean-up first, as onnxruntime recommends for static quantization
                 quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         except Exception:
             prepared = source  # pre-processing is an optimisation; quantize the original instead
         try:
-            with _quiet():
+            with quiet_quantizer():
                 quantize_static(
                     prepared,
                     destination,
@@ -115,7 +115,7 @@ def convert_fp16(source: Path, destination: Path) -> Path:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     try:
-        with _quiet():
+        with quiet_quantizer():
             converted = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
     except Exception as error:
         raise SpeedproofError(f"fp16: could not convert {source.name} to float16: {error}") from error

@@ -178,8 +178,8 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model",
         metavar="MODEL",
-        help="an .onnx file, a zoo name (digits-cnn: trained, real accuracy; resnet18, resnet50, mobilenet_v2, "
-        "mobilenet_v3_large, efficientnet_b0, encoder-mini: random weights, latency only), or "
+        help="an .onnx file, a zoo name (digits-cnn, digits-transformer: trained, real accuracy; resnet18, "
+        "resnet50, mobilenet_v2, mobilenet_v3_large, efficientnet_b0, encoder-mini: random weights, latency only), or "
         "package.module:function returning an nn.Module (with --input-shape), (module, example_inputs), or a "
         "harness.models.TorchModel that also provides data",
     )

@@ -3,7 +3,8 @@ scikit-learn: nothing is downloaded), the zoo's one model with real accuracy.
 
 Images are upscaled from 8x8 to 32x32; the split (train / validation / test) and the training
 are seeded. Trained weights are cached in the user cache folder beside a sha256 checksum and
-reused; a cache file that does not match its checksum is retrained.
+reused; a cache file that does not match its checksum is retrained (`train_cached`, which
+digits-transformer shares).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class DigitsSplits:
     test: LabelledData
 
 
-def load_digits_splits(seed: int = DIGITS_SEED) -> DigitsSplits:
-    """The digits images as float32 (N, 1, 32, 32), standardised, in a fixed seeded split."""
+def load_digits_splits(seed: int = DIGITS_SEED, image_size: int = IMAGE_SIZE) -> DigitsSplits:
+    """The digits images as float32 (N, 1, image_size, image_size), standardised, in a fixed seeded split."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -55,7 +56,7 @@ def load_digits_splits(seed: int = DIGITS_SEED) -> DigitsSplits:
 
     digits = load_digits()
     images = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
-    images = functional.interpolate(images, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+    images = functional.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
     inputs = ((images - 0.5) / 0.5).numpy()
     labels = digits.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(labels))
@@ -104,21 +105,39 @@ def build_digits_cnn() -> torch.nn.Module:
     return DigitsCNN()
 
 
-def _weights_path(cache_folder: Path) -> Path:
-    import torch
-
-    return cache_folder / f"digits-cnn-v{DIGITS_RECIPE_VERSION}-torch{torch.__version__}.pt"
-
-
 def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def trained_weights(cache_folder: Path, progress: Callable[[str], None] | None = None) -> tuple[Path, str]:
     """Path and sha256 of the trained weights, training them first when there is no valid cache."""
+    return train_cached(
+        "digits-cnn",
+        f"digits-cnn-v{DIGITS_RECIPE_VERSION}",
+        cache_folder,
+        build_digits_cnn,
+        load_digits_splits,
+        TRAIN_EPOCHS,
+        DIGITS_SEED,
+        progress,
+    )
+
+
+def train_cached(
+    name: str,
+    stem: str,
+    cache_folder: Path,
+    build: Callable[[], torch.nn.Module],
+    splits: Callable[[], DigitsSplits],
+    epochs: int,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Path, str]:
+    """Path and sha256 of the weights of zoo model `name` trained on the digits `splits`, cached as
+    `stem`-torch<version>.pt beside a checksum; trained first when there is no valid cache."""
     import torch
 
-    path = _weights_path(cache_folder)
+    path = cache_folder / f"{stem}-torch{torch.__version__}.pt"
     checksum_path = path.with_suffix(".json")
     if path.exists() and checksum_path.exists():
         try:
@@ -129,17 +148,17 @@ def trained_weights(cache_folder: Path, progress: Callable[[str], None] | None =
         if recorded == actual:
             return path, actual
         if progress:
-            progress(f"digits-cnn: cached weights {path} do not match their checksum; retraining")
-    splits = load_digits_splits()
-    torch.manual_seed(DIGITS_SEED)
-    module = build_digits_cnn()
+            progress(f"{name}: cached weights {path} do not match their checksum; retraining")
+    data = splits()
+    torch.manual_seed(seed)
+    module = build()
     started = time.monotonic()
     if progress:
-        progress(f"digits-cnn: training on {len(splits.train)} digits images ({TRAIN_EPOCHS} epochs, once; cached)")
-    train_classifier(module, splits.train, TRAIN_EPOCHS)
+        progress(f"{name}: training on {len(data.train)} digits images ({epochs} epochs, once; cached)")
+    train_classifier(module, data.train, epochs)
     facts = {
-        "validation_accuracy": torch_accuracy(module, splits.validation),
-        "test_accuracy": torch_accuracy(module, splits.test),
+        "validation_accuracy": torch_accuracy(module, data.validation),
+        "test_accuracy": torch_accuracy(module, data.test),
         "train_seconds": round(time.monotonic() - started, 1),
         "torch": torch.__version__,
     }
@@ -151,7 +170,7 @@ def trained_weights(cache_folder: Path, progress: Callable[[str], None] | None =
     checksum_path.write_text(json.dumps({"sha256": digest, **facts}, indent=2))
     if progress:
         progress(
-            f"digits-cnn: trained in {facts['train_seconds']} s, test accuracy {facts['test_accuracy']:.1%} "
+            f"{name}: trained in {facts['train_seconds']} s, test accuracy {facts['test_accuracy']:.1%} "
             f"(weights cached in {path})"
         )
     return path, digest
@@ -159,16 +178,27 @@ def trained_weights(cache_folder: Path, progress: Callable[[str], None] | None =
 
 def load_digits_cnn(cache_folder: Path, progress: Callable[[str], None] | None = None) -> TorchModel:
     """The trained model with its training, calibration and test data."""
+    path, _ = trained_weights(cache_folder, progress)
+    return trained_model(build_digits_cnn, path, load_digits_splits())
+
+
+def trained_model(
+    build: Callable[[], torch.nn.Module],
+    weights: Path,
+    splits: DigitsSplits,
+    input_names: tuple[str, ...] | None = None,
+) -> TorchModel:
+    """A digits model built and loaded with its cached `weights`, with the training, calibration
+    and test data of `splits`."""
     import torch
 
-    path, _ = trained_weights(cache_folder, progress)
-    module = build_digits_cnn()
-    module.load_state_dict(torch.load(path, weights_only=True))
+    module = build()
+    module.load_state_dict(torch.load(weights, weights_only=True))
     module.eval()
-    splits = load_digits_splits()
     return TorchModel(
         module=module,
         example_inputs=(torch.from_numpy(splits.test.inputs[:2]),),
+        input_names=input_names,
         train_data=splits.train,
         calibration_data=splits.train.inputs[:CALIBRATION_SAMPLES],
         eval_data=splits.test,

@@ -7,6 +7,7 @@ the layers' widths, so structured pruning can remove whole heads and the module 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from harness.models.data import TorchModel
@@ -24,18 +25,26 @@ NUM_LABELS = 2
 ENCODER_SEED = 0
 
 
-def build_encoder_mini() -> torch.nn.Module:
-    import torch
+def encoder_layer(hidden: int, heads: int, feed_forward: int) -> torch.nn.Module:
+    """One post-norm encoder layer (BERT's): self-attention with separate query/key/value linears
+    and `num_heads` read back from their widths, then the feed-forward block. Every layer is of
+    the same class (what `drop-layers` looks for in a stack)."""
+    _, layer_class = _layer_classes()
+    return layer_class(hidden, heads, feed_forward)
+
+
+@functools.cache
+def _layer_classes() -> tuple[type, type]:
     from torch import nn
 
     class SelfAttention(nn.Module):
-        def __init__(self) -> None:
+        def __init__(self, hidden: int, heads: int) -> None:
             super().__init__()
-            self.num_heads = NUM_HEADS
-            self.query = nn.Linear(HIDDEN_SIZE, HIDDEN_SIZE)
-            self.key = nn.Linear(HIDDEN_SIZE, HIDDEN_SIZE)
-            self.value = nn.Linear(HIDDEN_SIZE, HIDDEN_SIZE)
-            self.output = nn.Linear(HIDDEN_SIZE, HIDDEN_SIZE)
+            self.num_heads = heads
+            self.query = nn.Linear(hidden, hidden)
+            self.key = nn.Linear(hidden, hidden)
+            self.value = nn.Linear(hidden, hidden)
+            self.output = nn.Linear(hidden, hidden)
 
         def _heads(self, x: torch.Tensor) -> torch.Tensor:
             batch, length, width = x.shape
@@ -48,18 +57,25 @@ def build_encoder_mini() -> torch.nn.Module:
             return self.output(attended.transpose(1, 2).reshape(batch, length, -1))
 
     class EncoderLayer(nn.Module):
-        def __init__(self) -> None:
+        def __init__(self, hidden: int, heads: int, feed_forward: int) -> None:
             super().__init__()
-            self.attention = SelfAttention()
-            self.attention_norm = nn.LayerNorm(HIDDEN_SIZE)
-            self.intermediate = nn.Linear(HIDDEN_SIZE, FEED_FORWARD_SIZE)
+            self.attention = SelfAttention(hidden, heads)
+            self.attention_norm = nn.LayerNorm(hidden)
+            self.intermediate = nn.Linear(hidden, feed_forward)
             self.activation = nn.GELU()
-            self.feed_forward_output = nn.Linear(FEED_FORWARD_SIZE, HIDDEN_SIZE)
-            self.output_norm = nn.LayerNorm(HIDDEN_SIZE)
+            self.feed_forward_output = nn.Linear(feed_forward, hidden)
+            self.output_norm = nn.LayerNorm(hidden)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = self.attention_norm(x + self.attention(x))
             return self.output_norm(x + self.feed_forward_output(self.activation(self.intermediate(x))))
+
+    return SelfAttention, EncoderLayer
+
+
+def build_encoder_mini() -> torch.nn.Module:
+    import torch
+    from torch import nn
 
     class EncoderMini(nn.Module):
         def __init__(self) -> None:
@@ -67,7 +83,9 @@ def build_encoder_mini() -> torch.nn.Module:
             self.token_embedding = nn.Embedding(VOCABULARY_SIZE, HIDDEN_SIZE)
             self.position_embedding = nn.Embedding(SEQUENCE_LENGTH, HIDDEN_SIZE)
             self.embedding_norm = nn.LayerNorm(HIDDEN_SIZE)
-            self.layers = nn.Sequential(*(EncoderLayer() for _ in range(NUM_LAYERS)))
+            self.layers = nn.Sequential(
+                *(encoder_layer(HIDDEN_SIZE, NUM_HEADS, FEED_FORWARD_SIZE) for _ in range(NUM_LAYERS))
+            )
             self.pooler = nn.Linear(HIDDEN_SIZE, HIDDEN_SIZE)
             self.classifier = nn.Linear(HIDDEN_SIZE, NUM_LABELS)
             self.register_buffer("positions", torch.arange(SEQUENCE_LENGTH).unsqueeze(0), persistent=False)

@@ -1,9 +1,11 @@
-"""Supervised training of a classifier on LabelledData: the digits model's training and the
-`finetune` option's recovery training share this loop."""
+"""Supervised training of a classifier on LabelledData: the digits models' training and the
+`finetune` option's recovery training share this loop, which can also distil from a teacher
+(`distill=true`: loss = alpha * KL(teacher/T || student/T) * T^2 + (1 - alpha) * cross-entropy)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +20,30 @@ TRAIN_BATCH = 64
 TRAIN_LEARNING_RATE = 3e-3
 
 
+@dataclass(frozen=True)
+class Distillation:
+    """A teacher whose softened class scores the student learns beside the labels."""
+
+    teacher: torch.nn.Module
+    temperature: float
+    alpha: float  # weight of the soft targets; 1 - alpha for the labels' cross-entropy
+
+    def loss(self, student_scores: torch.Tensor, inputs: torch.Tensor, hard_loss: torch.Tensor) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as functional
+
+        with torch.no_grad():
+            teacher_scores = self.teacher(inputs)
+        temperature = self.temperature
+        soft = functional.kl_div(
+            functional.log_softmax(student_scores / temperature, dim=1),
+            functional.log_softmax(teacher_scores / temperature, dim=1),
+            reduction="batchmean",
+            log_target=True,
+        )
+        return self.alpha * soft * temperature**2 + (1.0 - self.alpha) * hard_loss
+
+
 def train_classifier(
     module: torch.nn.Module,
     data: LabelledData,
@@ -25,10 +51,12 @@ def train_classifier(
     learning_rate: float = TRAIN_LEARNING_RATE,
     seed: int = TRAINING_SEED,
     after_step: Callable[[], None] | None = None,
+    distillation: Distillation | None = None,
 ) -> float:
     """Seeded Adam training with a cosine schedule; returns the last epoch's mean loss.
 
-    `after_step` runs after every optimiser step (fine-tuning uses it to keep pruned weights at zero).
+    `after_step` runs after every optimiser step (fine-tuning uses it to keep pruned weights at zero);
+    with `distillation`, the loss is the teacher's (which stays in eval mode, never trained).
     """
     import torch
 
@@ -40,6 +68,8 @@ def train_classifier(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * steps_per_epoch))
     loss_function = torch.nn.CrossEntropyLoss()
     module.train()
+    if distillation is not None:
+        distillation.teacher.eval()
     last_loss = float("nan")
     for _ in range(epochs):
         order = torch.randperm(len(data), generator=generator)
@@ -47,7 +77,10 @@ def train_classifier(
         for start in range(0, len(data), TRAIN_BATCH):
             batch = order[start : start + TRAIN_BATCH]
             optimizer.zero_grad()
-            loss = loss_function(module(inputs[batch]), labels[batch])
+            scores = module(inputs[batch])
+            loss = loss_function(scores, labels[batch])
+            if distillation is not None:
+                loss = distillation.loss(scores, inputs[batch], loss)
             loss.backward()
             optimizer.step()
             schedule.step()

@@ -1,5 +1,5 @@
-"""Built-in model zoo, built offline: `digits-cnn` (trained on scikit-learn's digits, real
-accuracy), torchvision architectures and `encoder-mini` with random weights (latency only:
+"""Built-in model zoo, built offline: `digits-cnn` and `digits-transformer` (trained on
+scikit-learn's digits, real accuracy), torchvision architectures and `encoder-mini` with random weights (latency only:
 no accuracy is claimed for them).
 
 Nothing is downloaded; torchvision is the optional `vision` extra, imported only when needed.
@@ -69,6 +69,19 @@ def _digits_weights_key(cache_folder: Path, progress: ProgressCallback) -> str:
     return f"weights-{digest[:12]}"
 
 
+def _load_digits_transformer(cache_folder: Path, progress: ProgressCallback) -> TorchModel:
+    from harness.models.digits_transformer import load_digits_transformer
+
+    return load_digits_transformer(cache_folder, progress)
+
+
+def _digits_transformer_weights_key(cache_folder: Path, progress: ProgressCallback) -> str:
+    from harness.models.digits_transformer import trained_transformer_weights
+
+    _, digest = trained_transformer_weights(cache_folder, progress)
+    return f"weights-{digest[:12]}"
+
+
 def _load_encoder(cache_folder: Path, progress: ProgressCallback) -> TorchModel:
     from harness.models.encoder_mini import encoder_mini_model
 
@@ -90,6 +103,16 @@ ZOO: dict[str, ZooModel] = {
             (1, 1, 32, 32),
             _load_digits,
             _digits_weights_key,
+            latency_only=False,
+            provides=frozenset(DATA_KINDS),
+        ),
+        ZooModel(
+            "digits-transformer",
+            "4-layer transformer encoder (d=64, 4 heads) trained on scikit-learn digits as 16 patch tokens, "
+            "real accuracy",
+            (1, 16, 16),
+            _load_digits_transformer,
+            _digits_transformer_weights_key,
             latency_only=False,
             provides=frozenset(DATA_KINDS),
         ),

@@ -5,4 +5,5 @@ registers every step family, in the order `--help` lists them (so this block is 
 from harness.recipes import controls  # noqa: F401  (each module registers its recipe kinds)
 from harness.recipes import pruning  # noqa: F401
 from harness.recipes import lowrank  # noqa: F401
+from harness.recipes import layer_dropping  # noqa: F401
 from harness.recipes import onnx_steps  # noqa: F401

@@ -1,5 +1,8 @@
 """Apply the torch-level steps of a recipe to a copy of the baseline torch model, with optional
-recovery fine-tuning (`finetune=E`), and say what each step did."""
+recovery (`finetune=E` epochs, distilled from the baseline with `distill=true`), and say what each
+step did. An iterative step (`steps=N`) recovers after each of its rounds; every other step once,
+after it is done. Each recovery notes the accuracy on the source's labelled data where it has some,
+so an iterative step's notes show the accuracy after each round."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from harness.models.data import TorchModel
-from harness.models.training import train_classifier
+from harness.models.training import Distillation, torch_accuracy, train_classifier
 from harness.recipes.grammar import RecipeStep
 from harness.recipes.pruning import make_pruning_permanent
 from targets.errors import SpeedproofError
@@ -22,32 +25,79 @@ def copy_torch_model(source: TorchModel) -> TorchModel:
 
 
 def apply_torch_steps(source: TorchModel, steps: tuple[RecipeStep, ...]) -> tuple[TorchModel, list[dict[str, Any]]]:
-    """Transform a copy of `source` step by step; returns it and one note per step."""
+    """Transform a copy of `source` step by step; returns it and one note per step. `source`'s
+    module, never changed, is the teacher of a distilled recovery."""
     model = copy_torch_model(source)
     notes = []
     for step in steps:
-        notes.append(_apply_step(model, step))
+        notes.append(_apply_step(model, step, teacher=source.module))
     model.module.eval()
     return model, notes
 
 
-def _apply_step(model: TorchModel, step: RecipeStep) -> dict[str, Any]:
-    module = model.module
-    epochs = int(step.option("finetune"))
-    if epochs and model.train_data is None:
-        raise SpeedproofError(
-            f"{step.name}: finetune={epochs} needs training data, and this model source provides none "
-            "(a TorchModel with train_data does; see harness.models.data)"
+class Recovery:
+    """What a step runs after it transforms the model (an iterative one after each round): the
+    fine-tuning the recipe asks for, then the accuracy on the source's labelled data. Called as
+    `recover()`; returns the round's note."""
+
+    def __init__(self, model: TorchModel, step: RecipeStep, teacher: Any) -> None:
+        options = step.kind.options
+        self.model = model
+        self.epochs = int(step.option("finetune")) if "finetune" in options else 0
+        distill = bool(step.option("distill")) if "distill" in options else False
+        if distill and not self.epochs:
+            raise SpeedproofError(
+                f"{step.name}: distill=true distils during fine-tuning; add finetune=E (epochs), e.g. "
+                f"{step.name}:...:finetune=4:distill=true"
+            )
+        if self.epochs and model.train_data is None:
+            what = "distill=true" if distill else f"finetune={self.epochs}"
+            raise SpeedproofError(
+                f"{step.name}: {what} needs training data, and this model source provides none "
+                "(a TorchModel with train_data does; see harness.models.data)"
+            )
+        self.distillation = (
+            Distillation(teacher, float(step.option("temperature")), float(step.option("alpha"))) if distill else None
         )
+        self.rounds: list[dict[str, Any]] = []
+
+    def __call__(self) -> dict[str, Any]:
+        note: dict[str, Any] = {}
+        if self.epochs:
+            assert self.model.train_data is not None
+            # masks stay in place while training, so pruned weights remain zero
+            note["finetune_final_loss"] = train_classifier(
+                self.model.module,
+                self.model.train_data,
+                self.epochs,
+                learning_rate=FINETUNE_LEARNING_RATE,
+                distillation=self.distillation,
+            )
+        if self.model.eval_data is not None:
+            note["accuracy"] = round(torch_accuracy(self.model.module, self.model.eval_data), 4)
+        self.rounds.append(note)
+        return note
+
+    def summary(self) -> dict[str, Any]:
+        """The step note's recovery part: epochs per round, distillation, and each round's note."""
+        summary: dict[str, Any] = {}
+        if self.epochs:
+            summary["finetune_epochs"] = self.epochs
+            summary["finetune_final_loss"] = self.rounds[-1]["finetune_final_loss"]
+        if self.distillation is not None:
+            summary["distilled"] = {"temperature": self.distillation.temperature, "alpha": self.distillation.alpha}
+        if "accuracy" in self.rounds[-1]:
+            summary["accuracy"] = self.rounds[-1]["accuracy"]
+        return summary
+
+
+def _apply_step(model: TorchModel, step: RecipeStep, teacher: Any) -> dict[str, Any]:
     assert step.kind.apply_torch is not None, f"not a torch-level step: {step.name}"
-    note: dict[str, Any] = {"step": step.name, **step.kind.apply_torch(model, step)}
-    if epochs:
-        assert model.train_data is not None
-        # masks stay in place while training, so pruned weights remain zero
-        note["finetune_epochs"] = epochs
-        note["finetune_final_loss"] = train_classifier(
-            module, model.train_data, epochs, learning_rate=FINETUNE_LEARNING_RATE
-        )
-    make_pruning_permanent(module)
-    module.eval()
+    recover = Recovery(model, step, teacher)
+    note: dict[str, Any] = {"step": step.name, **step.kind.apply_torch(model, step, recover)}
+    if not recover.rounds:  # a one-shot step: it leaves the recovery to be run after it
+        recover()
+    note.update(recover.summary())
+    make_pruning_permanent(model.module)
+    model.module.eval()
     return note

@@ -28,34 +28,69 @@ class OnnxStepContext(Protocol):
     def calibration_feeds(self, samples: int) -> list[dict[str, np.ndarray]]: ...
 
 
-# a torch-level step transforms the module in place and returns what it did (for the record)
-TorchStep = Callable[["TorchModel", "RecipeStep"], dict[str, Any]]
-# an ONNX-level step writes `destination` from `source`
-OnnxStep = Callable[["RecipeStep", Path, Path, OnnxStepContext], None]
+# what a torch-level step calls after each round of an iterative transformation: the recovery
+# (fine-tuning, distilled or not) and the accuracy after it; returns that round's note
+Recover = Callable[[], dict[str, Any]]
+# a torch-level step transforms the module in place and returns what it did (for the record); a
+# step that does not call `recover` is recovered once after it
+TorchStep = Callable[["TorchModel", "RecipeStep", Recover], dict[str, Any]]
+# an ONNX-level step writes `destination` from `source`, and may say what it did (for the record)
+OnnxStep = Callable[["RecipeStep", Path, Path, OnnxStepContext], "dict[str, Any] | None"]
 
 
 @dataclass(frozen=True)
 class OptionSpec:
-    kind: Literal["int", "bool", "choice"]
+    kind: Literal["int", "float", "bool", "choice"]
     default: OptionValue
     help: str
     choices: tuple[str, ...] = ()
-    minimum: int = 0
+    minimum: float = 0
+    maximum: float | None = None  # numbers only; None: no upper bound
 
 
 @dataclass(frozen=True)
 class ValueSpec:
-    """The recipe's main number: a fraction with an open or closed upper bound."""
+    """The recipe's main number: a fraction with an open or closed upper bound, or (`whole`) a
+    count of at least 1."""
 
     meaning: str
     upper_inclusive: bool = False
+    whole: bool = False
 
     def describe(self) -> str:
+        if self.whole:
+            return "a whole number, at least 1"
         return f"a number in (0, 1{']' if self.upper_inclusive else ')'}"
+
+    def accepts(self, number: float) -> bool:
+        if self.whole:
+            return number >= 1 and float(number).is_integer()
+        return number > 0 and (number <= 1 if self.upper_inclusive else number < 1)
 
 
 FINETUNE = OptionSpec(
     "int", 0, "epochs of recovery training after the transformation (sources with training data only)"
+)
+# knowledge distillation as the recovery: the baseline module teaches, on the training data
+DISTILLATION_OPTIONS: Mapping[str, OptionSpec] = {
+    "distill": OptionSpec(
+        "bool",
+        False,
+        "fine-tune with the baseline as teacher: alpha * KL(teacher/T || student/T) * T^2 + (1 - alpha) * "
+        "cross-entropy (needs finetune=E)",
+    ),
+    "temperature": OptionSpec("float", 4.0, "distillation temperature T", minimum=0.1, maximum=100.0),
+    "alpha": OptionSpec("float", 0.7, "weight of the teacher's soft targets", minimum=0.0, maximum=1.0),
+}
+# the recovery options of a recipe that changes weights: fine-tuning, optionally distilled
+RECOVERY_OPTIONS: Mapping[str, OptionSpec] = {"finetune": FINETUNE, **DISTILLATION_OPTIONS}
+# iterative pruning: the ratio reached in N steps, with the recovery after each
+STEPS = OptionSpec(
+    "int",
+    1,
+    "reach the ratio in N pruning steps, each removing the same share of what is left (finetune=E after each)",
+    minimum=1,
+    maximum=50,
 )
 
 

@@ -70,12 +70,15 @@ def _parse_option(recipe: str, kind: RecipeKind, key: str, text: str) -> OptionV
                 f"{did_you_mean(text, spec.choices)}"
             )
         return text
+    number: int | float
     try:
-        number = int(text)
+        number = int(text) if spec.kind == "int" else float(text)
     except ValueError:
-        raise SpeedproofError(f"recipe {recipe!r}: {key} must be an integer, got {text!r}") from None
-    if number < spec.minimum:
-        raise SpeedproofError(f"recipe {recipe!r}: {key} must be at least {spec.minimum}, got {number}")
+        what = "an integer" if spec.kind == "int" else "a number"
+        raise SpeedproofError(f"recipe {recipe!r}: {key} must be {what}, got {text!r}") from None
+    if not spec.minimum <= number <= (spec.maximum if spec.maximum is not None else float("inf")):
+        upper = f" and at most {spec.maximum:g}" if spec.maximum is not None else ""
+        raise SpeedproofError(f"recipe {recipe!r}: {key} must be at least {spec.minimum:g}{upper}, got {text!r}")
     return number
 
 
@@ -85,8 +88,7 @@ def _parse_value(recipe: str, kind: RecipeKind, text: str) -> float:
         number = float(text)
     except ValueError:
         number = float("nan")
-    upper_ok = number <= 1 if kind.value.upper_inclusive else number < 1
-    if not (number > 0 and upper_ok):
+    if not kind.value.accepts(number):
         raise SpeedproofError(
             f"recipe {recipe!r}: the {kind.value.meaning} of {kind.name} must be {kind.value.describe()}, got {text!r}"
         )
@@ -134,7 +136,7 @@ def parse_recipe(text: str) -> Recipe:
         elif step.kind.level == "torch" and seen_onnx:
             raise SpeedproofError(
                 f"recipe {text!r}: torch-level {step.name} cannot follow an ONNX-level step; put torch-level "
-                "recipes (unstructured, structured, semi-structured, lowrank) first"
+                "recipes (unstructured, structured, semi-structured, lowrank, drop-layers) first"
             )
     return Recipe(text.strip(), steps)
 

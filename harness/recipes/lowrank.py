@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.recipes.catalogue import FINETUNE, OptionSpec, RecipeKind, ValueSpec, register
+from harness.recipes.catalogue import RECOVERY_OPTIONS, OptionSpec, RecipeKind, Recover, ValueSpec, register
 
 if TYPE_CHECKING:
     import torch
@@ -111,7 +111,7 @@ def factorize_low_rank(module: torch.nn.Module, fraction: float, min_features: i
     return LowRankResult(factored, too_small, no_saving, read_directly)
 
 
-def _lowrank(model: TorchModel, step: RecipeStep) -> dict[str, Any]:
+def _lowrank(model: TorchModel, step: RecipeStep, recover: Recover) -> dict[str, Any]:
     assert step.value is not None
     return dict(vars(factorize_low_rank(model.module, step.value, int(step.option("min_features")))))
 
@@ -126,7 +126,7 @@ register(
             "min_features": OptionSpec(
                 "int", 16, "factor only layers whose smaller side has at least N features", minimum=1
             ),
-            "finetune": FINETUNE,
+            **RECOVERY_OPTIONS,
         },
         apply_torch=_lowrank,
     )

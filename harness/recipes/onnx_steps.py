@@ -1,10 +1,11 @@
 """The ONNX-level recipe steps: int8 quantization (dynamic and static, through onnxruntime's
-quantization tools) and float16 conversion. Each registers itself with the catalogue."""
+quantization tools), 4-bit weight-only quantization of MatMul weights, and float16 conversion.
+Each registers itself with the catalogue."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.recipes.catalogue import OnnxStepContext, OptionSpec, RecipeKind, register
 
@@ -32,6 +33,19 @@ def _int8_static(step: RecipeStep, source: Path, destination: Path, context: Onn
         reduce_range=bool(step.option("reduce_range")),
         symmetric=bool(step.option("symmetric")),
     )
+
+
+def _int4_weight(step: RecipeStep, source: Path, destination: Path, context: OnnxStepContext) -> dict[str, Any]:
+    from exporters.int4_weights import quantize_int4_weights
+
+    result = quantize_int4_weights(
+        source,
+        destination,
+        block_size=int(step.option("block_size")),
+        symmetric=bool(step.option("symmetric")),
+        accuracy_level=int(step.option("accuracy_level")),
+    )
+    return result.as_note()
 
 
 def _fp16(step: RecipeStep, source: Path, destination: Path, context: OnnxStepContext) -> None:
@@ -66,6 +80,28 @@ register(
             ),
         },
         apply_onnx=_int8_static,
+    )
+)
+register(
+    RecipeKind(
+        "int4-weight",
+        "onnx",
+        "4-bit block-wise weight-only quantization of MatMul/Gemm weights (onnxruntime's MatMulNBits, RTN); "
+        "activations stay float",
+        options={
+            "block_size": OptionSpec(
+                "choice", "32", "weights per scale (block along the input axis)", ("32", "64", "128")
+            ),
+            "symmetric": OptionSpec("bool", False, "no zero points (symmetric around 0) instead of one per block"),
+            "accuracy_level": OptionSpec(
+                "choice",
+                "4",
+                "MatMulNBits' compute type: 0 the kernel's choice, 1 fp32, 2 fp16, 3 bf16, 4 int8 (fastest on x86 "
+                "CPUs with AVX2/AVX512-VNNI)",
+                ("0", "1", "2", "3", "4"),
+            ),
+        },
+        apply_onnx=_int4_weight,
     )
 )
 register(

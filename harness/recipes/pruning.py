@@ -2,16 +2,22 @@
 masks that `make_pruning_permanent` folds into the weights, so fine-tuning can keep zeros at zero),
 and structured channel / attention-head pruning with torch-pruning's dependency graph. Registers
 the `unstructured`, `structured` and `semi-structured` recipes.
+
+Each can reach its target in rounds (`steps=N`, iterative pruning): every round removes the same
+share of what is left, so the rounds compound to the target (sparsity S in N rounds: 1 - (1 - S)^(1/N)
+of the remaining weights each), and the recovery (fine-tuning) runs after each round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.models.encoder_mini import attention_modules
-from harness.recipes.catalogue import FINETUNE, OptionSpec, RecipeKind, ValueSpec, register
+from harness.recipes.catalogue import RECOVERY_OPTIONS, STEPS, OptionSpec, RecipeKind, Recover, ValueSpec, register
 from targets.errors import SpeedproofError
 
 if TYPE_CHECKING:
@@ -38,9 +44,16 @@ def prunable_weights(module: torch.nn.Module) -> list[tuple[torch.nn.Module, str
     return found
 
 
+def compounding_ratios(target: float, rounds: int) -> list[float]:
+    """The cumulative ratio after each of `rounds` rounds that each remove the same share of what is
+    left, ending at `target`: 0.5 in 5 rounds -> 0.129, 0.242, 0.340, 0.426, 0.5."""
+    return [1.0 - (1.0 - target) ** (number / rounds) for number in range(1, rounds + 1)]
+
+
 def apply_unstructured_masks(module: torch.nn.Module, sparsity: float, per_layer: bool) -> int:
-    """Mask the smallest-magnitude weights (globally or per layer) to `sparsity`; returns the
-    number of masked tensors."""
+    """Mask the smallest-magnitude weights (globally or per layer) to `sparsity` of the weights not
+    masked yet (torch's pruning containers count a second call from what the first left); returns
+    the number of masked tensors."""
     from torch.nn.utils import prune
 
     weights = prunable_weights(module)
@@ -54,9 +67,10 @@ def apply_unstructured_masks(module: torch.nn.Module, sparsity: float, per_layer
     return len(weights)
 
 
-def semi_structured_mask(weight: torch.Tensor) -> torch.Tensor | None:
+def semi_structured_mask(weight: torch.Tensor, share: float = 1.0) -> torch.Tensor | None:
     """Keep the 2 largest of every 4 consecutive input weights; None when the input width (per
-    group, for convs) is not a multiple of 4."""
+    group, for convs) is not a multiple of 4. With `share` < 1 (a round of iterative 2:4 pruning),
+    only that share of the weights 2:4 would remove is removed, the smallest of them first."""
     import torch
 
     if weight.dim() < 2 or weight.shape[1] % SEMI_STRUCTURED_GROUP:
@@ -66,16 +80,24 @@ def semi_structured_mask(weight: torch.Tensor) -> torch.Tensor | None:
     groups = moved.reshape(-1, SEMI_STRUCTURED_GROUP)
     keep = torch.zeros_like(groups, dtype=torch.bool)
     keep.scatter_(1, groups.topk(SEMI_STRUCTURED_KEEP, dim=1).indices, True)
+    if share < 1.0:
+        candidates = groups[~keep]  # what 2:4 removes, in the layer's order
+        removed = int(round(share * candidates.numel()))
+        spared = torch.ones_like(candidates, dtype=torch.bool)
+        if removed:
+            spared[candidates.argsort(stable=True)[:removed]] = False
+        keep[~keep] = spared
     return keep.reshape(moved.shape).movedim(-1, 1).to(weight.dtype)
 
 
-def apply_semi_structured_masks(module: torch.nn.Module) -> tuple[int, int]:
-    """2:4 masks on every conv/linear whose shape allows it; returns (masked, skipped) counts."""
+def apply_semi_structured_masks(module: torch.nn.Module, share: float = 1.0) -> tuple[int, int]:
+    """2:4 masks (or, with `share` < 1, that share of them: see semi_structured_mask) on every
+    conv/linear whose shape allows it; returns (masked, skipped) counts."""
     from torch.nn.utils import prune
 
     masked = skipped = 0
     for child, name in prunable_weights(module):
-        mask = semi_structured_mask(getattr(child, name))
+        mask = semi_structured_mask(getattr(child, name), share)
         if mask is None:
             skipped += 1
             continue
@@ -147,9 +169,12 @@ def prune_structured(
     importance: str,
     round_to: int,
     global_pruning: bool,
+    rounds: int = 1,
+    after_round: Callable[[int], None] | None = None,
 ) -> StructuredResult:
     """Remove channels, neurons and whole attention heads in place; the classifier's outputs and
-    embedding widths are kept, so outputs keep their shapes."""
+    embedding widths are kept, so outputs keep their shapes. In `rounds` rounds the ratio grows
+    as `compounding_ratios` (of the original widths), `after_round(number)` running after each."""
     import torch
     from torch import nn
 
@@ -175,29 +200,53 @@ def prune_structured(
             num_heads[projection] = layer.num_heads
         head_widths[layer] = layer.query.out_features // layer.num_heads
     heads_before = sum(layer.num_heads for layer in attention)
+
+    def schedule(target: float, steps: int) -> list[float]:  # torch-pruning's: cumulative, from 0
+        return [0.0, *compounding_ratios(target, steps)]
+
     try:
-        pruner = tp.pruner.MetaPruner(
-            module,
-            tuple(example_inputs),
-            importance=importance_by_name[importance](),
-            pruning_ratio=ratio,
-            global_pruning=global_pruning,
-            round_to=round_to if round_to > 1 else None,
-            ignored_layers=ignored,
-            num_heads=num_heads,
-            prune_num_heads=bool(attention),
-            prune_head_dims=False,
-            head_pruning_ratio=ratio if attention else 0.0,
-        )
-        pruner.step()
-    except SpeedproofError:
-        raise
+        with warnings.catch_warnings():
+            # a bare nn.Parameter (a learned position embedding) is pruned along its last dim, the
+            # model's width, which is what keeps it consistent: torch-pruning warns about it anyway
+            warnings.filterwarnings("ignore", message=r"(?s).*Torch-Pruning will prune the last non-singleton")
+            pruner = tp.pruner.MetaPruner(
+                module,
+                tuple(example_inputs),
+                importance=importance_by_name[importance](),
+                pruning_ratio=ratio,
+                global_pruning=global_pruning,
+                round_to=round_to if round_to > 1 else None,
+                ignored_layers=ignored,
+                num_heads=num_heads,
+                prune_num_heads=bool(attention),
+                prune_head_dims=False,
+                head_pruning_ratio=ratio if attention else 0.0,
+                iterative_steps=rounds,
+                iterative_pruning_ratio_scheduler=schedule,
+            )
     except Exception as error:
         raise SpeedproofError(
             f"structured: torch-pruning cannot prune {type(module).__name__}: {type(error).__name__}: {error}"
         ) from error
-    for layer in attention:
-        layer.num_heads = layer.query.out_features // head_widths[layer]
+    if attention and rounds > 1:
+        # torch-pruning (1.6) removes ceil(ratio * heads) of the heads a layer has *now* each round, so
+        # its cumulative schedule over-prunes heads (and runs out of them); give it, per layer, the
+        # share of its current heads that takes it to the heads a one-shot pruning would leave
+        for layer in attention:
+            shares = _head_shares(layer.num_heads, compounding_ratios(ratio, rounds))
+            for projection in (layer.query, layer.key, layer.value):
+                pruner.head_pruning_ratio_dict[projection] = [0.0, *shares]
+    for number in range(1, rounds + 1):
+        try:
+            pruner.step()
+        except Exception as error:
+            raise SpeedproofError(
+                f"structured: torch-pruning cannot prune {type(module).__name__}: {type(error).__name__}: {error}"
+            ) from error
+        for layer in attention:
+            layer.num_heads = layer.query.out_features // head_widths[layer]
+        if after_round is not None:
+            after_round(number)
     return StructuredResult(
         ignored_layers=len(ignored),
         attention_modules=len(attention),
@@ -206,14 +255,53 @@ def prune_structured(
     )
 
 
-def _unstructured(model: TorchModel, step: RecipeStep) -> dict[str, Any]:
+def _head_shares(heads: int, cumulative: list[float]) -> list[float]:
+    """Per round, the share of the heads left that torch-pruning's ceil(share * heads) turns into
+    the heads to remove, so that after the last round ceil(ratio * heads) are gone, as in one shot."""
+    left = [heads - math.ceil(ratio * heads - 1e-9) for ratio in cumulative]
+    shares, current = [], heads
+    for target in left:
+        removed = current - max(target, 1)
+        shares.append((removed - 1e-6) / current if removed > 0 else 0.0)
+        current -= max(removed, 0)
+    return shares
+
+
+def _parameter_count(module: torch.nn.Module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())
+
+
+def _nonzero_share(module: torch.nn.Module) -> float:
+    """The share of zeros among the prunable weights, masks applied."""
+    weights = [getattr(child, name) for child, name in prunable_weights(module)]
+    total = sum(weight.numel() for weight in weights)
+    zeros = sum(int((weight == 0).sum()) for weight in weights)
+    return zeros / total if total else 0.0
+
+
+def _unstructured(model: TorchModel, step: RecipeStep, recover: Recover) -> dict[str, Any]:
     assert step.value is not None
     per_layer = step.option("scope") == "layer"
-    return {"masked_tensors": apply_unstructured_masks(model.module, step.value, per_layer=per_layer)}
+    rounds = int(step.option("steps"))
+    notes = []
+    masked = 0
+    share = compounding_ratios(step.value, rounds)[0]  # of what is left, each round
+    for number in range(1, rounds + 1):
+        masked = apply_unstructured_masks(model.module, share, per_layer=per_layer)
+        notes.append({"round": number, "sparsity": round(_nonzero_share(model.module), 4), **recover()})
+    return {"masked_tensors": masked, **({"rounds": notes} if rounds > 1 else {})}
 
 
-def _structured(model: TorchModel, step: RecipeStep) -> dict[str, Any]:
+def _structured(model: TorchModel, step: RecipeStep, recover: Recover) -> dict[str, Any]:
     assert step.value is not None
+    rounds = int(step.option("steps"))
+    params_before = _parameter_count(model.module)
+    notes: list[dict[str, Any]] = []
+
+    def after_round(number: int) -> None:
+        kept = _parameter_count(model.module) / params_before
+        notes.append({"round": number, "params_kept": round(kept, 4), **recover()})
+
     result = prune_structured(
         model.module,
         model.example_inputs,
@@ -221,13 +309,20 @@ def _structured(model: TorchModel, step: RecipeStep) -> dict[str, Any]:
         importance=str(step.option("importance")),
         round_to=int(step.option("round_to")),
         global_pruning=bool(step.option("global")),
+        rounds=rounds,
+        after_round=after_round,
     )
-    return dict(vars(result))
+    return {**vars(result), **({"rounds": notes} if rounds > 1 else {})}
 
 
-def _semi_structured(model: TorchModel, step: RecipeStep) -> dict[str, Any]:
-    masked, skipped = apply_semi_structured_masks(model.module)
-    return {"masked_layers": masked, "skipped_layers": skipped}
+def _semi_structured(model: TorchModel, step: RecipeStep, recover: Recover) -> dict[str, Any]:
+    rounds = int(step.option("steps"))
+    notes = []
+    masked = skipped = 0
+    for number in range(1, rounds + 1):
+        masked, skipped = apply_semi_structured_masks(model.module, share=number / rounds)
+        notes.append({"round": number, "sparsity": round(_nonzero_share(model.module), 4), **recover()})
+    return {"masked_layers": masked, "skipped_layers": skipped, **({"rounds": notes} if rounds > 1 else {})}
 
 
 register(
@@ -238,7 +333,8 @@ register(
         ValueSpec("sparsity S"),
         {
             "scope": OptionSpec("choice", "global", "rank weights across all layers or per layer", ("global", "layer")),
-            "finetune": FINETUNE,
+            "steps": STEPS,
+            **RECOVERY_OPTIONS,
         },
         apply_torch=_unstructured,
     )
@@ -253,7 +349,8 @@ register(
             "importance": OptionSpec("choice", "l1", "how channels are ranked", ("l1", "l2", "random")),
             "round_to": OptionSpec("int", 1, "keep every pruned width a multiple of N", minimum=1),
             "global": OptionSpec("bool", False, "rank channels across layers instead of per layer"),
-            "finetune": FINETUNE,
+            "steps": STEPS,
+            **RECOVERY_OPTIONS,
         },
         apply_torch=_structured,
     )
@@ -263,7 +360,7 @@ register(
         "semi-structured",
         "torch",
         "2:4 sparsity: 2 of every 4 consecutive input weights zeroed by magnitude (dense ONNX)",
-        options={"finetune": FINETUNE},
+        options={"steps": STEPS, **RECOVERY_OPTIONS},
         apply_torch=_semi_structured,
     )
 )

@@ -168,10 +168,34 @@ def variants_notes(record: dict[str, Any]) -> list[str]:
         if variant["status"] != "ok":
             notes.append(f"FAILED {variant['recipe']}: {variant['error']}")
         notes.extend(f"warning {variant['recipe']}: {warning}" for warning in variant.get("warnings", []))
+        notes.extend(step_round_notes(variant))
     source = record.get("model_source") or {}
     if source.get("latency_only"):
         notes.append(f"{source.get('spec')} has random weights: quality is fidelity to the baseline, not accuracy")
     return notes
+
+
+def step_round_notes(variant: dict[str, Any]) -> list[str]:
+    """One line per iterative step (steps=N): what each round left and the accuracy after its
+    recovery, e.g. `rounds structured: 1: params 43% acc 90.6% | 2: params 26% acc 90.0%`."""
+    lines = []
+    for step in variant.get("steps") or []:
+        rounds = step.get("rounds") or []
+        if not rounds:
+            continue
+        parts = []
+        for note in rounds:
+            left = (
+                f"params {note['params_kept']:.0%}"
+                if "params_kept" in note
+                else f"sparsity {note['sparsity']:.0%}"
+                if "sparsity" in note
+                else ""
+            )
+            accuracy = f" acc {note['accuracy']:.1%}" if "accuracy" in note else ""
+            parts.append(f"{note['round']}: {left}{accuracy}")
+        lines.append(f"rounds {variant['recipe']} ({step['step']}): " + " | ".join(parts))
+    return lines
 
 
 def _relative(variant_value: float | None, baseline_value: float | None) -> str:

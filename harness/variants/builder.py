@@ -178,8 +178,8 @@ class VariantBuilder:
                 return self.source.onnx_path
             return _link_or_copy(self.source.onnx_path, path)
         if recipe.is_identity:
-            if self.source.is_torch:
-                return export_torch_model(copy_torch_model(self.source.torch_model()), path)
+            # the baseline's graph and weights in a file of its own: exporting the module again would
+            # cost seconds (a resnet18: 4-8 s) to make the same graph
             return copy_model(self.source.onnx_path, path)
         torch_steps, onnx_steps = recipe.torch_steps(), recipe.onnx_steps()
         current = self.source.onnx_path
@@ -239,8 +239,8 @@ class VariantBuilder:
 
     def _apply_onnx_step(self, step: RecipeStep, source: Path, destination: Path, variant: BuiltVariant) -> None:
         assert step.kind.apply_onnx is not None, f"not an ONNX-level step: {step.name}"
-        step.kind.apply_onnx(step, source, destination, _OnnxBuild(self, variant))
-        variant.steps.append({"step": step.name, **dict(step.options)})
+        notes = step.kind.apply_onnx(step, source, destination, _OnnxBuild(self, variant))
+        variant.steps.append({"step": step.name, **dict(step.options), **(notes or {})})
 
     def calibration_feeds(self, samples: int, variant: BuiltVariant) -> list[dict[str, np.ndarray]]:
         """Representative inputs for calibration: --calibration-data, else --data, else the source's

@@ -30,6 +30,8 @@ INT8_OPS = frozenset(
 )
 X86_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 ARM_INT8_FLAGS = ("asimddp",)
+X86_INT4_FLAGS = ("avx2", "avx512_vnni", "avx_vnni")  # what onnxruntime's MatMulNBits kernels use
+INT4_COMPUTE_BOUND_BATCH = 8  # from here a matmul reuses each weight enough to be bound by compute
 X86_FP16_FLAGS = ("avx512_fp16", "amx_fp16")  # native float16 arithmetic on x86
 ARM_FP16_FLAGS = ("asimdhp",)
 # limits hold at equality: 0.50 - 0.49 must count as a drop of exactly 0.01
@@ -341,6 +343,38 @@ def _is_float16(recipe: str, facts: dict[str, Any]) -> bool:
         return False
 
 
+def int4_hints(evidence: Evidence) -> list[str]:
+    """Why 4-bit weights (MatMulNBits) may not pay on this CPU: a missing instruction set, or
+    matmuls that are bound by compute rather than by reading their weights."""
+    hints = []
+    flags = set(evidence.host_cpu_flags)
+    if evidence.host_isa == "x86_64" and not set(X86_INT4_FLAGS) & flags:
+        hints.append(
+            "4-bit weights on an x86 CPU without AVX2 or AVX512-VNNI: onnxruntime's MatMulNBits kernels need "
+            "them, and without them unpack the weights to float32 for every matmul"
+        )
+    elif evidence.host_isa == "aarch64" and not set(ARM_INT8_FLAGS) & flags:
+        hints.append(
+            "4-bit weights on an ARM CPU without dot-product instructions (no asimddp): MatMulNBits' int8 "
+            "compute (accuracy_level=4) has no fast kernel here"
+        )
+    batch = evidence.policy.schedule.batch_size
+    if batch >= INT4_COMPUTE_BOUND_BATCH:
+        hints.append(
+            f"at batch {batch} every weight read serves {batch} rows: the matmuls are bound by compute, not by "
+            "reading weights, so the 4-bit weights' smaller reads save little; what can still gain is the int8 "
+            "arithmetic of accuracy_level=4 (with VNNI), far less than the file's shrinkage suggests"
+        )
+    else:
+        weights_mb = (evidence.baseline_facts.get("bytes") or 0) / 2**20
+        hints.append(
+            "4-bit weights save memory traffic, which pays where matmuls wait on reading weights too large for "
+            f"the CPU's caches; this model's float weights are {weights_mb:.1f} MB, and matmuls whose weights stay "
+            "in cache gain nothing from smaller ones while unpacking the 4-bit blocks costs time"
+        )
+    return hints
+
+
 def hardware_hints(evidence: Evidence) -> list[str]:
     """Why the hardware may not deliver the gain (only given when the speed requirement failed)."""
     hints = []
@@ -370,6 +404,8 @@ def hardware_hints(evidence: Evidence) -> list[str]:
                 "int8 on an ARM CPU without dot-product instructions (no asimddp): int8 matmuls gain little "
                 "over float32"
             )
+    if "com.microsoft.MatMulNBits" in ops and not evidence.gpu_target:
+        hints.extend(int4_hints(evidence))
     if not evidence.gpu_target and _is_float16(evidence.recipe, facts):
         flags = X86_FP16_FLAGS if evidence.host_isa == "x86_64" else ARM_FP16_FLAGS
         if not set(flags) & set(evidence.host_cpu_flags):

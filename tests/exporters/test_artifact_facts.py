@@ -87,3 +87,23 @@ def test_macs_resolve_from_the_input_shapes_for_symbolic_dims(tmp_path):
     onnx.save(model, str(path))
     assert artifact_facts(path).macs is None
     assert artifact_facts(path, input_shapes={"images": (1, 3, 10, 12)}).macs == 8 * 10 * 12 * 27
+
+
+def test_the_zipped_size_is_deflates_and_is_worked_out_once_per_content(tmp_path, monkeypatch):
+    from exporters import artifact_facts as facts_module
+
+    content = bytes(range(256)) * 4000 + b"\0" * 500_000
+    first, copy, other = tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "c.onnx"
+    first.write_bytes(content)
+    copy.write_bytes(content)
+    other.write_bytes(content[::-1])
+    sha256, size, zipped = facts_module.file_digest_and_sizes([first])
+    assert (size, zipped) == (len(content), len(zlib.compress(content, facts_module.DEFLATE_LEVEL)))
+    deflated: list[int] = []
+    real_compressobj = zlib.compressobj
+    monkeypatch.setattr(zlib, "compressobj", lambda *args: deflated.append(1) or real_compressobj(*args))
+    assert facts_module.file_digest_and_sizes([copy]) == (sha256, size, zipped)  # the same content: not deflated again
+    assert deflated == []
+    other_sha256, _, other_zipped = facts_module.file_digest_and_sizes([other])
+    assert deflated == [1] and other_sha256 != sha256
+    assert other_zipped == len(zlib.compress(content[::-1], facts_module.DEFLATE_LEVEL))

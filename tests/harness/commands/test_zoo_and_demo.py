@@ -1,11 +1,12 @@
-"""Zoo models (torchvision, random weights) exported offline, and `speedproof demo` end to end."""
+"""Zoo models (torchvision, random weights) exported offline, and `speedproof demo` end to end,
+which also trains both digits models with their full schedules and checks their test accuracy."""
 
 import json
 
 import pytest
 
 from harness.cli import EXIT_OK, main
-from harness.commands.demo import DIGITS_GOOD_RECIPE
+from harness.commands.demo import DIGITS_GOOD_RECIPE, TRANSFORMER_RECIPE
 from harness.models.zoo import ZOO, zoo_model
 from targets.compatibility import default_target_name
 from targets.errors import SpeedproofError
@@ -23,9 +24,9 @@ def private_cache(tmp_path, monkeypatch):
 
 def test_zoo_labels_random_weight_models_latency_only():
     random_weights = {"resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "encoder-mini"}
-    assert random_weights | {"digits-cnn"} == set(ZOO)
+    assert random_weights | {"digits-cnn", "digits-transformer"} == set(ZOO)
     assert all(ZOO[name].latency_only for name in random_weights)
-    assert not ZOO["digits-cnn"].latency_only
+    assert not ZOO["digits-cnn"].latency_only and not ZOO["digits-transformer"].latency_only
     with pytest.raises(SpeedproofError, match='did you mean "mobilenet_v2"'):
         zoo_model("mobilenet_v3")
 
@@ -42,7 +43,7 @@ def test_demo_verifies_both_models_and_writes_the_html_report(private_cache, tmp
         json.loads(path.read_text())["model_source"]["spec"]: json.loads(path.read_text())
         for path in sorted(out.glob("*.json"))
     }
-    assert sorted(records) == ["digits-cnn", "resnet18"]
+    assert sorted(records) == ["digits-cnn", "digits-transformer", "resnet18"]
     for record in records.values():
         cells = {cell["variant"]: cell for cell in record["cells"]}
         assert all(cell["status"] == "ok" for cell in cells.values())
@@ -57,6 +58,13 @@ def test_demo_verifies_both_models_and_writes_the_html_report(private_cache, tmp
     # the good compression shown beside the traps keeps its accuracy within the limit
     good = digits[DIGITS_GOOD_RECIPE]
     assert good["accuracy"] >= digits["baseline"]["accuracy"] - 0.01
+    transformer = {cell["variant"]: cell for cell in records["digits-transformer"]["cells"]}
+    dropped = transformer[TRANSFORMER_RECIPE]
+    assert dropped["accuracy"] is not None and dropped["verdict"]["decision"] in ("ACCEPT", "REJECT")
+    # the demo trained both digits models with their full schedules (no other test does: once is enough)
+    for trained in ("digits-cnn", "digits-transformer"):
+        (facts_file,) = (private_cache / "zoo").glob(f"{trained}-v*.json")
+        assert json.loads(facts_file.read_text())["test_accuracy"] >= 0.97, trained
     report = next(out.glob("demo-*.html")).read_text()
     assert "digits-cnn" in report and "resnet18" in report and "data:image/png;base64," in report
     cached = sorted(path.name.split("-random-")[0] for path in (private_cache / "zoo").glob("resnet*.onnx"))

@@ -1,5 +1,6 @@
 """digits-cnn with real data (scikit-learn's digits, shipped in the package), shortened to three epochs:
-it trains, caches with a checksum, evaluates on the test split, and fine-tunes pruned variants."""
+it trains, caches with a checksum, evaluates on the test split, and fine-tunes pruned variants.
+The full schedule's accuracy (>= 97%) is checked by the demo's test, which trains it anyway."""
 
 import json
 
@@ -72,10 +73,3 @@ def test_finetune_recovers_accuracy_after_structured_pruning(one_epoch_cache):
     assert notes[0]["finetune_epochs"] == 1
     assert model.eval_data is not None
     assert torch_accuracy(finetuned.module, model.eval_data) > torch_accuracy(pruned.module, model.eval_data)
-
-
-@pytest.mark.slow
-def test_the_full_schedule_reaches_97_percent_test_accuracy(tmp_path):
-    path, _ = digits.trained_weights(tmp_path)
-    facts = json.loads(path.with_suffix(".json").read_text())
-    assert facts["test_accuracy"] >= 0.97, facts

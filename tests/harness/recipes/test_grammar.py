@@ -34,7 +34,7 @@ def test_chain_is_applied_left_to_right_with_torch_steps_first():
         ("unstructured:0", r"must be a number in \(0, 1\)"),
         ("lowrank:abc", r"must be a number in \(0, 1\]"),
         ("fp16:0.5", r"fp16 takes no value"),
-        ("structured:0.5:round=8", r'no option \'round\' \(did you mean "round_to"\?\); valid: finetune, global'),
+        ("structured:0.5:round=8", r'no option \'round\' \(did you mean "round_to"\?\); valid: alpha, distill'),
         ("structured:0.5:round_to=0", r"round_to must be at least 1"),
         ("structured:0.5:round_to=x", r"round_to must be an integer"),
         ("structured:0.5:global=maybe", r"global must be true or false"),

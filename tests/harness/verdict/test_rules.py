@@ -277,3 +277,22 @@ def test_fidelity_is_judged_by_the_measure_that_fits(quality, policy, low):
     if low:
         [reason] = [reason for reason in verdict.reasons if reason.code == ReasonCode.FIDELITY_LOW]
         assert "judged by" in reason.message
+
+
+def test_four_bit_weights_that_do_not_pay_get_the_memory_bound_hint_and_the_missing_kernels():
+    int4 = {**BASE_FACTS, "zipped_bytes": 6_000_000, "op_histogram": {"com.microsoft.MatMulNBits": 12, "Add": 12}}
+    slower = _speedup(0.8, 0.75, 0.85)
+    verdict = decide(_evidence(recipe="int4-weight", variant_facts=int4, speedup=slower, host_cpu_flags=("sse4_2",)))
+    assert verdict.codes() == ["SLOWER"]
+    assert any("without AVX2 or AVX512-VNNI" in hint for hint in verdict.hints)
+    assert any("save memory traffic" in h and "whose weights stay in cache gain nothing" in h for h in verdict.hints)
+    with_kernels = decide(_evidence(recipe="int4-weight", variant_facts=int4, speedup=slower))  # avx2
+    assert not any("without AVX2" in hint for hint in with_kernels.hints)
+    assert any("4-bit weights save memory traffic" in hint for hint in with_kernels.hints)
+    batch_32 = Policy().with_values({"batch_size": 32})
+    at_batch_32 = decide(_evidence(recipe="int4-weight", variant_facts=int4, speedup=slower, policy=batch_32))
+    assert any(
+        "at batch 32 every weight read serves 32 rows: the matmuls are bound by compute" in h for h in at_batch_32.hints
+    )
+    on_gpu = decide(_evidence(recipe="int4-weight", variant_facts=int4, speedup=slower, gpu_target=True))
+    assert not any("4-bit" in hint for hint in on_gpu.hints)
