@@ -30,6 +30,10 @@ def _has_cuda_device() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # files with a `slow` test first (the demo's takes minutes): pytest-xdist hands out files in
+    # this order, so the longest one starts at once instead of finishing last on one worker
+    slow_files = {item.path for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.path not in slow_files)
     if _has_cuda_device():
         return
     skip_gpu = pytest.mark.skip(reason="needs an NVIDIA CUDA device; nvidia-smi found none on this host")
