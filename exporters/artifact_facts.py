@@ -166,11 +166,18 @@ def _packed_4bit_weights(model: onnx.ModelProto) -> dict[str, int]:
     weights they hold, counted as params (and as non-zero: packed nibbles say nothing of zeros)."""
     packed = {}
     for node in model.graph.node:
-        if node.op_type == "MatMulNBits" and len(node.input) > 1:
-            sizes = {attribute.name: attribute.i for attribute in node.attribute if attribute.name in ("K", "N")}
-            if len(sizes) == 2:
-                packed[node.input[1]] = sizes["K"] * sizes["N"]
+        sizes = _nbits_sizes(node)
+        if sizes is not None and len(node.input) > 1:
+            packed[node.input[1]] = sizes[0] * sizes[1]
     return packed
+
+
+def _nbits_sizes(node: onnx.NodeProto) -> tuple[int, int] | None:
+    """(K, N) of a MatMulNBits node's weight, from its attributes; None for any other node."""
+    if node.op_type != "MatMulNBits":
+        return None
+    sizes = {attribute.name: attribute.i for attribute in node.attribute if attribute.name in ("K", "N")}
+    return (sizes["K"], sizes["N"]) if len(sizes) == 2 else None
 
 
 def _stand_in_for_nbits_matmuls(graph: onnx.GraphProto) -> None:
@@ -178,13 +185,11 @@ def _stand_in_for_nbits_matmuls(graph: onnx.GraphProto) -> None:
     after one would get a shape: for shapes only, each becomes a MatMul with a (K, N) weight that
     is declared, not stored. MACs then count it as the MatMul it computes."""
     for node in graph.node:
-        if node.op_type != "MatMulNBits" or node.domain != "com.microsoft":
-            continue
-        sizes = {attribute.name: attribute.i for attribute in node.attribute if attribute.name in ("K", "N")}
-        if len(sizes) != 2:
+        sizes = _nbits_sizes(node)
+        if sizes is None or node.domain != "com.microsoft":
             continue
         weight = f"{node.output[0]}_nbits_weight_shape"
-        graph.input.append(onnx.helper.make_tensor_value_info(weight, onnx.TensorProto.FLOAT, [sizes["K"], sizes["N"]]))
+        graph.input.append(onnx.helper.make_tensor_value_info(weight, onnx.TensorProto.FLOAT, list(sizes)))
         first = node.input[0]
         del node.attribute[:]
         del node.input[:]
@@ -226,13 +231,13 @@ def _count_macs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> t
             transposed = any(a.name == "transA" and a.i for a in node.attribute)
             macs += math.prod(output) * first[0 if transposed else 1]
             widths.append(output[-1])
-        elif node.op_type == "MatMulNBits":  # 4-bit weights of (K, N), given as attributes
+        elif (sizes := _nbits_sizes(node)) is not None:  # 4-bit weights of (K, N), given as attributes
             first = shapes.get(node.input[0])
             if output is None or first is None:
                 unresolved += 1
                 continue
             macs += math.prod(output) * first[-1]
-            widths.extend(attribute.i for attribute in node.attribute if attribute.name == "N")
+            widths.append(sizes[1])
         elif node.op_type in MATMUL_OPS:
             a_index, b_index = MATMUL_OPS[node.op_type]
             first = shapes.get(node.input[a_index])

@@ -115,7 +115,7 @@ def script_main() -> NoReturn:
 
 def exit_quickly(code: int) -> NoReturn:
     """End the process with `code` after what a normal exit does that matters: the exit handlers
-    (`atexit`, `weakref.finalize`), joining threads, flushing stdout and stderr. What it skips is
+    (`atexit`, `weakref.finalize`) and flushing stdout and stderr. What it skips is
     the interpreter's teardown, freeing every module and object one by one, which torch's and the
     exporter's made take seconds. Where another non-daemon thread still runs, or this Python has no
     way to run the exit handlers, it exits the normal way."""
@@ -128,8 +128,9 @@ def exit_quickly(code: int) -> NoReturn:
         try:
             if stream is not None:
                 stream.flush()
-        except (OSError, ValueError):  # a closed pipe: as Python reports it for standard output
-            code = code or (EXIT_OUTPUT_LOST if stream is sys.stdout else code)
+        except (OSError, ValueError):  # a closed pipe: reported for standard output, as Python does
+            if stream is sys.stdout and not code:
+                code = EXIT_OUTPUT_LOST
     os._exit(code)
 
 

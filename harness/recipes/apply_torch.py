@@ -1,8 +1,8 @@
 """Apply the torch-level steps of a recipe to a copy of the baseline torch model, with optional
 recovery (`finetune=E` epochs, distilled from the baseline with `distill=true`), and say what each
-step did. An iterative step (`steps=N`) recovers after each of its rounds; every other step once,
-after it is done. Each recovery notes the accuracy on the source's labelled data where it has some,
-so an iterative step's notes show the accuracy after each round."""
+step did. An iterative step (`steps=N`) recovers after each of its rounds, and its note lists the
+rounds with the accuracy on the source's labelled data after each; every other step recovers once,
+after it is done."""
 
 from __future__ import annotations
 
@@ -37,13 +37,15 @@ def apply_torch_steps(source: TorchModel, steps: tuple[RecipeStep, ...]) -> tupl
 
 class Recovery:
     """What a step runs after it transforms the model (an iterative one after each round): the
-    fine-tuning the recipe asks for, then the accuracy on the source's labelled data. Called as
-    `recover()`; returns the round's note."""
+    fine-tuning the recipe asks for and, for a step of several rounds, the accuracy on the source's
+    labelled data after it. Called as `recover(left)` with what the round left; keeps each round's
+    note (a one-shot step's accuracy is the artifact's, measured by the variant builder)."""
 
     def __init__(self, model: TorchModel, step: RecipeStep, teacher: Any) -> None:
         options = step.kind.options
         self.model = model
         self.epochs = int(step.option("finetune")) if "finetune" in options else 0
+        self.iterative = "steps" in options and int(step.option("steps")) > 1
         distill = bool(step.option("distill")) if "distill" in options else False
         if distill and not self.epochs:
             raise SpeedproofError(
@@ -61,8 +63,8 @@ class Recovery:
         )
         self.rounds: list[dict[str, Any]] = []
 
-    def __call__(self) -> dict[str, Any]:
-        note: dict[str, Any] = {}
+    def __call__(self, left: dict[str, Any] | None = None) -> None:
+        note: dict[str, Any] = {"round": len(self.rounds) + 1, **(left or {})}
         if self.epochs:
             assert self.model.train_data is not None
             # masks stay in place while training, so pruned weights remain zero
@@ -73,21 +75,23 @@ class Recovery:
                 learning_rate=FINETUNE_LEARNING_RATE,
                 distillation=self.distillation,
             )
-        if self.model.eval_data is not None:
+        if self.iterative and self.model.eval_data is not None:
             note["accuracy"] = round(torch_accuracy(self.model.module, self.model.eval_data), 4)
         self.rounds.append(note)
-        return note
 
     def summary(self) -> dict[str, Any]:
-        """The step note's recovery part: epochs per round, distillation, and each round's note."""
+        """The step note's recovery part: epochs per round, distillation and, for an iterative
+        step, its rounds' notes and the accuracy after the last."""
         summary: dict[str, Any] = {}
         if self.epochs:
             summary["finetune_epochs"] = self.epochs
             summary["finetune_final_loss"] = self.rounds[-1]["finetune_final_loss"]
         if self.distillation is not None:
             summary["distilled"] = {"temperature": self.distillation.temperature, "alpha": self.distillation.alpha}
-        if "accuracy" in self.rounds[-1]:
-            summary["accuracy"] = self.rounds[-1]["accuracy"]
+        if self.iterative:
+            summary["rounds"] = self.rounds
+            if "accuracy" in self.rounds[-1]:
+                summary["accuracy"] = self.rounds[-1]["accuracy"]
         return summary
 
 

@@ -28,9 +28,9 @@ class OnnxStepContext(Protocol):
     def calibration_feeds(self, samples: int) -> list[dict[str, np.ndarray]]: ...
 
 
-# what a torch-level step calls after each round of an iterative transformation: the recovery
-# (fine-tuning, distilled or not) and the accuracy after it; returns that round's note
-Recover = Callable[[], dict[str, Any]]
+# what a torch-level step calls after each round of an iterative transformation, with what the
+# round left (for the round's note): the recovery (fine-tuning, distilled or not)
+Recover = Callable[[dict[str, Any]], None]
 # a torch-level step transforms the module in place and returns what it did (for the record); a
 # step that does not call `recover` is recovered once after it
 TorchStep = Callable[["TorchModel", "RecipeStep", Recover], dict[str, Any]]

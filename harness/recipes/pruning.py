@@ -271,7 +271,7 @@ def _parameter_count(module: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
 
 
-def _nonzero_share(module: torch.nn.Module) -> float:
+def _zero_share(module: torch.nn.Module) -> float:
     """The share of zeros among the prunable weights, masks applied."""
     weights = [getattr(child, name) for child, name in prunable_weights(module)]
     total = sum(weight.numel() for weight in weights)
@@ -283,24 +283,20 @@ def _unstructured(model: TorchModel, step: RecipeStep, recover: Recover) -> dict
     assert step.value is not None
     per_layer = step.option("scope") == "layer"
     rounds = int(step.option("steps"))
-    notes = []
     masked = 0
     share = compounding_ratios(step.value, rounds)[0]  # of what is left, each round
-    for number in range(1, rounds + 1):
+    for _ in range(rounds):
         masked = apply_unstructured_masks(model.module, share, per_layer=per_layer)
-        notes.append({"round": number, "sparsity": round(_nonzero_share(model.module), 4), **recover()})
-    return {"masked_tensors": masked, **({"rounds": notes} if rounds > 1 else {})}
+        recover({"sparsity": round(_zero_share(model.module), 4)})
+    return {"masked_tensors": masked}
 
 
 def _structured(model: TorchModel, step: RecipeStep, recover: Recover) -> dict[str, Any]:
     assert step.value is not None
-    rounds = int(step.option("steps"))
     params_before = _parameter_count(model.module)
-    notes: list[dict[str, Any]] = []
 
     def after_round(number: int) -> None:
-        kept = _parameter_count(model.module) / params_before
-        notes.append({"round": number, "params_kept": round(kept, 4), **recover()})
+        recover({"params_kept": round(_parameter_count(model.module) / params_before, 4)})
 
     result = prune_structured(
         model.module,
@@ -309,20 +305,19 @@ def _structured(model: TorchModel, step: RecipeStep, recover: Recover) -> dict[s
         importance=str(step.option("importance")),
         round_to=int(step.option("round_to")),
         global_pruning=bool(step.option("global")),
-        rounds=rounds,
+        rounds=int(step.option("steps")),
         after_round=after_round,
     )
-    return {**vars(result), **({"rounds": notes} if rounds > 1 else {})}
+    return dict(vars(result))
 
 
 def _semi_structured(model: TorchModel, step: RecipeStep, recover: Recover) -> dict[str, Any]:
     rounds = int(step.option("steps"))
-    notes = []
     masked = skipped = 0
     for number in range(1, rounds + 1):
         masked, skipped = apply_semi_structured_masks(model.module, share=number / rounds)
-        notes.append({"round": number, "sparsity": round(_nonzero_share(model.module), 4), **recover()})
-    return {"masked_layers": masked, "skipped_layers": skipped, **({"rounds": notes} if rounds > 1 else {})}
+        recover({"sparsity": round(_zero_share(model.module), 4)})
+    return {"masked_layers": masked, "skipped_layers": skipped}
 
 
 register(

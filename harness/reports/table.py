@@ -185,15 +185,10 @@ def step_round_notes(variant: dict[str, Any]) -> list[str]:
             continue
         parts = []
         for note in rounds:
-            left = (
-                f"params {note['params_kept']:.0%}"
-                if "params_kept" in note
-                else f"sparsity {note['sparsity']:.0%}"
-                if "sparsity" in note
-                else ""
-            )
-            accuracy = f" acc {note['accuracy']:.1%}" if "accuracy" in note else ""
-            parts.append(f"{note['round']}: {left}{accuracy}")
+            figures = [f"params {note['params_kept']:.0%}"] if "params_kept" in note else []
+            figures += [f"sparsity {note['sparsity']:.0%}"] if "sparsity" in note else []
+            figures += [f"acc {note['accuracy']:.1%}"] if "accuracy" in note else []
+            parts.append(f"{note['round']}: {' '.join(figures)}")
         lines.append(f"rounds {variant['recipe']} ({step['step']}): " + " | ".join(parts))
     return lines
 

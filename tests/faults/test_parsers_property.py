@@ -41,6 +41,14 @@ RECIPE_WORDS = [
     "round_to",
     "finetune",
     "layers",
+    "drop-layers",
+    "int4-weight",
+    "steps",
+    "distill",
+    "temperature",
+    "alpha",
+    "keep",
+    "block_size",
 ]
 recipe_text = st.lists(
     st.one_of(
