@@ -69,7 +69,7 @@ def build_comparisons(folder: Path, names: list[str]) -> list[tuple[str, Path, P
     import torch
 
     from exporters.torch_to_onnx import export_to_onnx
-    from harness.recipes.pruning import prune_structured
+    from harness.recipes.channel_pruning import prune_structured
 
     comparisons = []
     for name in names:

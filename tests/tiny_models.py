@@ -1,7 +1,8 @@
 """Tiny torch model sources built at test time, importable as `tests.tiny_models:NAME` model sources.
 
 `tiny_cnn` is a residual CNN with awkward widths (so pruning and alignment have something to do)
-and a little labelled data, `tiny_cnn_without_data` the same module without data, `tiny_encoder`
+and a little labelled data, `tiny_cnn_self_labelled` the same with its own predictions as test
+labels, `tiny_cnn_without_data` the same module without data, `tiny_encoder`
 a two-layer transformer encoder with the zoo encoder's attention (prunable heads),
 `tiny_torch_transformer` one built from torch's nn.TransformerEncoder, `dropout_cnn_in_training_mode`
 a net with dropout and batch norm returned in training mode (as torchvision builds its models).
@@ -51,6 +52,27 @@ def tiny_cnn() -> TorchModel:
         train_data=_data(128, seed=1),
         calibration_data=_data(16, seed=2).inputs,
         eval_data=_data(64, seed=3),
+    )
+
+
+def tiny_cnn_self_labelled() -> TorchModel:
+    """`tiny_cnn`, trained a little (so its classes vary with the input), whose test labels are its
+    own predictions: the baseline scores 100%, so any change to its outputs' classes is an accuracy
+    drop (what a search's quality cut and per-layer sensitivity need to be certain)."""
+    from harness.models.training import train_classifier
+
+    model = tiny_cnn()
+    assert model.eval_data is not None and model.train_data is not None
+    train_classifier(model.module, model.train_data, epochs=4)
+    model.module.eval()
+    with torch.no_grad():
+        predicted = model.module(torch.from_numpy(model.eval_data.inputs)).argmax(dim=1).numpy().astype(np.int64)
+    return TorchModel(
+        module=model.module,
+        example_inputs=model.example_inputs,
+        train_data=model.train_data,
+        calibration_data=model.calibration_data,
+        eval_data=LabelledData(model.eval_data.inputs, predicted),
     )
 
 

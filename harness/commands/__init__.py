@@ -15,6 +15,8 @@ COMMAND_MODULES = (
     "targets",
     "gate",
     "compare",
+    "search",
+    "sensitivity",
     "report",
     "demo",
     "worker",

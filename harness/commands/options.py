@@ -174,14 +174,16 @@ def recipes_epilog() -> str:
     return "\n".join(lines)
 
 
-def add_model_argument(parser: argparse.ArgumentParser) -> None:
+def add_model_argument(parser: argparse.ArgumentParser, optional_because: str | None = None) -> None:
+    """The MODEL positional; with `optional_because`, it may be left out (the reason ends its help)."""
     parser.add_argument(
         "model",
         metavar="MODEL",
+        nargs="?" if optional_because else None,
         help="an .onnx file, a zoo name (digits-cnn, digits-transformer: trained, real accuracy; resnet18, "
         "resnet50, mobilenet_v2, mobilenet_v3_large, efficientnet_b0, encoder-mini: random weights, latency only), or "
         "package.module:function returning an nn.Module (with --input-shape), (module, example_inputs), or a "
-        "harness.models.TorchModel that also provides data",
+        "harness.models.TorchModel that also provides data" + (f"; {optional_because}" if optional_because else ""),
     )
 
 

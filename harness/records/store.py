@@ -237,6 +237,8 @@ OPTIONAL_SECTIONS: dict[str, tuple[type, ...]] = {
     "target": (dict, type(None)),
     "gate": (dict,),
     "compare": (dict,),
+    "search": (dict,),
+    "sensitivity": (dict,),
     "model_source": (dict,),
 }
 CELL_STATUSES = ("ok", "failed", "skipped")

@@ -10,7 +10,7 @@ from typing import Any
 from tabulate import tabulate
 
 from harness.reports.markdown import host_line, record_title
-from harness.reports.table import policy_line, record_tables, verdict_summary
+from harness.reports.table import policy_line, record_tables, search_rows, verdict_summary
 from harness.reports.text_safety import xml_safe
 
 STYLE = """
@@ -41,11 +41,24 @@ def _table_html(headers: list[str], rows: list[list[Any]]) -> str:
 
 def record_plots(record: dict[str, Any]) -> list[tuple[str, bytes]]:
     """(caption, PNG) of every plot that suits the record."""
-    from harness.reports.plots import batch_curve_figure, compare_figure, pareto_figure, speedup_figure
+    from harness.reports.plots import (
+        batch_curve_figure,
+        compare_figure,
+        pareto_figure,
+        search_figure,
+        sensitivity_figure,
+        speedup_figure,
+    )
 
     plots = []
     if record.get("command") == "compare":
         plots.append(("speedup against sparsity, beside size and MAC reductions", compare_figure(record)))
+    if record.get("command") == "sensitivity":
+        plots.append(("accuracy each layer group costs when pruned alone", sensitivity_figure(record)))
+    if record.get("command") == "search":
+        front = search_figure(record)
+        if front is not None:
+            plots.append(("the search's timed points: speedup against quality, with the front", front))
     speedups = speedup_figure(record)
     if speedups is not None:
         plots.append(("speedup interval of each variant, beside its size and MAC reductions", speedups))
@@ -69,6 +82,9 @@ def html_report(records: list[dict[str, Any]], title: str | None = None) -> str:
             parts.append(f'<p class="meta">{html.escape(policy)}</p>')
         parts.append(f'<p class="meta">{html.escape(host_line(record))}</p>')
         parts.append(_table_html(headers, rows))
+        if record.get("command") == "search":
+            parts.append("<h3>every trial of the search</h3>")
+            parts.append(_table_html(*search_rows(record)))
         for caption, png in record_plots(record):
             parts.append(_image(png, caption))
         if notes:

@@ -211,3 +211,99 @@ def pareto_figure(record: dict[str, Any]) -> bytes | None:
     axis.set_ylabel("top-1 accuracy %")
     axis.legend(fontsize=8)
     return _png(figure)
+
+
+def search_figure(record: dict[str, Any]) -> bytes | None:
+    """A search's timed trials: speedup (interval) against quality, the front joined, accepted points
+    green; None when nothing was timed."""
+    from harness.search.front import SearchTrial
+
+    search = record.get("search") or {}
+    trials = [SearchTrial.from_dict(item) for item in search.get("trials", [])]
+    timed = [t for t in trials if t.state == "timed" and t.repeat_of is None and t.speedup() is not None]
+    if not timed:
+        return None
+    front = set(search.get("front", []))
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    for trial in timed:
+        speedup = trial.speedup() or {}
+        quality = trial.quality_score if trial.quality_score is not None else 0.0
+        color = ACCEPT_COLOR if trial.accepted() else REJECT_COLOR
+        axis.errorbar(
+            quality,
+            speedup["ratio"],
+            yerr=[[speedup["ratio"] - speedup["ci_low"]], [speedup["ci_high"] - speedup["ratio"]]],
+            fmt="o",
+            color=color,
+            alpha=1.0 if trial.number in front else 0.45,
+            capsize=3,
+        )
+        if trial.number in front:
+            axis.annotate(
+                trial.recipe, (quality, speedup["ratio"]), fontsize=7, xytext=(4, 4), textcoords="offset points"
+            )
+    edge = sorted(
+        ((t.quality_score or 0.0, t.speedup_low() or 0.0) for t in timed if t.number in front), key=lambda p: p[0]
+    )
+    axis.plot(
+        [p[0] for p in edge],
+        [p[1] for p in edge],
+        color="#555",
+        linewidth=1,
+        linestyle="--",
+        label="Pareto front (interval lower ends)",
+    )
+    baseline = search.get("baseline_quality_score")
+    if baseline is not None:
+        axis.axvline(baseline, color="#999", linewidth=0.8, linestyle=":", label="baseline quality")
+        axis.axvline(
+            baseline - search.get("max_accuracy_drop", 0.0),
+            color="#c62828",
+            linewidth=0.8,
+            linestyle=":",
+            label="quality limit",
+        )
+    min_speedup = (record.get("policy") or {}).get("min_speedup")
+    if min_speedup:
+        axis.axhline(min_speedup, color="#2e7d32", linewidth=0.8, linestyle=":", label="min_speedup")
+    axis.set_xlabel("quality (top-1 accuracy, task score or fidelity)")
+    axis.set_ylabel("speedup over the baseline [interval]")
+    axis.set_title(f"search of {search.get('model', '')}: green accepted, red rejected", fontsize=10)
+    axis.legend(fontsize=7)
+    return _png(figure)
+
+
+def sensitivity_figure(record: dict[str, Any]) -> bytes:
+    """Bars of the accuracy drop per layer group pruned alone (most sensitive on top), and beside
+    them the measured speedup of each, when `--speed` measured it."""
+    section = record["sensitivity"]
+    layers = list(reversed(section["layers"]))  # barh draws bottom-up: the most sensitive on top
+    names = [layer["layer"] for layer in layers]
+    speed = section.get("speed")
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2 if speed else 1, figsize=(10 if speed else 7, 0.35 * len(layers) + 1.5))
+    drop_axis = axes[0] if speed else axes
+    drop_axis.barh(names, [layer["drop"] * 100 for layer in layers], color=REJECT_COLOR)
+    drop_axis.set_xlabel("top-1 accuracy drop, pts")
+    drop_axis.set_title(f"{section['model']}: each group alone at {section['recipe']}", fontsize=10)
+    drop_axis.tick_params(axis="y", labelsize=7)
+    if speed:
+        speed_axis = axes[1]
+        for row, layer in enumerate(layers):
+            speedup = layer.get("speedup") or {}
+            if speedup.get("ratio") is None:
+                continue
+            speed_axis.errorbar(
+                speedup["ratio"],
+                row,
+                xerr=[[speedup["ratio"] - speedup["ci_low"]], [speedup["ci_high"] - speedup["ratio"]]],
+                fmt="o",
+                color=ACCEPT_COLOR if layer.get("decision") == "ACCEPT" else "#555",
+                capsize=3,
+            )
+        speed_axis.axvline(1.0, color="#999", linewidth=0.8, linestyle=":")
+        speed_axis.set_yticks(range(len(layers)), labels=[""] * len(layers))
+        speed_axis.set_xlabel("speedup over the baseline [interval]")
+    figure.tight_layout()
+    return _png(figure)

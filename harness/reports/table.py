@@ -374,9 +374,12 @@ def verdict_summary(record: dict[str, Any]) -> list[str]:
 def record_tables(record: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[str]]:
     """Headers, rows and notes of the main table of any record, by the command that wrote it."""
     command = record.get("command")
-    if command in ("verify", "gate", "compare"):
+    if command in ("verify", "gate", "compare", "search"):
         headers, rows = verdict_rows(record)
         return headers, rows, verdict_notes(record)
+    if command == "sensitivity":
+        headers, rows = sensitivity_rows(record)
+        return headers, rows, []
     if command == "variants":
         headers, rows = variants_rows(record)
         return headers, rows, variants_notes(record)
@@ -428,3 +431,127 @@ def compare_table(record: dict[str, Any]) -> str:
 def record_report(record: dict[str, Any]) -> str:
     """`record_text` as a report file: ends with a newline."""
     return record_text(record) + "\n"
+
+
+def search_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """One row per measured trial of a search (repeats are counted, not listed): recipe, quality,
+    speedup, what became of it, on the front."""
+    from harness.search.front import SearchTrial, quality_text
+
+    search = record["search"]
+    front = set(search["front"])
+    rows = []
+    for item in search["trials"]:
+        trial = SearchTrial.from_dict(item)
+        if trial.repeat_of is not None:
+            continue  # told what it was, not measured again: counted in the summary line
+        rows.append(
+            [
+                trial.number,
+                trial.recipe or "-",
+                quality_text(trial),
+                trial.speedup_text(),
+                (trial.decision() or "-") if trial.state == "timed" else trial.state.replace("_", " "),
+                " ".join(trial.reasons()),
+                "*" if trial.number in front else "",
+                f"{trial.duration_s:.0f}",
+            ]
+        )
+    return ["#", "recipe", "quality", "speedup [CI]", "decision", "reasons", "front", "s"], rows
+
+
+def search_text(record: dict[str, Any]) -> str:
+    """A search's outcome: every trial, the Pareto front, and the best accepted recipe as lines to
+    paste into `verify` and a gate config, with its kept artifact."""
+    from harness.search.front import SearchTrial, quality_text
+
+    search = record["search"]
+    trials = [SearchTrial.from_dict(item) for item in search["trials"]]
+    counts = search["counts"]
+    target = (record.get("target") or {}).get("name") or "this host"
+    stopped = {
+        "budget": f"the budget ({search['budget_s']:g} s)",
+        "trials": "the trial count",
+        "space": "the space (every point of it was measured)",
+        "interrupted": "an interrupt",
+    }.get(search["stopped_by"], search["stopped_by"])
+    base = search.get("baseline_quality_score")
+    lines = [
+        f"search of {search['model']} on {target}: "
+        f"{counts['timed'] + counts['cut_by_quality'] + counts['failed']} points measured "
+        f"({counts['timed']} timed, {counts['cut_by_quality']} cut by quality before timing, {counts['failed']} "
+        f"failed; {counts['interrupted']} interrupted, {search.get('repeats', 0)} repeats drawn and not measured "
+        f"again), stopped by {stopped}",
+        f"space: {', '.join(search['space'])}; quality limit: max_accuracy_drop {search['max_accuracy_drop']:g}"
+        + (f" (baseline quality {base:.4g})" if base is not None else ""),
+        policy_line(record),
+        "",
+    ]
+    headers, rows = search_rows(record)
+    lines.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right"))
+    lines.append("")
+    by_number = {trial.number: trial for trial in trials}
+    front = [by_number[number] for number in search["front"] if number in by_number]
+    if front:
+        lines.append("Pareto front (no other timed point is both faster, by its interval's lower end, and better):")
+        lines += [
+            f"  {trial.speedup_text()}  {quality_text(trial)}  {trial.decision()}  {trial.recipe}" for trial in front
+        ]
+        lines.append("")
+    best = search.get("best")
+    if best is None:
+        lines.append("no point was accepted: see each trial's reasons above (verify prints the hints)")
+    else:
+        chosen = SearchTrial.from_dict(best)
+        spec = record.get("model_source", {}).get("spec") or search["model"]
+        target_option = f" --target {target}" if record.get("target") else ""
+        lines += [
+            f"best accepted: {chosen.recipe}: {chosen.speedup_text()}, {quality_text(chosen)}",
+            f"  verify: speedproof verify {spec} --recipes {chosen.recipe}{target_option}",
+            f'  gate:   recipes = ["{chosen.recipe}"]  required = ["{chosen.recipe}"]',
+            f"  artifact: {chosen.artifact_path} (sha256 {chosen.sha256})",
+        ]
+    cut = [trial for trial in trials if trial.state == "cut_by_quality" and trial.repeat_of is None]
+    if cut:
+        lines += ["", "cut by quality (not timed):", *(f"  {trial.recipe}: {trial.cut_reason}" for trial in cut)]
+    failed = [trial for trial in trials if trial.state == "failed" and trial.repeat_of is None]
+    if failed:
+        lines += ["", "failed:", *(f"  {trial.recipe}: {trial.error}" for trial in failed)]
+    return terminal_safe("\n".join(lines))
+
+
+def sensitivity_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """One row per layer group, the most sensitive first: what pruning it alone costs."""
+    section = record["sensitivity"]
+    rows = []
+    for layer in section["layers"]:
+        coupled = len(layer["layers"]) - 1
+        rows.append(
+            [
+                layer["rank"],
+                layer["layer"] + (f" (+{coupled} coupled)" if coupled else ""),
+                layer["channels"],
+                f"{layer['accuracy']:.1%}",
+                f"{layer['drop'] * 100:.1f}",
+                f"{layer['params_kept']:.0%}",
+                f"{layer['weighted_ratio']:.2f}",
+                *([speedup_text(layer.get("speedup")), layer.get("decision") or "-"] if section["speed"] else []),
+            ]
+        )
+    headers = ["rank", "layer group", "channels", "top-1 alone", "drop pts", "params kept", "weighted ratio"]
+    return headers + (["speedup [CI]", "decision"] if section["speed"] else []), rows
+
+
+def sensitivity_text(record: dict[str, Any]) -> str:
+    section = record["sensitivity"]
+    headers, rows = sensitivity_rows(record)
+    lines = [
+        f"sensitivity of {section['model']} to {section['recipe']}, one layer group at a time "
+        f"(baseline top-1 {section['baseline_accuracy']:.1%} on {section['data']}):",
+        "",
+        tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right"),
+        "",
+        f"weighted ratio: what {section['recipe']}:layer_ratios=sensitivity prunes each group at (less where the "
+        "drop is larger)",
+    ]
+    return terminal_safe("\n".join(lines))

@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from exporters.artifacts import artifact_at
 from exporters.onnx_transforms import copy_model
 from exporters.torch_to_onnx import check_outputs_match
+from harness.models.data import TorchModel
 from harness.models.sources import ResolvedSource, export_torch_model
 from harness.models.user_data import UserData
 from harness.progress import ProgressCallback
@@ -146,20 +148,50 @@ class VariantBuilder:
     def build_candidate(self, candidate: LoadedCandidate) -> BuiltVariant:
         """A candidate measured like a built variant: its facts and quality, on the target's backend."""
         variant = BuiltVariant(candidate.spec.label, candidate=candidate.entry, artifact_path=candidate.artifact_path)
-        started = time.monotonic()
         if candidate.entry["same_as_baseline"]:
             variant.warnings.append(
                 f"candidate {candidate.spec.source} is the baseline file itself (same sha256): it is judged as an "
                 "identity control, which is never accepted"
             )
-        try:
+
+        def describe() -> None:
             variant.artifact = artifact_at(candidate.artifact_path).facts(candidate.parsed, self.mac_shapes)
             variant.quality = self._quality(candidate.artifact_path, is_reference=False)
+
+        return self._measured(variant, describe)
+
+    def build_module(self, label: str, model: TorchModel, index: int) -> BuiltVariant:
+        """A torch model transformed outside the recipes (one layer pruned alone, for sensitivity),
+        exported and measured like a built variant; ONNX artifacts only."""
+        variant = BuiltVariant(label)
+
+        def describe() -> None:
+            if self.artifact_kind != "onnx":
+                raise SpeedproofError(
+                    f"{label}: only ONNX artifacts are built from a transformed module; measure with "
+                    "--backend onnxruntime"
+                )
+            path = self.artifact_dir / f"{index:02d}-{safe_file_name(label)}.onnx"
+            variant.artifact_path = export_torch_model(model, path)
+            artifact = artifact_at(variant.artifact_path)
+            variant.artifact = artifact.facts(artifact.kind.load_checked(artifact.path), self.mac_shapes)
+            variant.quality = self._quality(variant.artifact_path, is_reference=False)
+
+        return self._measured(variant, describe, index)
+
+    def _measured(self, variant: BuiltVariant, describe: Callable[[], None], index: int | None = None) -> BuiltVariant:
+        """Run `describe` (facts and quality into `variant`); its error is the variant's, and with
+        `index` a failed variant's partial files are removed."""
+        started = time.monotonic()
+        try:
+            describe()
             variant.status = "ok"
         except BackendFellBack as error:
             variant.error, variant.failure_kind = str(error), FailureKind.FELL_BACK
         except SpeedproofError as error:
             variant.error = str(error)
+        if not variant.ok and index is not None:
+            self._remove_partial_files(index, variant)
         variant.build_s = round(time.monotonic() - started, 2)
         return variant
 

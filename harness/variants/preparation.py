@@ -4,7 +4,7 @@ gate, compare, variants) prepares them here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from harness.models.sources import (
 )
 from harness.models.user_data import UserData, check_data_source, load_user_data, merge_overrides
 from harness.progress import ProgressCallback, no_progress
-from harness.recipes.grammar import check_recipes_apply, parse_recipe_list
+from harness.recipes.grammar import Recipe, check_recipes_apply, parse_recipe_list
 from harness.variants.builder import BuiltVariant, VariantBuilder
 from harness.variants.candidates import candidate_folder, load_candidate, parse_candidates
 from harness.variants.quality import QualityBackend
@@ -62,6 +62,49 @@ def prepare_variants(
     failure is recorded."""
     recipes = parse_recipe_list(recipe_texts)
     candidates = parse_candidates(candidate_texts, [recipe.text for recipe in recipes])
+    prepared, builder = prepare_source(model, recipes, input_shapes, resolved, runner, work_dir, progress, inputs)
+    # candidates are loaded and checked against the baseline's interface before the recipes are built
+    # (which can take minutes): a file with other inputs is an error at once
+    source = prepared.source
+    baseline_file = source.program_path if builder.artifact_kind == "pt2" and source.program_path else source.onnx_path
+    baseline_sha256 = file_sha256(baseline_file) if candidates else ""  # hashed once, not once per candidate
+    loaded = [
+        load_candidate(
+            candidate,
+            source,
+            prepared.model_inputs,
+            baseline_file,
+            baseline_sha256,
+            prepared.overrides,
+            candidate_folder(builder.artifact_dir, len(recipes) + offset, candidate.label),
+            builder.artifact_kind,
+        )
+        for offset, candidate in enumerate(candidates)
+    ]
+    variants = builder.build_all(recipes)
+    for offset, candidate in enumerate(loaded):
+        progress(f"candidate [{offset + 1}/{len(loaded)}] {candidate.spec.label}")
+        if not variants[0].ok:
+            variants.append(
+                BuiltVariant(candidate.spec.label, error=f"the baseline could not be built: {variants[0].error}")
+            )
+        else:
+            variants.append(builder.build_candidate(candidate))
+    return replace(prepared, variants=variants)
+
+
+def prepare_source(
+    model: str,
+    recipes: list[Recipe],
+    input_shapes: tuple[str, ...],
+    resolved: ResolvedProfile,
+    runner: Runner,
+    work_dir: Path,
+    progress: ProgressCallback = no_progress,
+    inputs: InputSettings | None = None,
+) -> tuple[PreparedVariants, VariantBuilder]:
+    """Check that `recipes` apply to the source, resolve it, read --data and --calibration-data, and
+    return the run's inputs (no variants built yet) with the builder that builds them one by one."""
     source_is = "a torch.export program (no module to transform)" if is_program_source(model) else "an ONNX file"
     check_recipes_apply(recipes, source_holds_torch_module(model), source_name=model, source_is=source_is)
     overrides = shape_overrides(list(input_shapes))
@@ -105,38 +148,12 @@ def prepare_variants(
         output_names=tuple(output.name for output in source.model.graph.output),
         mac_shapes=_mac_shapes(model_inputs, overrides),
     )
-    # candidates are loaded and checked against the baseline's interface before the recipes are built
-    # (which can take minutes): a file with other inputs is an error at once
-    baseline_file = source.program_path if artifact_kind == "pt2" and source.program_path else source.onnx_path
-    baseline_sha256 = file_sha256(baseline_file) if candidates else ""  # hashed once, not once per candidate
-    loaded = [
-        load_candidate(
-            candidate,
-            source,
-            model_inputs,
-            baseline_file,
-            baseline_sha256,
-            overrides,
-            candidate_folder(builder.artifact_dir, len(recipes) + offset, candidate.label),
-            artifact_kind,
-        )
-        for offset, candidate in enumerate(candidates)
-    ]
-    variants = builder.build_all(recipes)
-    for offset, candidate in enumerate(loaded):
-        progress(f"candidate [{offset + 1}/{len(loaded)}] {candidate.spec.label}")
-        if not variants[0].ok:
-            variants.append(
-                BuiltVariant(candidate.spec.label, error=f"the baseline could not be built: {variants[0].error}")
-            )
-        else:
-            variants.append(builder.build_candidate(candidate))
     entries = {
         "data": data.entry() if data is not None else None,
         "calibration_data": calibration.entry() if calibration is not None else None,
         "metric_fn": inputs.metric_fn,
     }
-    return PreparedVariants(source, model_inputs, overrides, variants, data, entries)
+    return PreparedVariants(source, model_inputs, overrides, [], data, entries), builder
 
 
 def check_data_settings(inputs: InputSettings) -> None:

@@ -5,7 +5,7 @@ levels (and 2:4 semi-structured once), each verified A/B against the baseline, s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +17,22 @@ from harness.records.store import check_writable_folder, kept_run_folder, write_
 from harness.variants.preparation import prepare_variants
 from harness.verdict.policy import target_policy
 from harness.verdict.rules import mac_reduction
-from harness.verdict.verify import VerifyContext, verification_record, verify_prepared
+from harness.verdict.verify import ModelOnTarget, VerifyContext, verification_record, verify_prepared
 from targets.compatibility import resolve_target
 from targets.errors import SpeedproofError
-from targets.inputs import InputSettings
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
-from targets.runners.protocol import MeasurementProtocol
 
 DEFAULT_SPARSITIES = (0.3, 0.5, 0.7, 0.9)
 SEMI_STRUCTURED_SPARSITY = 0.5  # 2 of every 4 weights
 
 
 @dataclass(frozen=True)
-class CompareRequest:
-    model: str
+class CompareRequest(ModelOnTarget):
     sparsities: tuple[float, ...] = DEFAULT_SPARSITIES
     finetune_epochs: int = 0
     batch_sizes: tuple[int, ...] = ()  # also A/B at these, for each variant's speedup curve
-    target: str | None = None
-    backend: str | None = None  # None: the profile's first
-    remote: str | None = None  # ssh://... : measure on that machine (targets.runners.ssh)
-    ssh_config: Path | None = None
-    threads: int | None = None
-    input_shapes: tuple[str, ...] = ()
-    inputs: InputSettings = field(default_factory=InputSettings)  # --batch-axis, --input-value, --data, ...
     candidates: tuple[str, ...] = ()  # PATH[=LABEL]: files compressed elsewhere, compared beside the sweep
-    policy_file: Path | None = None
-    policy_overrides: dict[str, Any] = field(default_factory=dict)
-    protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
-    out_dir: Path = Path("results")
 
 
 def compare_recipes(sparsities: tuple[float, ...], finetune_epochs: int = 0) -> list[tuple[str, float, str]]:

@@ -41,21 +41,28 @@ PROBE_MIN_MAC_REDUCTION = 1.05
 
 
 @dataclass(frozen=True)
-class VerifyRequest:
+class ModelOnTarget:
+    """A model measured on a target, as every job that verifies takes it (verify, compare, search, sensitivity): the
+    target, the inputs and the policy and protocol of `verify`; the jobs add their own fields."""
+
     model: str
-    recipes: tuple[str, ...]
-    candidates: tuple[str, ...] = ()  # PATH[=LABEL]: models the user compressed elsewhere
     target: str | None = None
     backend: str | None = None  # None: the profile's first
     remote: str | None = None  # ssh://... : measure on that machine (targets.runners.ssh)
     ssh_config: Path | None = None
     threads: int | None = None
     input_shapes: tuple[str, ...] = ()
-    inputs: InputSettings = field(default_factory=InputSettings)  # --batch-axis, --input-value
+    inputs: InputSettings = field(default_factory=InputSettings)  # --batch-axis, --input-value, --data, ...
     policy_file: Path | None = None
     policy_overrides: dict[str, Any] = field(default_factory=dict)  # from the command line
-    protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)  # warm-up and load allowance
+    protocol: MeasurementProtocol = field(default_factory=MeasurementProtocol)
     out_dir: Path = Path("results")
+
+
+@dataclass(frozen=True)
+class VerifyRequest(ModelOnTarget):
+    recipes: tuple[str, ...] = ()
+    candidates: tuple[str, ...] = ()  # PATH[=LABEL]: models the user compressed elsewhere
     batch_sizes: tuple[int, ...] = ()  # also A/B at these, for the speedup curve (the policy's decides)
 
 
@@ -140,11 +147,11 @@ def verify_prepared(prepared: PreparedVariants, context: VerifyContext) -> list[
     baseline = prepared.variants[0]
     cells = []
     for backend in context.resolved.profile.backends:
-        cells.append(_baseline_cell(prepared, baseline, backend, context.policy))
+        cells.append(reference_cell(prepared, baseline, backend, context.policy))
         others = prepared.variants[1:]
         for index, variant in enumerate(others, start=1):
             context.progress(f"[{index}/{len(others)}] A/B {prepared.source.name}: baseline vs {variant.recipe}")
-            cells.append(_verify_variant(prepared, baseline, variant, backend, context))
+            cells.append(verify_variant(prepared, baseline, variant, backend, context))
     return cells
 
 
@@ -166,7 +173,7 @@ def _unmeasured_cell(
     )
 
 
-def _baseline_cell(
+def reference_cell(
     prepared: PreparedVariants, baseline: BuiltVariant, backend: BackendSpec, policy: Policy
 ) -> VerdictCell:
     return replace(
@@ -177,16 +184,18 @@ def _baseline_cell(
     )
 
 
-def _verify_variant(
+def verify_variant(
     prepared: PreparedVariants,
     baseline: BuiltVariant,
     variant: BuiltVariant,
     backend: BackendSpec,
     context: VerifyContext,
 ) -> VerdictCell:
+    """The A/B pairs of `variant` against `baseline` on `backend` (and the throughput, probe and curve
+    pairs the policy asks for) and the verdict; a failure is the cell's REJECT, never an exception."""
     policy = context.policy
     cell = _unmeasured_cell(prepared, variant, backend, policy)
-    evidence = _evidence_base(prepared, baseline, variant, context)
+    evidence = variant_evidence(prepared, baseline, variant, context)
     failure, failure_kind = None, None
     if not baseline.ok:
         failure, failure_kind = f"the baseline could not be built: {baseline.error}", baseline.failure_kind
@@ -294,9 +303,10 @@ def _batch_curve(
     return sorted(points, key=lambda point: point.batch_size)
 
 
-def _evidence_base(
+def variant_evidence(
     prepared: PreparedVariants, baseline: BuiltVariant, variant: BuiltVariant, context: VerifyContext
 ) -> Evidence:
+    """What the rules know of a variant before its pairs run: facts, quality, the host."""
     is_identity = variant.is_identity_control
     host = context.runner.fingerprint()
     return Evidence(

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from harness.cli import EXIT_OK, EXIT_USAGE, main
+from harness.commands import COMMAND_MODULES
 from tests.helpers import FAST_FLAGS
 
 
@@ -162,3 +163,14 @@ def test_the_speedproof_script_exits_quickly():
     from pathlib import Path
 
     assert 'speedproof = "harness.cli:script_main"' in (Path(__file__).parents[3] / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize("name", COMMAND_MODULES)
+def test_every_command_explains_itself_in_its_help(name, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([name, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: speedproof {name}") and len(out) > 300
+    if name == "search":  # its epilog lists the families and the task limits
+        assert "structured+int8:" in out and "safety-critical: 0.01" in out

@@ -9,9 +9,10 @@ from torch import nn
 
 from harness.models.training import Distillation
 from harness.recipes.apply_torch import apply_torch_steps
+from harness.recipes.channel_pruning import compounding_ratios
 from harness.recipes.grammar import parse_recipe
 from harness.recipes.layer_dropping import drop_layers, kept_indices
-from harness.recipes.pruning import compounding_ratios, prunable_weights
+from harness.recipes.pruning import prunable_weights
 from harness.reports.table import step_round_notes
 from targets.errors import SpeedproofError
 from tests.tiny_models import tiny_cnn, tiny_cnn_without_data, tiny_encoder, tiny_torch_transformer

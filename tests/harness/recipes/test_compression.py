@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from harness.recipes.apply_torch import apply_torch_steps
+from harness.recipes.channel_pruning import find_classifier_layers
 from harness.recipes.grammar import parse_recipe
 from harness.recipes.lowrank import factorize_low_rank
-from harness.recipes.pruning import find_classifier_layers, prunable_weights, semi_structured_mask
+from harness.recipes.pruning import prunable_weights, semi_structured_mask
 from targets.errors import SpeedproofError
 from tests.tiny_models import NUM_CLASSES, tiny_cnn, tiny_cnn_without_data, tiny_encoder
 

@@ -1,0 +1,78 @@
+"""`speedproof sensitivity`: prune each layer group alone and rank the groups by the accuracy that
+costs (optionally with each one's measured speedup), as a table and a bar chart."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.commands.options import (
+    EXIT_OK,
+    add_json_option,
+    add_model_argument,
+    add_out_option,
+    add_policy_options,
+    add_target_options,
+    command_progress,
+    policy_overrides_from,
+    print_result,
+    target_fields,
+    wrapped,
+)
+
+NAME = "sensitivity"
+HELP = "prune each layer group alone: the accuracy it costs (and its speedup), ranked, with a bar chart"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from harness.search.sensitivity_job import DEFAULT_RECIPE
+
+    parser.description = wrapped(
+        "For every group of layers that structured pruning narrows together (a layer and those its channels "
+        "are coupled to), prune that group alone at the recipe's ratio and measure top-1 accuracy on the "
+        "source's labelled data; rank the groups by the drop. --speed also builds each single-group variant "
+        "and A/B-verifies it against the baseline on the target. The weighted ratio column is what "
+        "structured:R:layer_ratios=sensitivity prunes each group at. Needs a torch source with labelled "
+        "data (digits-cnn, digits-transformer, or a TorchModel with eval_data)."
+    )
+    add_model_argument(parser)
+    parser.add_argument(
+        "--recipe",
+        default=DEFAULT_RECIPE,
+        metavar="RECIPE",
+        help="structured:R[:importance=..][:round_to=N] each group is pruned at (default %(default)s)",
+    )
+    parser.add_argument("--speed", action="store_true", help="also A/B-verify each single-group variant")
+    parser.add_argument(
+        "--plot", type=Path, default=None, metavar="FILE", help="PNG bar chart (default: beside the record, .png)"
+    )
+    add_target_options(parser)
+    add_out_option(parser)
+    add_json_option(parser)
+    add_policy_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.reports.plots import sensitivity_figure
+    from harness.reports.table import sensitivity_text
+    from harness.search.sensitivity_job import SensitivityRequest, run_sensitivity
+
+    request = SensitivityRequest(
+        **target_fields(args),
+        recipe=args.recipe,
+        speed=args.speed,
+        policy_file=args.policy,
+        policy_overrides=policy_overrides_from(args),
+        out_dir=args.out,
+    )
+    record, path = run_sensitivity(request, progress=command_progress(args))
+    plot_path = args.plot or path.with_suffix(".png")
+    plot_path.write_bytes(sensitivity_figure(record))
+    print_result(
+        args,
+        record,
+        lambda: "\n".join(
+            [sensitivity_text(record), "", f"bar chart written to {plot_path}", f"record written to {path}"]
+        ),
+    )
+    return EXIT_OK
