@@ -90,3 +90,64 @@ def test_commands_do_not_import_each_other_and_stages_do_not_import_commands():
             assert not (imported & commands) - {own}, f"{path} imports another command"
         elif path.name != "cli.py":
             assert not any(name.startswith(("harness.commands", "harness.cli")) for name in imported), path
+
+
+def _module_name(path, package):
+    from pathlib import Path
+
+    parts = path.relative_to(Path(package.__path__[0]).parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_cycles(packages):
+    """Groups of modules that import each other, directly or round a loop (imports inside
+    functions and under TYPE_CHECKING count: a lazy import is still a dependency)."""
+    files = {_module_name(path, package): path for package in packages for path in _package_files(package)}
+    edges = {
+        name: {other for other in _imports_of(path) if other in files and other != name} for name, path in files.items()
+    }
+    cycles, index, low, stack, on_stack = [], {}, {}, [], set()
+
+    def visit(name):  # Tarjan's strongly connected components
+        index[name] = low[name] = len(index)
+        stack.append(name)
+        on_stack.add(name)
+        for other in edges[name]:
+            if other not in index:
+                visit(other)
+                low[name] = min(low[name], low[other])
+            elif other in on_stack:
+                low[name] = min(low[name], index[other])
+        if low[name] == index[name]:
+            group = []
+            while not group or group[-1] != name:
+                group.append(stack.pop())
+                on_stack.discard(group[-1])
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for name in files:
+        if name not in index:
+            visit(name)
+    return cycles
+
+
+def test_no_two_modules_of_harness_or_exporters_import_each_other():
+    """What both sides of a circle need lives below both (harness.models.torch_sources,
+    harness.models.npz_files, RecipeStep in the catalogue). targets still has one circle among its
+    runners and profiles: the house issue's move of targets into folders is to break it."""
+    assert _import_cycles([harness, exporters]) == []
+    assert _import_cycles([targets]) == [
+        sorted(
+            [
+                "targets.compatibility",
+                "targets.profiles",
+                "targets.runners.agent",
+                "targets.runners.base",
+                "targets.runners.board_agent",
+                "targets.runners.live",
+                "targets.runners.ssh",
+                "targets.runners.worker",
+            ]
+        )
+    ]

@@ -161,7 +161,7 @@ def user_code_failed(who: str, doing: str, error: BaseException) -> SpeedproofEr
 
 
 def _run_contained(request: dict[str, Any]) -> dict[str, Any]:
-    from harness.models.sources import as_torch_model, export_torch_model
+    from harness.models.torch_sources import as_torch_model, export_torch_model
 
     spec = request["spec"]
     shapes = {name: tuple(shape) for name, shape in request["input_shapes"]}

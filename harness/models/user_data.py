@@ -20,7 +20,6 @@ error naming the array and the input."""
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,14 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.models.npz_files import LABELS_KEY, read_npz
 from targets.errors import SpeedproofError
-from targets.inputs import InputSpec, ModelInput, max_feed_bytes, resolve_input_specs
+from targets.inputs import InputSpec, ModelInput, resolve_input_specs
 
-LABELS_KEY = "labels"
 # a quality figure over fewer samples says nothing
 MIN_SAMPLES = 8
-# a data function is read up to this many samples (the data is held in memory)
-MAX_FUNCTION_SAMPLES = 10_000
 NPZ_SUFFIX = ".npz"
 
 Feed = dict[str, np.ndarray]
@@ -193,45 +190,6 @@ def load_user_data(text: str, model_inputs: Sequence[ModelInput], option: str, w
     path = Path(text)
     arrays = read_npz(path, f"{option} {text}")
     return check_data_arrays(f"{option} {text}", text, arrays, model_inputs, file_sha256(path))
-
-
-def read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
-    """Every array of an .npz file, read without unpickling; each header is read first, so an object
-    array or data larger than the feed cap is refused before any array is loaded."""
-    limit = max_feed_bytes()
-    try:
-        with zipfile.ZipFile(path) as archive:
-            total = 0
-            for info in archive.infolist():
-                name = info.filename.removesuffix(".npy")
-                with archive.open(info) as member:
-                    version = np.lib.format.read_magic(member)
-                    read_header = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shape, _, dtype = read_header(member)
-                if dtype.hasobject:
-                    raise SpeedproofError(
-                        f"{where}: array {name!r} holds Python objects (dtype {dtype}), which speedproof does not "
-                        "unpickle; save plain numeric arrays (numpy.savez with numbers, not lists of arrays)"
-                    )
-                total += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            if total > limit:
-                raise SpeedproofError(
-                    f"{where}: the arrays take {total / 2**20:.0f} MiB, more than the {limit / 2**20:.0f} MiB "
-                    "allowed (a quarter of this host's memory, or $SPEEDPROOF_MAX_INPUT_MB); use fewer samples"
-                )
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except SpeedproofError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
-        raise SpeedproofError(
-            f"{where}: not a readable .npz file ({type(error).__name__}: {error}); make it with "
-            "numpy.savez(path, input_name=array, ...)"
-        ) from None
 
 
 def check_data_arrays(

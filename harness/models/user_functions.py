@@ -32,7 +32,7 @@ def collect_function_data(
     """Call the data function contained; its feed dicts joined into samples-first arrays (what an
     .npz would hold), to be checked like one."""
     from harness.models.contained import run_contained
-    from harness.models.user_data import LABELS_KEY, MAX_FUNCTION_SAMPLES, read_npz
+    from harness.models.npz_files import LABELS_KEY, MAX_FUNCTION_SAMPLES, read_npz
 
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="speedproof-data-", dir=work_dir) as folder:

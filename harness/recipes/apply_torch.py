@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.models.data import TorchModel
 from harness.models.training import Distillation, torch_accuracy, train_classifier
-from harness.recipes.grammar import RecipeStep
+from harness.recipes.catalogue import RecipeStep
 from harness.recipes.pruning import make_pruning_permanent
 from targets.errors import SpeedproofError
 

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from harness.models.data import TorchModel
-    from harness.recipes.grammar import RecipeStep
 
 Level = Literal["none", "torch", "onnx", "any"]
 OptionValue = str | int | float | bool
@@ -103,6 +102,22 @@ class RecipeKind:
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
     apply_torch: TorchStep | None = field(default=None, compare=False)  # level "torch"
     apply_onnx: OnnxStep | None = field(default=None, compare=False)  # level "onnx"
+
+
+@dataclass(frozen=True)
+class RecipeStep:
+    """One step of a parsed recipe: its kind, value and options (the grammar makes them)."""
+
+    kind: RecipeKind
+    value: float | None
+    options: Mapping[str, OptionValue]
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+    def option(self, key: str) -> OptionValue:
+        return self.options.get(key, self.kind.options[key].default)
 
 
 RECIPE_KINDS: dict[str, RecipeKind] = {}

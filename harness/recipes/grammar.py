@@ -6,28 +6,14 @@ A variant is named everywhere by its recipe string exactly as the user wrote it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from harness.recipes.catalogue import BASELINE, IDENTITY, RECIPE_KINDS, OptionValue, RecipeKind
+from harness.recipes.catalogue import BASELINE, IDENTITY, RECIPE_KINDS, OptionValue, RecipeKind, RecipeStep
 from targets.errors import SpeedproofError, did_you_mean, unknown_choice
 
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
-
-
-@dataclass(frozen=True)
-class RecipeStep:
-    kind: RecipeKind
-    value: float | None
-    options: Mapping[str, OptionValue]
-
-    @property
-    def name(self) -> str:
-        return self.kind.name
-
-    def option(self, key: str) -> OptionValue:
-        return self.options.get(key, self.kind.options[key].default)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from harness.models.data import TorchModel
-    from harness.recipes.grammar import RecipeStep
+    from harness.recipes.catalogue import RecipeStep
 
 KEEP_CHOICES = ("ends", "first", "last")
 # where encoders keep their layers, as paths from the model

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import torch
 
     from harness.models.data import TorchModel
-    from harness.recipes.grammar import RecipeStep
+    from harness.recipes.catalogue import RecipeStep
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from harness.recipes.catalogue import OnnxStepContext, OptionSpec, RecipeKind, register
 
 if TYPE_CHECKING:
-    from harness.recipes.grammar import RecipeStep
+    from harness.recipes.catalogue import RecipeStep
 
 PER_CHANNEL = OptionSpec("bool", False, "one scale per output channel")
 

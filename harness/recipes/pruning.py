@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from harness.models.data import TorchModel
-    from harness.recipes.grammar import RecipeStep
+    from harness.recipes.catalogue import RecipeStep
 
 SEMI_STRUCTURED_GROUP = 4
 SEMI_STRUCTURED_KEEP = 2

@@ -19,11 +19,13 @@ from exporters.artifacts import artifact_at
 from exporters.onnx_transforms import copy_model
 from exporters.torch_to_onnx import check_outputs_match
 from harness.models.data import TorchModel
-from harness.models.sources import ResolvedSource, export_torch_model
+from harness.models.sources import ResolvedSource
+from harness.models.torch_sources import export_torch_model
 from harness.models.user_data import UserData
 from harness.progress import ProgressCallback
 from harness.recipes.apply_torch import apply_torch_steps, copy_torch_model
-from harness.recipes.grammar import Recipe, RecipeStep, parse_recipe
+from harness.recipes.catalogue import RecipeStep
+from harness.recipes.grammar import Recipe, parse_recipe
 from harness.records.store import safe_file_name
 from harness.variants.candidates import LoadedCandidate
 from harness.variants.quality import (
