@@ -61,7 +61,7 @@ def prunable_groups(module: torch.nn.Module, example_inputs: Sequence[torch.Tens
     attention = {
         projection
         for layer in attention_modules(module)
-        for projection in (layer.query, layer.key, layer.value, *([layer.out] if hasattr(layer, "out") else []))
+        for projection in (layer.query, layer.key, layer.value)  # the output projection is the residual width
     }
     with warnings.catch_warnings():
         # a bare nn.Parameter (a position embedding) along the model's width: torch-pruning warns, as in

@@ -120,14 +120,35 @@ class SearchRequest(ModelOnTarget):
     def from_settings(cls, data: dict[str, Any], where: Path) -> SearchRequest:
         try:
             values = dict(data)
+            for key, kinds in SETTINGS_TYPES.items():
+                if not isinstance(values[key], kinds):
+                    raise TypeError(f"{key} is {values[key]!r}")
             values["inputs"] = InputSettings(**{key: _tuple(value) for key, value in values["inputs"].items()})
             values["protocol"] = MeasurementProtocol(**values["protocol"])
             for key in ("ssh_config", "policy_file", "out_dir"):
                 values[key] = Path(values[key]) if values[key] is not None else None
             values["input_shapes"] = tuple(values["input_shapes"])
             return cls(**values)
-        except (KeyError, TypeError, ValueError) as error:
-            raise SpeedproofError(f"{where}: not the settings of a speedproof search: {error}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise SpeedproofError(
+                f"{where}: not the settings of a speedproof search ({type(error).__name__}: {error}); start a new "
+                "search instead of --resume"
+            ) from None
+
+
+# what search.json must hold for --resume to trust it (the rest is checked by the types it builds)
+SETTINGS_TYPES: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "space": (str, type(None)),
+    "max_accuracy_drop": (int, float, type(None)),
+    "task": (str, type(None)),
+    "max_trials": (int, type(None)),
+    "seed": int,
+    "inputs": dict,
+    "protocol": dict,
+    "policy_overrides": dict,
+    "input_shapes": list,
+}
 
 
 def _jsonable(value: Any) -> Any:
@@ -232,18 +253,14 @@ def run_search(
         stopped_by = _explore(optuna, study, state)
     except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: what was measured is written, then it unwinds
         record = _record(state, "interrupted", sessions + 1)
-        path = write_record(record, out_dir, label=f"search-{source_label_of(state)}")
+        path = write_record(record, out_dir, label=f"search-{state.prepared.source.name}")
         # the command prints it (a progress line is not shown off a terminal)
         interrupt.resume_hint = (  # type: ignore[attr-defined]
             f"search interrupted: record written to {path}; continue it with: speedproof search --resume {folder}"
         )
         raise
     record = _record(state, stopped_by, sessions + 1)
-    return record, write_record(record, out_dir, label=f"search-{source_label_of(state)}")
-
-
-def source_label_of(state: SearchState) -> str:
-    return state.prepared.source.name
+    return record, write_record(record, out_dir, label=f"search-{state.prepared.source.name}")
 
 
 def space_facts(prepared: PreparedVariants, gpu: bool) -> SpaceFacts:
@@ -301,9 +318,8 @@ def _resumed(folder: Path, given: SearchRequest) -> tuple[Path, SearchRequest, i
     if given again, must be the one it searched."""
     settings = folder / SETTINGS_FILE
     if not folder.is_dir():
-        raise SpeedproofError(
-            f"--resume {folder}: no such folder; pass the folder of a search (it holds {SETTINGS_FILE})"
-        )
+        what = "not a folder" if folder.exists() else "no such folder"
+        raise SpeedproofError(f"--resume {folder}: {what}; pass the folder of a search (it holds {SETTINGS_FILE})")
     if not settings.is_file() or not (folder / STUDY_FILE).is_file():
         raise SpeedproofError(
             f"--resume {folder}: not the folder of a search: it holds no {SETTINGS_FILE} and {STUDY_FILE}"
