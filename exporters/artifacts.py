@@ -71,7 +71,7 @@ class TorchProgramArtifact(ArtifactKind):
     suffixes = (".pt2",)
 
     def load_checked(self, path: Path) -> Any:
-        from targets.torch_programs import load_program
+        from targets.backends.torch.programs import load_program
 
         return load_program(path)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import onnx
 from onnx import helper
 
-from targets.errors import SpeedproofError
+from targets.errors import InputError
 from targets.inputs import DEFAULT_INT_HIGH, ModelInput
 from targets.onnx_external_data import external_data_files
 
@@ -21,22 +21,22 @@ PROTOBUF_LIMIT_BYTES = 2**31 - 1
 def load_onnx_model(path: Path) -> onnx.ModelProto:
     """Parse and check an ONNX file (external data left on disk); errors name the file."""
     if not path.exists():
-        raise SpeedproofError(f"model file not found: {path}")
+        raise InputError(f"model file not found: {path}")
     if not path.is_file():
-        raise SpeedproofError(f"model path is not a file: {path}")
+        raise InputError(f"model path is not a file: {path}")
     size_bytes = path.stat().st_size
     if size_bytes > PROTOBUF_LIMIT_BYTES:
         # protobuf cannot parse a message this large: refuse before reading gigabytes into memory
-        raise SpeedproofError(
+        raise InputError(
             f"{path} is {size_bytes / 2**30:.1f} GiB, past protobuf's 2 GiB limit for one ONNX file; a model this "
             "large keeps its weights as external data (onnx.save_model(..., save_as_external_data=True))"
         )
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError and friends
-        raise SpeedproofError(f"{path} is not a readable ONNX model (truncated, or not ONNX at all): {error}") from None
+        raise InputError(f"{path} is not a readable ONNX model (truncated, or not ONNX at all): {error}") from None
     if not model.graph.node or not model.graph.output:
-        raise SpeedproofError(
+        raise InputError(
             f"{path} parsed as ONNX but has no nodes or no outputs: the file is truncated or not an ONNX model"
         )
     external_data_files(model, path)
@@ -45,7 +45,7 @@ def load_onnx_model(path: Path) -> onnx.ModelProto:
         onnx.checker.check_model(str(path))
     except Exception as error:
         if not _valid_once_sorted(model, path, error):
-            raise SpeedproofError(f"{path} is not a valid ONNX model: {error}") from None
+            raise InputError(f"{path} is not a valid ONNX model: {error}") from None
     return model
 
 
@@ -124,7 +124,7 @@ def read_model_inputs(model: onnx.ModelProto) -> list[ModelInput]:
             continue
         tensor_type = value.type.tensor_type
         if not value.type.HasField("tensor_type"):
-            raise SpeedproofError(f"input {value.name!r} is not a tensor; speedproof measures tensor inputs only")
+            raise InputError(f"input {value.name!r} is not a tensor; speedproof measures tensor inputs only")
         dtype = helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name
         dims: list[int | str | None] = []
         for dim in tensor_type.shape.dim:

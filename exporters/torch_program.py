@@ -1,5 +1,5 @@
 """torch.export programs (`.pt2`): the artifact the torch backend runs. Exported and described
-here; read (by the worker too) in `targets.torch_programs`.
+here; read (by the worker too) in `targets.backends.torch.programs`.
 
 A program is exported with the first dim of every input as a dynamic batch axis (as the ONNX
 export), saved with the input names speedproof's input plan uses, and checked: the loaded program
@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from exporters.artifact_facts import ArtifactFacts, alignment_of, file_digest_and_sizes
 from exporters.torch_to_onnx import export_error_summary
-from targets.errors import SpeedproofError
-from targets.inputs import ModelInput
-from targets.torch_programs import (
+from targets.backends.torch.programs import (
     INPUT_NAMES_FILE,
     is_static_dim,
     load_program,
     output_tensors,
     program_input_values,
 )
+from targets.errors import SpeedproofError
+from targets.inputs import ModelInput
 
 if TYPE_CHECKING:
     import torch

@@ -3,10 +3,57 @@
 `harness` is the engine that plans and judges: model sources, recipes, variants, measurement
 orchestration and statistics, verdicts, records, reports and the CLI. It sits on `exporters`
 (artifacts) and `targets` (hardware, backends, runners). It imports nothing heavy at import time.
+
+The Python API (`harness.api`, re-exported here on first use):
+
+    from harness import verify
+    result = verify("digits-cnn", recipes=["structured:0.3:round_to=8:finetune=16"], max_accuracy_drop=0.02)
+    for cell in result.verdicts:
+        print(cell.variant, cell.verdict.decision, cell.speedup.ratio)
 """
 
-from targets.errors import SpeedproofError
+from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["SpeedproofError", "__version__"]
+from harness.version import __version__
+from targets.errors import ConfigurationError, InputError, SpeedproofError, UsageError
+
+if TYPE_CHECKING:
+    from harness.api import bench, compare, gate, load_record, search, sensitivity, variants, verify
+    from harness.results import Cell, Result
+
+
+_API = ("bench", "variants", "verify", "compare", "gate", "search", "sensitivity", "load_record")
+_RESULTS = ("Result", "Cell")
+
+__all__ = [
+    "bench",
+    "variants",
+    "verify",
+    "compare",
+    "gate",
+    "search",
+    "sensitivity",
+    "load_record",
+    "Result",
+    "Cell",
+    "SpeedproofError",
+    "UsageError",
+    "ConfigurationError",
+    "InputError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The API's functions and result types, imported when first asked for (PEP 562)."""
+    if name in _API:
+        from harness import api
+
+        return getattr(api, name)
+    if name in _RESULTS:
+        from harness import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

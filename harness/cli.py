@@ -21,11 +21,11 @@ import sys
 import threading
 from typing import NoReturn
 
-from harness import __version__
 from harness.commands import command_modules
 from harness.commands.options import EXIT_CELL_FAILED, EXIT_OK, EXIT_USAGE
 from harness.records.store import RecordNotWritten
 from harness.reports.text_safety import terminal_safe
+from harness.version import __version__
 from targets import interrupts
 from targets.errors import SpeedproofError
 from targets.interrupts import signals_raise

@@ -27,9 +27,9 @@ from pathlib import Path
 from exporters.torch_to_onnx import export_to_onnx
 from harness.measure.ab_pair import PairStop, StopRule, run_ab_pair
 from harness.verdict.policy import Policy
-from targets.compatibility import resolve_target
 from targets.inputs import resolve_input_specs
 from targets.runners.base import WorkerRequest
+from targets.runners.compatibility import resolve_target
 from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
 

@@ -26,7 +26,7 @@ from tabulate import tabulate
 
 from harness.variants.preparation import prepare_variants
 from harness.variants.quality import fidelity, generated_feeds
-from targets.compatibility import resolve_target
+from targets.runners.compatibility import resolve_target
 from targets.runners.emulated import DEFAULT_FOLDER, EmulatedAarch64Runner
 from targets.runners.local import LocalRunner
 

@@ -30,12 +30,12 @@ from exporters.artifacts import artifact_at
 from exporters.torch_program import export_program
 from harness.models.sources import cache_dir
 from harness.models.zoo import zoo_model
-from targets.compatibility import resolve_target
+from targets.backends.torch.programs import load_program, program_input_values
 from targets.inputs import resolve_input_specs
 from targets.runners.base import WorkerRequest
+from targets.runners.compatibility import resolve_target
 from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
-from targets.torch_programs import load_program, program_input_values
 
 GOAL = 1.02
 PROTOCOL = MeasurementProtocol(min_iterations=50, min_duration_s=2.0, max_duration_s=30.0)

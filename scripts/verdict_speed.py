@@ -97,9 +97,9 @@ def measure_one(baseline: Path, variant: Path) -> dict[str, object]:
     from exporters.artifacts import artifact_at
     from harness.measure.ab_pair import StopRule, run_ab_pair
     from harness.verdict.policy import Policy
-    from targets.compatibility import resolve_target
     from targets.inputs import resolve_input_specs
     from targets.runners.base import WorkerRequest
+    from targets.runners.compatibility import resolve_target
     from targets.runners.local import LocalRunner
     from targets.runners.protocol import MeasurementProtocol
 

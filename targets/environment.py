@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from targets.errors import SpeedproofError
+from targets.errors import ConfigurationError
 
 
 def positive_number_from_environment(name: str, default: float) -> float:
@@ -18,5 +18,5 @@ def positive_number_from_environment(name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if not 0 < value < float("inf"):
-        raise SpeedproofError(f"environment variable {name}={text!r}; expected a positive number")
+        raise ConfigurationError(f"environment variable {name}={text!r}; expected a positive number")
     return value

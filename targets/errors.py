@@ -1,4 +1,4 @@
-"""The one exception type of speedproof, helpers that make its messages useful, and the failure
+"""The exception types of speedproof (one base, three kinds), helpers that make its messages useful, and the failure
 kinds every layer shares. It sits in `targets`, the bottom layer, so that the code that runs on a
 device (backends, workers) and the code that plans runs (harness) speak the same words."""
 
@@ -10,7 +10,23 @@ from enum import Enum
 
 
 class SpeedproofError(Exception):
-    """An error a user can act on: the message says what was asked and what exists."""
+    """An error a user can act on: the message says what was asked and what exists. The CLI prints it
+    and exits 2; the Python API raises it. Three kinds say whose move it is:"""
+
+
+class UsageError(SpeedproofError):
+    """The call itself: an unknown name (recipe, target, backend, zoo model), a bad value or a combination
+    of options that cannot be, an --input-shape or --input-value the model does not have."""
+
+
+class ConfigurationError(SpeedproofError):
+    """A file of settings: a target profile, a policy, a gate config, fleet TLS files, a limit set in an
+    environment variable. The message names the file (or variable) and the field."""
+
+
+class InputError(SpeedproofError):
+    """What was given to be measured or read: a model source, a candidate, data, a metric function, a
+    stored record. The message names it and says what would be valid."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -19,10 +35,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f' (did you mean "{matches[0]}"?)' if matches else ""
 
 
-def unknown_choice(kind: str, word: str, choices: Iterable[str]) -> SpeedproofError:
+def unknown_choice(kind: str, word: str, choices: Iterable[str]) -> UsageError:
     """Error for a name that is not one of `choices`, listing the valid ones."""
     ordered = sorted(choices)
-    return SpeedproofError(f"unknown {kind} {word!r}{did_you_mean(word, ordered)}; valid: {', '.join(ordered)}")
+    return UsageError(f"unknown {kind} {word!r}{did_you_mean(word, ordered)}; valid: {', '.join(ordered)}")
 
 
 class BackendFellBack(SpeedproofError):

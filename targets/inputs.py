@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from targets.environment import positive_number_from_environment
-from targets.errors import SpeedproofError
+from targets.errors import SpeedproofError, UsageError
 
 DEFAULT_SEED = 0
 # integer inputs that feed no embedding table get ids in [0, 2): valid as masks and as ids
@@ -97,12 +97,12 @@ def parse_input_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
     """Parse `[NAME=]1x3x224x224` into (name or None, dims)."""
     match = SHAPE_PATTERN.match(text.strip())
     if match is None:
-        raise SpeedproofError(
+        raise UsageError(
             f"--input-shape {text!r} is not valid; expected [NAME=]DIMxDIM..., e.g. 1x3x224x224 or input_ids=1x128"
         )
     dims = tuple(int(dim) for dim in match.group("dims").split("x"))
     if any(dim <= 0 for dim in dims):
-        raise SpeedproofError(f"--input-shape {text!r}: every dim must be a positive integer")
+        raise UsageError(f"--input-shape {text!r}: every dim must be a positive integer")
     return match.group("name"), dims
 
 
@@ -111,10 +111,10 @@ def shape_overrides(texts: list[str]) -> dict[str | None, tuple[int, ...]]:
     for text in texts:
         name, dims = parse_input_shape(text)
         if name in overrides:
-            raise SpeedproofError(f"--input-shape given twice for {name or 'the unnamed input'}")
+            raise UsageError(f"--input-shape given twice for {name or 'the unnamed input'}")
         overrides[name] = dims
     if None in overrides and len(overrides) > 1:
-        raise SpeedproofError("--input-shape: name every input (NAME=DIMS) when giving more than one")
+        raise UsageError("--input-shape: name every input (NAME=DIMS) when giving more than one")
     return overrides
 
 
@@ -156,7 +156,7 @@ def with_batch_axes(model_inputs: list[ModelInput], given: dict[str, int | None]
     names = [item.name for item in model_inputs]
     for name in given:
         if name not in names:
-            raise SpeedproofError(f"--batch-axis names input {name!r}, but the model's inputs are: {', '.join(names)}")
+            raise UsageError(f"--batch-axis names input {name!r}, but the model's inputs are: {', '.join(names)}")
     symbol = next(
         (item.dims[0] for item in model_inputs if item.dims and not isinstance(item.dims[0], int) and item.dims[0]),
         None,
@@ -167,7 +167,7 @@ def with_batch_axes(model_inputs: list[ModelInput], given: dict[str, int | None]
         if item.name in given:
             axis = given[item.name]
             if axis is not None and not 0 <= axis < len(item.dims):
-                raise SpeedproofError(
+                raise UsageError(
                     f"--batch-axis {item.name}={axis}: input {item.name!r} has {len(item.dims)} dims "
                     f"{_format_dims(item.dims)}; give 0-{max(len(item.dims) - 1, 0)} or none"
                 )
@@ -188,12 +188,12 @@ def with_input_values(model_inputs: list[ModelInput], values: dict[str, float]) 
     names = [item.name for item in model_inputs]
     for name in values:
         if name not in names:
-            raise SpeedproofError(f"--input-value names input {name!r}, but the model's inputs are: {', '.join(names)}")
+            raise UsageError(f"--input-value names input {name!r}, but the model's inputs are: {', '.join(names)}")
     annotated = []
     for item in model_inputs:
         value = values.get(item.name)
         if value is not None and np.issubdtype(np.dtype(item.dtype), np.integer) and value != int(value):
-            raise SpeedproofError(f"--input-value {item.name}={value}: input {item.name!r} is {item.dtype}")
+            raise UsageError(f"--input-value {item.name}={value}: input {item.name!r} is {item.dtype}")
         annotated.append(item if value is None else replace(item, constant=value))
     return annotated
 
@@ -204,9 +204,9 @@ def parse_batch_axes(texts: list[str]) -> dict[str, int | None]:
     for text in texts:
         name, separator, value = text.partition("=")
         if not separator or not name or (value != "none" and not value.isdigit()):
-            raise SpeedproofError(f"--batch-axis {text!r}: expected NAME=K (a dim index) or NAME=none, e.g. state=1")
+            raise UsageError(f"--batch-axis {text!r}: expected NAME=K (a dim index) or NAME=none, e.g. state=1")
         if name in axes:
-            raise SpeedproofError(f"--batch-axis given twice for {name!r}")
+            raise UsageError(f"--batch-axis given twice for {name!r}")
         axes[name] = None if value == "none" else int(value)
     return axes
 
@@ -221,9 +221,9 @@ def parse_input_values(texts: list[str]) -> dict[str, float]:
         except ValueError:
             number = math.nan
         if not separator or not name or not math.isfinite(number):
-            raise SpeedproofError(f"--input-value {text!r}: expected NAME=NUMBER (finite), e.g. sr=16000")
+            raise UsageError(f"--input-value {text!r}: expected NAME=NUMBER (finite), e.g. sr=16000")
         if name in values:
-            raise SpeedproofError(f"--input-value given twice for {name!r}")
+            raise UsageError(f"--input-value given twice for {name!r}")
         values[name] = number
     return values
 
@@ -263,13 +263,13 @@ def resolve_input_specs(
     names = [model_input.name for model_input in model_inputs]
     if None in overrides:
         if len(model_inputs) != 1:
-            raise SpeedproofError(
+            raise UsageError(
                 f"the model has {len(model_inputs)} inputs ({', '.join(names)}); name each in --input-shape NAME=DIMS"
             )
         overrides[names[0]] = overrides.pop(None)
     for name in overrides:
         if name not in names:
-            raise SpeedproofError(f"--input-shape names input {name!r}, but the model's inputs are: {', '.join(names)}")
+            raise UsageError(f"--input-shape names input {name!r}, but the model's inputs are: {', '.join(names)}")
 
     specs = []
     for model_input in model_inputs:
@@ -282,13 +282,13 @@ def resolve_input_specs(
         if model_input.name in overrides:
             given = overrides[model_input.name]
             if len(given) != len(dims):
-                raise SpeedproofError(
+                raise UsageError(
                     f"--input-shape for {model_input.name!r} has {len(given)} dims, the model's input has "
                     f"{len(dims)}: {_format_dims(model_input.dims)}"
                 )
             for index, (declared, wanted) in enumerate(zip(dims, given, strict=True)):
                 if index != axis and isinstance(declared, int) and declared != wanted:
-                    raise SpeedproofError(
+                    raise UsageError(
                         f"--input-shape for {model_input.name!r}: dim {index} is fixed at {declared} in the "
                         f"model, not {wanted}"
                     )
@@ -300,7 +300,7 @@ def resolve_input_specs(
         else:
             unresolved = [index for index, dim in enumerate(dims) if index != axis and not isinstance(dim, int)]
             if unresolved:
-                raise SpeedproofError(
+                raise UsageError(
                     f"input {model_input.name!r} has shape {_format_dims(model_input.dims)}: dim "
                     f"{', '.join(str(i) for i in unresolved)} cannot be resolved from the model; pass "
                     f"--input-shape {_example_override(model_input)} (N = the size you want)"
@@ -357,7 +357,7 @@ def check_feed_size(specs: list[InputSpec]) -> None:
         f"{spec.name!r} {'x'.join(map(str, spec.shape)) or 'scalar'} {spec.dtype} = {_size_text(feed_bytes([spec]))}"
         for spec in specs
     )
-    raise SpeedproofError(
+    raise UsageError(
         f"the inputs would take {_size_text(total)} ({shapes}), more than the {_size_text(limit)} allowed "
         f"(a quarter of this host's memory, or ${MAX_INPUT_ENVIRONMENT}); check --input-shape and the batch size"
     )
@@ -375,7 +375,7 @@ def _fixed_batch(model_input: ModelInput, batch_size: int) -> list[int]:
     fixed = model_input.dims[axis]
     if fixed != batch_size:
         where = "" if axis == 0 else f" (dim {axis})"
-        raise SpeedproofError(
+        raise UsageError(
             f"input {model_input.name!r} has a fixed batch dimension{where} of {fixed}; batch size {batch_size} "
             "cannot run on it (export the model with a dynamic batch axis, or, if that dim is not the batch, "
             f"say which is with --batch-axis {model_input.name}=K, or =none)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from targets.errors import SpeedproofError
+from targets.errors import InputError
 
 if TYPE_CHECKING:
     import onnx
@@ -33,15 +33,15 @@ def external_data_locations(model: onnx.ModelProto, model_path: Path) -> dict[st
             continue
         location = next((entry.value for entry in tensor.external_data if entry.key == "location"), None)
         if not location:
-            raise SpeedproofError(f"{model_path}: tensor {tensor.name!r} is external but names no location")
+            raise InputError(f"{model_path}: tensor {tensor.name!r} is external but names no location")
         target = (folder / location).resolve()
         if Path(location).is_absolute() or not target.is_relative_to(folder):
-            raise SpeedproofError(
+            raise InputError(
                 f"{model_path}: refusing external data {location!r} of tensor {tensor.name!r}: it points "
                 f"outside the model's folder {folder}"
             )
         if not target.is_file():
-            raise SpeedproofError(f"{model_path}: external data file {location!r} of tensor {tensor.name!r} is missing")
+            raise InputError(f"{model_path}: external data file {location!r} of tensor {tensor.name!r} is missing")
         files[location] = target
     return files
 
@@ -56,7 +56,7 @@ def external_data_of_file(model_path: Path) -> dict[str, Path]:
     try:
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError and friends
-        raise SpeedproofError(f"{model_path} is not a readable ONNX model: {error}") from None
+        raise InputError(f"{model_path} is not a readable ONNX model: {error}") from None
     return external_data_locations(model, model_path)
 
 

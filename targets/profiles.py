@@ -8,15 +8,15 @@ data: harness validates it when it builds the verification policy.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from targets.backends import backend_entry
-from targets.errors import SpeedproofError, did_you_mean, unknown_choice
-from targets.host import HostFingerprint, normalize_isa
+from targets.errors import ConfigurationError, SpeedproofError, did_you_mean, unknown_choice
+from targets.host.cpu_conditions import fastest_cpus_here
+from targets.host.fingerprint import HostFingerprint, normalize_isa
 from targets.toml_files import read_toml_file
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -119,7 +119,9 @@ def with_backend(profile: TargetProfile, backend: str | None) -> TargetProfile:
     chosen = [spec for spec in profile.backends if spec.name == name]
     if not chosen:
         listed = ", ".join(spec.name for spec in profile.backends)
-        raise SpeedproofError(f"target {profile.name} ({profile.source}) has no backend {name!r}; it lists: {listed}")
+        raise ConfigurationError(
+            f"target {profile.name} ({profile.source}) has no backend {name!r}; it lists: {listed}"
+        )
     spec = chosen[0]
     if option_text:
         spec = BackendSpec(spec.name, {**spec.options, **backend_option_overrides(name, option_text)})
@@ -133,15 +135,17 @@ def backend_option_overrides(name: str, text: str) -> dict[str, Any]:
     for item in text.split(":"):
         key, equals, value = item.partition("=")
         if not equals or not key or not value:
-            raise SpeedproofError(f"--backend {name}:{text}: expected key=value items separated by ':', got {item!r}")
+            raise ConfigurationError(
+                f"--backend {name}:{text}: expected key=value items separated by ':', got {item!r}"
+            )
         option = entry.options.get(key)
         if option is None:
-            raise SpeedproofError(
+            raise ConfigurationError(
                 f"--backend {name}: unknown option {key!r}{did_you_mean(key, entry.options)}; "
                 f"valid: {', '.join(entry.options)}"
             )
         if option.choices and value not in option.choices:
-            raise SpeedproofError(f"--backend {name}: {key}={value!r}; valid: {', '.join(option.choices)}")
+            raise ConfigurationError(f"--backend {name}: {key}={value!r}; valid: {', '.join(option.choices)}")
         options[key] = value
     return options
 
@@ -153,17 +157,17 @@ def builtin_profile_names() -> list[str]:
 def _check_keys(table: dict[str, Any], allowed: dict[str, str], where: str, path: Path) -> None:
     for key in table:
         if key not in allowed:
-            raise SpeedproofError(
+            raise ConfigurationError(
                 f"{path}: unknown key {key!r} in {where}{did_you_mean(key, allowed)}; valid keys: {', '.join(allowed)}"
             )
 
 
 def _require(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, path: Path) -> Any:
     if key not in table:
-        raise SpeedproofError(f"{path}: missing key {key!r} in {where}")
+        raise ConfigurationError(f"{path}: missing key {key!r} in {where}")
     value = table[key]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise SpeedproofError(f"{path}: {where}.{key} = {value!r} has the wrong type; expected {_type_name(kind)}")
+        raise ConfigurationError(f"{path}: {where}.{key} = {value!r} has the wrong type; expected {_type_name(kind)}")
     return value
 
 
@@ -175,19 +179,19 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
 def _parse_isa(value: str, where: str, path: Path) -> str:
     isa = normalize_isa(value)
     if isa not in KNOWN_ISAS:
-        raise SpeedproofError(f"{path}: {where} = {value!r}; valid: {', '.join(KNOWN_ISAS)}")
+        raise ConfigurationError(f"{path}: {where} = {value!r}; valid: {', '.join(KNOWN_ISAS)}")
     return isa
 
 
 def _parse_backend(table: Any, index: int, path: Path) -> BackendSpec:
     where = f"backends[{index}]"
     if not isinstance(table, dict):
-        raise SpeedproofError(f"{path}: {where} must be a table with a name")
+        raise ConfigurationError(f"{path}: {where} must be a table with a name")
     name = _require(table, "name", str, where, path)
     try:
         entry = backend_entry(name)
     except SpeedproofError as error:
-        raise SpeedproofError(f"{path}: {where}.name: {error}") from None
+        raise ConfigurationError(f"{path}: {where}.name: {error}") from None
     allowed = {"name": "backend name", **{key: opt.help for key, opt in entry.options.items()}}
     _check_keys(table, allowed, where, path)
     options: dict[str, Any] = {}
@@ -196,7 +200,7 @@ def _parse_backend(table: Any, index: int, path: Path) -> BackendSpec:
             continue
         value = _require(table, key, option.type, where, path)
         if option.choices and value not in option.choices:
-            raise SpeedproofError(f"{path}: {where}.{key} = {value!r}; valid: {', '.join(option.choices)}")
+            raise ConfigurationError(f"{path}: {where}.{key} = {value!r}; valid: {', '.join(option.choices)}")
         options[key] = value
     return BackendSpec(name=name, options=options)
 
@@ -205,7 +209,7 @@ def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     """The [key] table of the profile ({} when absent); anything else is an error naming it."""
     table = data.get(key, {})
     if not isinstance(table, dict):
-        raise SpeedproofError(f"{path}: [{key}] must be a table ({TOP_LEVEL_HELP[key]}), got {table!r}")
+        raise ConfigurationError(f"{path}: [{key}] must be a table ({TOP_LEVEL_HELP[key]}), got {table!r}")
     return table
 
 
@@ -215,7 +219,7 @@ def _positive_int_or_word(value: Any, word: str, where: str, path: Path) -> int 
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    raise SpeedproofError(f'{path}: {where} = {value!r}; expected a positive integer or "{word}"')
+    raise ConfigurationError(f'{path}: {where} = {value!r}; expected a positive integer or "{word}"')
 
 
 def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
@@ -224,12 +228,12 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     name = _require(data, "name", str, "profile", path)
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise SpeedproofError(f"{path}: description = {description!r} has the wrong type; expected str")
+        raise ConfigurationError(f"{path}: description = {description!r} has the wrong type; expected str")
     isa = _parse_isa(_require(data, "isa", str, "profile", path), "isa", path)
 
     batch_sizes = _require(data, "batch_sizes", list, "profile", path)
     if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in batch_sizes):
-        raise SpeedproofError(f"{path}: batch_sizes = {batch_sizes!r}; expected a list of positive integers")
+        raise ConfigurationError(f"{path}: batch_sizes = {batch_sizes!r}; expected a list of positive integers")
 
     threads = _positive_int_or_word(data.get("threads", "physical"), "physical", "threads", path)
 
@@ -243,7 +247,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
         or not math.isfinite(memory_gb)
         or memory_gb < 0
     ):
-        raise SpeedproofError(
+        raise ConfigurationError(
             f"{path}: resources.memory_gb = {memory_gb!r}; expected a finite number >= 0 (0 = no cap)"
         )
 
@@ -251,34 +255,36 @@ def parse_profile(data: dict[str, Any], path: Path) -> TargetProfile:
     _check_keys(requires_table, REQUIRES_HELP, "[requires]", path)
     cuda_device = requires_table.get("cuda_device", False)
     if not isinstance(cuda_device, bool):
-        raise SpeedproofError(f"{path}: requires.cuda_device = {cuda_device!r}; expected true or false")
+        raise ConfigurationError(f"{path}: requires.cuda_device = {cuda_device!r}; expected true or false")
     cpu_flags = requires_table.get("cpu_flags", [])
     if not isinstance(cpu_flags, list) or not all(isinstance(flag, str) for flag in cpu_flags):
-        raise SpeedproofError(f'{path}: requires.cpu_flags = {cpu_flags!r}; expected a list of strings like ["avx2"]')
+        raise ConfigurationError(
+            f'{path}: requires.cpu_flags = {cpu_flags!r}; expected a list of strings like ["avx2"]'
+        )
     required_isa = requires_table.get("isa", isa)
     if not isinstance(required_isa, str):
-        raise SpeedproofError(f"{path}: requires.isa = {required_isa!r}; valid: {', '.join(KNOWN_ISAS)}")
+        raise ConfigurationError(f"{path}: requires.isa = {required_isa!r}; valid: {', '.join(KNOWN_ISAS)}")
     requires = HostRequirements(
         isa=_parse_isa(required_isa, "requires.isa", path), cuda_device=cuda_device, cpu_flags=tuple(cpu_flags)
     )
 
     backends_list = _require(data, "backends", list, "profile", path)
     if not backends_list:
-        raise SpeedproofError(f"{path}: backends is empty; a profile needs at least one [[backends]] table")
+        raise ConfigurationError(f"{path}: backends is empty; a profile needs at least one [[backends]] table")
     backends = tuple(_parse_backend(table, index, path) for index, table in enumerate(backends_list))
     policy = data.get("policy", {})
     if not isinstance(policy, dict):
-        raise SpeedproofError(f"{path}: [policy] must be a table of policy keys, got {type(policy).__name__}")
+        raise ConfigurationError(f"{path}: [policy] must be a table of policy keys, got {type(policy).__name__}")
     remote = data.get("remote")
     if remote is not None and (not isinstance(remote, str) or not remote.startswith(("ssh://", "qemu-aarch64:"))):
-        raise SpeedproofError(f"{path}: remote = {remote!r}; expected {TOP_LEVEL_HELP['remote']}")
+        raise ConfigurationError(f"{path}: remote = {remote!r}; expected {TOP_LEVEL_HELP['remote']}")
     if remote is not None and remote.startswith("ssh://"):
-        from targets.runners.ssh import SshAddress  # the runners build on profiles: imported when needed
+        from targets.ssh_address import SshAddress
 
         try:
             SshAddress.parse(remote)
         except SpeedproofError as error:
-            raise SpeedproofError(f"{path}: remote: {error}") from None
+            raise ConfigurationError(f"{path}: remote: {error}") from None
 
     return TargetProfile(
         name=name,
@@ -343,7 +349,7 @@ def resolve_profile(
     if threads > MAX_THREADS_PER_CPU * len(affinity):
         # ONNX Runtime and torch start every one of them: 100000 threads hang a host instead of measuring
         where = "--threads" if threads_override is not None else f"{profile.source}: threads"
-        raise SpeedproofError(
+        raise ConfigurationError(
             f"{where} = {threads} is far more than the {len(affinity)} CPUs the worker runs on here; at most "
             f"{MAX_THREADS_PER_CPU * len(affinity)} ({MAX_THREADS_PER_CPU} per CPU) are measured. Pass --threads N "
             'or use threads = "physical"'
@@ -351,17 +357,3 @@ def resolve_profile(
     if threads > len(affinity):
         notes.append(f"{threads} threads on {len(affinity)} pinned CPUs oversubscribes them")
     return ResolvedProfile(profile=profile, threads=threads, cpu_affinity=affinity, notes=tuple(notes))
-
-
-def fastest_cpus_here() -> list[int]:
-    """The CPUs this process may run on, fastest first (big cores before little ones)."""
-    from targets.cpu_conditions import cpu_capacities, fastest_first
-
-    return fastest_first(available_cpus_here(), cpu_capacities())
-
-
-def available_cpus_here() -> set[int]:
-    """The CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return set(os.sched_getaffinity(0))
-    return set(range(os.cpu_count() or 1))

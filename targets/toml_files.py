@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from targets.errors import SpeedproofError
+from targets.errors import ConfigurationError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,18 +19,18 @@ def read_toml_file(path: Path, what: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpeedproofError(f"{what} file not found: {path}") from None
+        raise ConfigurationError(f"{what} file not found: {path}") from None
     except IsADirectoryError:
-        raise SpeedproofError(f"{what} {path} is a folder; pass the TOML file") from None
+        raise ConfigurationError(f"{what} {path} is a folder; pass the TOML file") from None
     except UnicodeDecodeError as error:
-        raise SpeedproofError(
+        raise ConfigurationError(
             f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); TOML {what} files must be UTF-8"
         ) from None
     except OSError as error:
-        raise SpeedproofError(f"cannot read {what} {path}: {error.strerror or error}") from None
+        raise ConfigurationError(f"cannot read {what} {path}: {error.strerror or error}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise SpeedproofError(f"{path}: not valid TOML: {error}") from None
+        raise ConfigurationError(f"{path}: not valid TOML: {error}") from None
     except RecursionError:
-        raise SpeedproofError(f"{path}: not valid TOML: nested too deeply") from None
+        raise ConfigurationError(f"{path}: not valid TOML: nested too deeply") from None

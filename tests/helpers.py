@@ -14,7 +14,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from targets.host import HostFingerprint
+from targets.host.fingerprint import HostFingerprint
 from targets.inputs import InputSpec
 from targets.runners.base import WorkerRequest
 from targets.runners.protocol import MeasurementProtocol

@@ -34,7 +34,7 @@ def _all_modules():
 
 def test_every_module_imports_without_optional_dependencies():
     modules = _all_modules()
-    assert "targets.backends.onnxruntime_runner" in modules and "harness.cli" in modules
+    assert "targets.backends.onnxruntime.runner" in modules and "harness.cli" in modules
     completed = subprocess.run(
         [sys.executable, "-c", CHECK.format(blocked=OPTIONAL, modules=modules)], capture_output=True, text=True
     )
@@ -132,22 +132,34 @@ def _import_cycles(packages):
     return cycles
 
 
-def test_no_two_modules_of_harness_or_exporters_import_each_other():
-    """What both sides of a circle need lives below both (harness.models.torch_sources,
-    harness.models.npz_files, RecipeStep in the catalogue). targets still has one circle among its
-    runners and profiles: the house issue's move of targets into folders is to break it."""
+def test_no_two_modules_import_each_other():
+    """What both sides of a circle needed now lives below both (harness.models.torch_sources,
+    harness.models.npz_files, RecipeStep in the catalogue; targets.ssh_address, targets.cache_files,
+    targets.backends.two_four and cuda_devices, the CPU lists in targets.host)."""
     assert _import_cycles([harness, exporters]) == []
-    assert _import_cycles([targets]) == [
-        sorted(
-            [
-                "targets.compatibility",
-                "targets.profiles",
-                "targets.runners.agent",
-                "targets.runners.base",
-                "targets.runners.board_agent",
-                "targets.runners.live",
-                "targets.runners.ssh",
-                "targets.runners.worker",
-            ]
-        )
-    ]
+    assert _import_cycles([targets]) == []
+
+
+# targets' floors, lowest first: what a module may import is on its own floor or below
+TARGETS_FLOORS = ("shared", "host", "backends", "profiles", "runners")
+
+
+def _targets_floor(module):
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in ("host", "backends", "runners"):
+        return TARGETS_FLOORS.index(parts[1])
+    return TARGETS_FLOORS.index("profiles" if module == "targets.profiles" else "shared")
+
+
+def test_targets_imports_run_down_its_floors_and_backends_keep_to_their_own_folder():
+    """The root's shared modules (errors, inputs, scratch, TOML, addresses) import no floor above;
+    host facts no backend; backends no profile or runner; profiles no runner. A backend's folder
+    (targets/backends/<runtime>/) imports no other backend's folder."""
+    files = {_module_name(path, targets): path for path in _package_files(targets)}
+    assert {"targets.host.fingerprint", "targets.backends.torch.runner", "targets.runners.compatibility"} <= set(files)
+    for name, path in files.items():
+        for other in sorted(_imports_of(path) & set(files)):
+            assert _targets_floor(other) <= _targets_floor(name), f"{name} imports {other}, a floor above it"
+            own, theirs = name.split("."), other.split(".")
+            if len(own) > 3 and len(theirs) > 3 and own[1] == theirs[1] == "backends":
+                assert own[2] == theirs[2], f"{name} imports {other}: one backend's folder uses another's"

@@ -18,9 +18,9 @@ from harness.commands.options import (
     command_progress,
     note_replaced_batch_dims,
     print_result,
-    protocol_from,
+    protocol_keywords,
     recipes_epilog,
-    target_fields,
+    target_keywords,
     wrapped,
 )
 
@@ -54,19 +54,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.measure.bench import BenchRequest, run_bench
+    import harness.api as api
     from harness.reports.table import bench_table
 
     note_replaced_batch_dims(args.input_shape, args.batch)
 
-    request = BenchRequest(
-        **target_fields(args),
+    result = api.bench(
+        **target_keywords(args),
+        recipes=args.recipes,
+        candidates=args.candidates,
         batch_sizes=args.batch,
-        recipes=tuple(args.recipes),
-        candidates=tuple(args.candidates),
-        protocol=protocol_from(args),
-        out_dir=args.out,
+        out=args.out,
+        progress=command_progress(args),
+        **protocol_keywords(args),
     )
-    record, path = run_bench(request, progress=command_progress(args))
-    print_result(args, record, lambda: f"{bench_table(record)}\n\nrecord written to {path}")
-    return EXIT_OK if all(cell["status"] == "ok" for cell in record["cells"]) else EXIT_CELL_FAILED
+    print_result(args, result.record, lambda: f"{bench_table(result.record)}\n\nrecord written to {result.path}")
+    return EXIT_CELL_FAILED if result.failed() else EXIT_OK

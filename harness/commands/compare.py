@@ -18,9 +18,9 @@ from harness.commands.options import (
     comma_items,
     command_progress,
     note_replaced_batch_dims,
-    policy_overrides_from,
+    policy_keywords,
     print_result,
-    target_fields,
+    target_keywords,
     wrapped,
 )
 
@@ -79,24 +79,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import harness.api as api
     from harness.reports.plots import batch_curve_figure, compare_figure
     from harness.reports.table import compare_table
-    from harness.verdict.pruning_sweep import CompareRequest, run_compare
 
     batch_sizes = (*((args.policy_batch_size,) if args.policy_batch_size else ()), *args.batch_sizes)
     note_replaced_batch_dims(args.input_shape, batch_sizes or None)
 
-    request = CompareRequest(
-        **target_fields(args),
+    result = api.compare(
+        **target_keywords(args),
         sparsities=args.sparsity,
-        finetune_epochs=args.finetune,
-        candidates=tuple(args.candidates),
+        finetune=args.finetune,
+        candidates=args.candidates,
         batch_sizes=args.batch_sizes,
-        policy_file=args.policy,
-        policy_overrides=policy_overrides_from(args),
-        out_dir=args.out,
+        policy=args.policy,
+        out=args.out,
+        progress=command_progress(args),
+        **policy_keywords(args),
     )
-    record, path = run_compare(request, progress=command_progress(args))
+    record, path = result.record, result.path
+    assert path is not None
     plot_path = args.plot or path.with_suffix(".png")
     plot_path.write_bytes(compare_figure(record))
     written = [f"plot written to {plot_path}"]
@@ -110,5 +112,4 @@ def run(args: argparse.Namespace) -> int:
         record,
         lambda: "\n".join([compare_table(record), "", *written, f"record written to {path}"]),
     )
-    failed = any(cell["status"] != "ok" for cell in record["cells"])
-    return EXIT_CELL_FAILED if failed else EXIT_OK
+    return EXIT_CELL_FAILED if result.failed() else EXIT_OK

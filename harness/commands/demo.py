@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.reports.table import record_text
     from harness.verdict.reasons import FAILURE_CODES
     from harness.verdict.verify import VerifyRequest, run_verify
-    from targets.compatibility import default_target_name
     from targets.profiles import load_target
+    from targets.runners.compatibility import default_target_name
     from targets.runners.local import LocalRunner
 
     runner = LocalRunner()

@@ -13,7 +13,7 @@ from harness.commands.options import (
     add_out_option,
     add_policy_options,
     apply_tls_options,
-    policy_overrides_from,
+    policy_keywords,
     wrapped,
 )
 from harness.progress import TerminalProgress
@@ -88,27 +88,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import harness.api as api
     from harness.reports.junit import junit_xml
     from harness.reports.markdown import markdown_report
     from harness.reports.table import record_text
-    from harness.verdict.gate import GateRequest, run_gate
 
     for option, output in (("--junit", args.junit), ("--summary", args.summary)):
         if output is not None:
             check_derived_output(output, option, inputs=(args.config, args.baseline))
     if args.cluster:
         apply_tls_options(args)
-    request = GateRequest(
-        config_path=args.config,
-        out_dir=args.out,
-        baseline_record=args.baseline,
+    result = api.gate(
+        args.config,
+        baseline=args.baseline,
         allow_other_host=args.allow_other_host,
         require_all_targets=args.require_all_targets,
-        policy_overrides=policy_overrides_from(args),
         ssh_config=args.ssh_config,
         cluster=args.cluster,
+        out=args.out,
+        progress=TerminalProgress(enabled=sys.stderr.isatty()),
+        **policy_keywords(args),
     )
-    record, path = run_gate(request, progress=TerminalProgress(enabled=sys.stderr.isatty()))
+    record, path = result.record, result.path
+    assert path is not None
     gate = record["gate"]
     status = ["**gate passed**" if gate["exit_code"] == 0 else "**gate failed**"]
     status.extend(f"- {failure}" for failure in gate["failures"])

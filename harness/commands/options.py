@@ -16,7 +16,6 @@ from typing import Any
 
 from harness.progress import TerminalProgress
 from targets.errors import SpeedproofError
-from targets.inputs import InputSettings
 from targets.runners.protocol import MeasurementProtocol
 
 EXIT_OK = 0
@@ -311,39 +310,37 @@ def add_cluster_options(parser: argparse.ArgumentParser, device: bool = True) ->
         )
 
 
-def measuring_remote(args: argparse.Namespace) -> str | None:
-    """Where the command measures, as a remote address: --remote, or --cluster with --device."""
-    cluster, device = getattr(args, "cluster", None), getattr(args, "device", None)
-    if cluster and args.remote:
-        raise SpeedproofError("--cluster and --remote name two places to measure; give one")
-    if device and not cluster:
-        raise SpeedproofError("--device picks a worker of a cluster; give --cluster tcp://SCHEDULER:PORT too")
-    if cluster:
-        from targets.runners.cluster import cluster_remote
-
+def target_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's keyword arguments that `add_model_argument` and `add_target_options` gave the
+    command (`harness.api`); the fleet's TLS files, given, go into Dask's config first."""
+    if getattr(args, "cluster", None):
         apply_tls_options(args)
-        return cluster_remote(cluster, device)
-    return args.remote  # type: ignore[no-any-return]
-
-
-def target_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The request fields that `add_model_argument` and `add_target_options` gave the command."""
     return {
         "model": args.model,
         "target": args.target,
         "backend": args.backend,
         "threads": args.threads,
-        "input_shapes": tuple(args.input_shape),
-        "inputs": InputSettings(
-            batch_axes=tuple(args.batch_axis),
-            input_values=tuple(args.input_value),
-            data=args.data,
-            calibration_data=args.calibration_data,
-            metric_fn=args.metric_fn,
-        ),
-        "remote": measuring_remote(args),
+        "remote": args.remote,
         "ssh_config": args.ssh_config,
+        "cluster": getattr(args, "cluster", None),
+        "device": getattr(args, "device", None),
+        "input_shapes": tuple(args.input_shape),
+        "batch_axes": tuple(args.batch_axis),
+        "input_values": tuple(args.input_value),
+        "data": args.data,
+        "calibration_data": args.calibration_data,
+        "metric_fn": args.metric_fn,
     }
+
+
+def policy_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The policy options the command was given, as the API's keyword arguments (those left out: the
+    policy file's or the profile's)."""
+    return {name: value for name, value in policy_overrides_from(args).items() if value is not None}
+
+
+def protocol_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    return {item.name: getattr(args, item.name) for item in fields(MeasurementProtocol)}
 
 
 def note_replaced_batch_dims(shapes: list[str], measured_batches: tuple[int, ...] | None) -> None:
@@ -372,10 +369,3 @@ def command_progress(args: argparse.Namespace) -> TerminalProgress:
 
 def print_result(args: argparse.Namespace, record: dict[str, Any], human_text: Callable[[], str]) -> None:
     print(json.dumps(record) if args.json else human_text())
-
-
-def all_verdicts_accepted(record: dict[str, Any]) -> bool:
-    return all(
-        cell.get("reference") and cell["status"] == "ok" or (cell.get("verdict") or {}).get("decision") == "ACCEPT"
-        for cell in record["cells"]
-    )

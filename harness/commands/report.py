@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.commands.options import EXIT_OK
 from harness.reports import REPORT_FORMATS, render_report
 from harness.reports.output_files import check_derived_output, write_derived_output
-from targets.errors import SpeedproofError
+from targets.errors import InputError
 
 NAME = "report"
 HELP = "render a result record as a table, markdown, self-contained HTML or JUnit XML"
@@ -27,16 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.records.store import load_record
+    import harness.api as api
 
     if args.output:
         check_derived_output(args.output, "--output", inputs=(args.record,))
-    record = load_record(args.record)
+    record = api.load_record(args.record).record
     try:
         text = render_report(record, args.format)
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         # load_record checks what every record has; a deeper part that is damaged shows up here
-        raise SpeedproofError(
+        raise InputError(
             f"{args.record}: damaged record: cannot render it as {args.format}: {type(error).__name__}: {error}"
         ) from None
     if args.output:

@@ -17,13 +17,13 @@ from harness.commands.options import (
     add_target_options,
     command_progress,
     finite_float,
-    policy_overrides_from,
+    policy_keywords,
     positive_int,
     print_result,
-    target_fields,
+    target_keywords,
     wrapped,
 )
-from targets.errors import SpeedproofError
+from targets.errors import UsageError
 
 NAME = "search"
 HELP = "search the recipe space for the fastest compression that keeps quality, each point A/B-verified"
@@ -89,38 +89,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import harness.api as api
     from harness.reports.plots import search_figure
     from harness.reports.table import search_text
-    from harness.search.job import DEFAULT_BUDGET_S, SearchRequest, run_search
 
     if args.model is None and args.resume is None:
-        raise SpeedproofError("speedproof search: give MODEL, or --resume DIR to continue a search")
-    if args.budget_s is not None and args.budget_s <= 0:
-        raise SpeedproofError(f"--budget-s {args.budget_s:g}: must be > 0 seconds")
-    overrides = policy_overrides_from(args)
-    max_drop = overrides.pop("max_accuracy_drop", None)
-    fields = target_fields(args)
-    fields["model"] = args.model or ""
-    request = SearchRequest(
-        **fields,
-        policy_file=args.policy,
-        policy_overrides=overrides,
-        out_dir=args.out,
-        space=args.space,
-        max_accuracy_drop=max_drop,
-        task=args.task,
-        budget_s=args.budget_s if args.budget_s is not None else DEFAULT_BUDGET_S,
-        max_trials=args.trials,
-        seed=args.seed,
-    )
-    request.quality_overrides()  # both limits given: a usage error before anything runs
+        raise UsageError("speedproof search: give MODEL, or --resume DIR to continue a search")
     try:
-        record, path = run_search(request, progress=command_progress(args), resume=args.resume)
+        result = api.search(
+            **target_keywords(args),
+            space=args.space,
+            task=args.task,
+            budget_s=args.budget_s,
+            trials=args.trials,
+            seed=args.seed,
+            resume=args.resume,
+            policy=args.policy,
+            out=args.out,
+            progress=command_progress(args),
+            **policy_keywords(args),  # --max-accuracy-drop among them
+        )
     except KeyboardInterrupt as interrupt:
         hint = getattr(interrupt, "resume_hint", None)
         if hint:
             print(hint, file=sys.stderr)
         raise
+    record, path = result.record, result.path
+    assert path is not None
     figure = search_figure(record)
     written = []
     if figure is not None:

@@ -14,9 +14,9 @@ from harness.commands.options import (
     add_policy_options,
     add_target_options,
     command_progress,
-    policy_overrides_from,
+    policy_keywords,
     print_result,
-    target_fields,
+    target_keywords,
     wrapped,
 )
 
@@ -53,19 +53,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import harness.api as api
     from harness.reports.plots import sensitivity_figure
     from harness.reports.table import sensitivity_text
-    from harness.search.sensitivity_job import SensitivityRequest, run_sensitivity
 
-    request = SensitivityRequest(
-        **target_fields(args),
+    result = api.sensitivity(
+        **target_keywords(args),
         recipe=args.recipe,
         speed=args.speed,
-        policy_file=args.policy,
-        policy_overrides=policy_overrides_from(args),
-        out_dir=args.out,
+        policy=args.policy,
+        out=args.out,
+        progress=command_progress(args),
+        **policy_keywords(args),
     )
-    record, path = run_sensitivity(request, progress=command_progress(args))
+    record, path = result.record, result.path
+    assert path is not None
     plot_path = args.plot or path.with_suffix(".png")
     plot_path.write_bytes(sensitivity_figure(record))
     print_result(

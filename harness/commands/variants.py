@@ -15,7 +15,7 @@ from harness.commands.options import (
     command_progress,
     print_result,
     recipes_epilog,
-    target_fields,
+    target_keywords,
     wrapped,
 )
 
@@ -41,15 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import harness.api as api
     from harness.reports.table import variants_table
-    from harness.variants.job import VariantsRequest, run_variants
 
-    request = VariantsRequest(
-        **target_fields(args),
-        recipes=tuple(args.recipes),
-        out_dir=args.out,
-    )
-    record, path = run_variants(request, progress=command_progress(args))
+    result = api.variants(**target_keywords(args), recipes=args.recipes, out=args.out, progress=command_progress(args))
+    record, path = result.record, result.path
     print_result(
         args,
         record,

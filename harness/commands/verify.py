@@ -14,14 +14,13 @@ from harness.commands.options import (
     add_policy_options,
     add_recipe_options,
     add_target_options,
-    all_verdicts_accepted,
     batch_list,
     command_progress,
     note_replaced_batch_dims,
-    policy_overrides_from,
+    policy_keywords,
     print_result,
     recipes_epilog,
-    target_fields,
+    target_keywords,
     wrapped,
 )
 from harness.verdict.reasons import ReasonCode
@@ -63,21 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import harness.api as api
     from harness.reports.table import record_text
-    from harness.verdict.verify import VerifyRequest, run_verify
 
     batch_sizes = (*((args.policy_batch_size,) if args.policy_batch_size else ()), *args.batch_sizes)
     note_replaced_batch_dims(args.input_shape, batch_sizes or None)
 
-    request = VerifyRequest(
-        **target_fields(args),
-        recipes=tuple(args.recipes),
-        candidates=tuple(args.candidates),
-        policy_file=args.policy,
-        policy_overrides=policy_overrides_from(args),
-        out_dir=args.out,
+    result = api.verify(
+        **target_keywords(args),
+        recipes=args.recipes,
+        candidates=args.candidates,
         batch_sizes=args.batch_sizes,
+        policy=args.policy,
+        out=args.out,
+        progress=command_progress(args),
+        **policy_keywords(args),
     )
-    record, path = run_verify(request, progress=command_progress(args))
-    print_result(args, record, lambda: f"{record_text(record)}\n\nrecord written to {path}")
-    return EXIT_OK if all_verdicts_accepted(record) else EXIT_CELL_FAILED
+    print_result(args, result.record, lambda: f"{record_text(result.record)}\n\nrecord written to {result.path}")
+    return EXIT_OK if result.all_accepted() else EXIT_CELL_FAILED

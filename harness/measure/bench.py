@@ -19,16 +19,16 @@ from harness.records.run_record import Record, RecordHeader, RunRecord
 from harness.records.store import check_writable_folder, write_record
 from harness.variants.builder import BuiltVariant
 from harness.variants.preparation import PreparedVariants, model_source_entry, prepare_variants
-from targets.compatibility import resolve_target
+from targets.backends.torch.semi_structured import two_four_hints
 from targets.errors import FailureKind, SpeedproofError
-from targets.host import HostFingerprint, load_average_1m
+from targets.host.fingerprint import HostFingerprint, load_average_1m
 from targets.inputs import InputSettings
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import CellResult, Runner, WorkerRequest
 from targets.runners.choose import runner_for
+from targets.runners.compatibility import resolve_target
 from targets.runners.protocol import MeasurementProtocol
 from targets.runners.timing import TimingStop
-from targets.semi_structured import two_four_hints
 
 NOISY_CV = 0.10
 # share of all CPUs that other processes used while a cell was timed

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from targets.environment import positive_number_from_environment
-from targets.errors import SpeedproofError
+from targets.errors import InputError, SpeedproofError
 from targets.runners.processes import python_module_command, run_to_end, signal_name, stderr_tail
 
 TIMEOUT_ENVIRONMENT = "SPEEDPROOF_SOURCE_TIMEOUT_S"
@@ -97,23 +97,23 @@ def run_contained(entry_module: str, request: dict[str, Any], who: str, doing: s
         command = python_module_command(entry_module, str(request_path))
         returncode = run_to_end(command, stderr_path, timeout_s, preexec_fn=cap_memory)
         if returncode is None:
-            raise SpeedproofError(
+            raise InputError(
                 f"{who}: {doing} took longer than {timeout_s:g} s and was stopped (set {TIMEOUT_ENVIRONMENT} to "
                 "allow more)"
             )
         tail = stderr_tail(stderr_path)
         last_output = f"; its last output:\n{tail}" if tail else ""
         if returncode < 0:
-            raise SpeedproofError(f"{who}: the process {doing} crashed with {signal_name(returncode)}" + last_output)
+            raise InputError(f"{who}: the process {doing} crashed with {signal_name(returncode)}" + last_output)
         try:
             result = json.loads(result_path.read_text())
         except (OSError, json.JSONDecodeError):
-            raise SpeedproofError(
+            raise InputError(
                 f"{who}: the process {doing} exited with code {returncode} without a result" + last_output
             ) from None
     if not isinstance(result, dict) or result.get("status") != "ok":
         error = str(result.get("error") if isinstance(result, dict) else result)
-        raise SpeedproofError(error if error.startswith(f"{who}: ") else f"{who}: {error}")
+        raise InputError(error if error.startswith(f"{who}: ") else f"{who}: {error}")
     return result
 
 
@@ -130,7 +130,7 @@ def import_source_function(spec: str, folder: str, who: str | None = None) -> An
     except (KeyboardInterrupt, MemoryError):
         raise
     except ImportError as error:
-        raise SpeedproofError(f"{who}: cannot import {module_name!r}: {error}") from None
+        raise InputError(f"{who}: cannot import {module_name!r}: {error}") from None
     except BaseException as error:
         raise user_code_failed(who, f"importing {module_name!r}", error) from None
     finally:
@@ -138,7 +138,7 @@ def import_source_function(spec: str, folder: str, who: str | None = None) -> An
             sys.path.remove(folder)
     function = getattr(python_module, function_name, None)
     if not callable(function):
-        raise SpeedproofError(f"{who}: {module_name!r} has no function {function_name!r}")
+        raise InputError(f"{who}: {module_name!r} has no function {function_name!r}")
     return function
 
 
@@ -156,8 +156,8 @@ def call_source_function(spec: str, function: Any, *args: Any, who: str | None =
 def user_code_failed(who: str, doing: str, error: BaseException) -> SpeedproofError:
     """What user code raised (SystemExit included), as a message starting with `who`."""
     if isinstance(error, SystemExit):
-        return SpeedproofError(f"{who}: {doing} called sys.exit({error.code!r})")
-    return SpeedproofError(f"{who}: {doing} failed: {type(error).__name__}: {error}")
+        return InputError(f"{who}: {doing} called sys.exit({error.code!r})")
+    return InputError(f"{who}: {doing} failed: {type(error).__name__}: {error}")
 
 
 def _run_contained(request: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +189,7 @@ def _export_program_contained(
 ) -> dict[str, Any]:
     from exporters.torch_program import program_example_inputs
     from exporters.torch_to_onnx import export_to_onnx
-    from targets.torch_programs import load_program
+    from targets.backends.torch.programs import load_program
 
     try:
         program, names = load_program(path)

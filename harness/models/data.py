@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from targets.errors import SpeedproofError
+from targets.errors import InputError
 
 if TYPE_CHECKING:
     import torch
@@ -47,13 +47,13 @@ class LabelledData:
 
     def __post_init__(self) -> None:
         if len(self.inputs) != len(self.labels):
-            raise SpeedproofError(
+            raise InputError(
                 f"labelled data has {len(self.inputs)} inputs but {len(self.labels)} labels; they must match"
             )
         if len(self.inputs) == 0:
-            raise SpeedproofError("labelled data is empty")
+            raise InputError("labelled data is empty")
         if not np.issubdtype(self.labels.dtype, np.integer):
-            raise SpeedproofError(f"labels must be integer class indices, got dtype {self.labels.dtype}")
+            raise InputError(f"labels must be integer class indices, got dtype {self.labels.dtype}")
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -74,7 +74,7 @@ class TorchModel:
     def __post_init__(self) -> None:
         has_data = self.train_data is not None or self.calibration_data is not None or self.eval_data is not None
         if has_data and len(self.example_inputs) != 1:
-            raise SpeedproofError(
+            raise InputError(
                 f"a model with {len(self.example_inputs)} inputs cannot provide data: data arrays feed one input"
             )
 

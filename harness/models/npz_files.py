@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from targets.errors import SpeedproofError
+from targets.errors import InputError, SpeedproofError
 from targets.inputs import max_feed_bytes
 
 LABELS_KEY = "labels"
@@ -34,13 +34,13 @@ def read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
                     )
                     shape, _, dtype = read_header(member)
                 if dtype.hasobject:
-                    raise SpeedproofError(
+                    raise InputError(
                         f"{where}: array {name!r} holds Python objects (dtype {dtype}), which speedproof does not "
                         "unpickle; save plain numeric arrays (numpy.savez with numbers, not lists of arrays)"
                     )
                 total += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             if total > limit:
-                raise SpeedproofError(
+                raise InputError(
                     f"{where}: the arrays take {total / 2**20:.0f} MiB, more than the {limit / 2**20:.0f} MiB "
                     "allowed (a quarter of this host's memory, or $SPEEDPROOF_MAX_INPUT_MB); use fewer samples"
                 )
@@ -49,7 +49,7 @@ def read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
     except SpeedproofError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
-        raise SpeedproofError(
+        raise InputError(
             f"{where}: not a readable .npz file ({type(error).__name__}: {error}); make it with "
             "numpy.savez(path, input_name=array, ...)"
         ) from None

@@ -19,7 +19,7 @@ from harness.models.data import TorchModel
 from harness.models.torch_sources import FUNCTION_SOURCE_SEPARATOR, as_torch_model, export_torch_model
 from harness.models.zoo import ZOO, zoo_model
 from harness.progress import ProgressCallback, no_progress
-from targets.errors import SpeedproofError
+from targets.errors import InputError
 
 TORCH_FILE_SUFFIXES = (".pt", ".pt2", ".pth")
 PROGRAM_SUFFIX = ".pt2"  # a torch.export program: a model source of its own
@@ -46,7 +46,7 @@ class ResolvedSource:
 
     def torch_model(self) -> TorchModel:
         if self.load_torch is None:
-            raise SpeedproofError(f"model {self.name!r} is an ONNX file: there is no torch model to transform")
+            raise InputError(f"model {self.name!r} is an ONNX file: there is no torch model to transform")
         if self._torch_model is None:
             self._torch_model = self.load_torch()
         return self._torch_model
@@ -108,23 +108,23 @@ def check_model_source(spec: str) -> None:
     module that cannot be found, a torch file), without loading, exporting or importing anything."""
     if is_program_source(spec):
         if not Path(spec).is_file():
-            raise SpeedproofError(f"model file not found: {spec}")
+            raise InputError(f"model file not found: {spec}")
         return
     if Path(spec).suffix in TORCH_FILE_SUFFIXES:
-        raise SpeedproofError(
+        raise InputError(
             f"model {spec!r}: pickled torch files are not a model source (loading one runs its code); save a "
             "torch.export program (torch.export.save(program, 'model.pt2')), export to ONNX, or pass "
             "package.module:function that builds the module"
         )
     if spec.endswith(".onnx") and not Path(spec).is_file():
-        raise SpeedproofError(f"model file not found: {spec}")
+        raise InputError(f"model file not found: {spec}")
     if is_onnx_file_source(spec) or spec in ZOO:
         return
     if FUNCTION_SOURCE_SEPARATOR in spec:
         check_function_spec(spec, f"model {spec!r}")
         return
     if "/" in spec or "." in Path(spec).name:
-        raise SpeedproofError(f"model file not found: {spec}")
+        raise InputError(f"model file not found: {spec}")
     zoo_model(spec)  # raises the "unknown zoo model ..., valid: ..." error
 
 
@@ -133,12 +133,10 @@ def check_function_spec(spec: str, who: str) -> None:
     found in the current folder or the installed packages (nothing is imported)."""
     module_name, separator, function_name = spec.partition(FUNCTION_SOURCE_SEPARATOR)
     if not separator or not _IDENTIFIER_PATH.match(module_name) or not function_name.isidentifier():
-        raise SpeedproofError(f"{who}: expected package.module:function (Python names)")
+        raise InputError(f"{who}: expected package.module:function (Python names)")
     top = module_name.split(".")[0]
     if PathFinder.find_spec(top, [os.getcwd(), *sys.path]) is None and top not in sys.builtin_module_names:
-        raise SpeedproofError(
-            f"{who}: no module {top!r} in the current folder ({os.getcwd()}) or the installed packages"
-        )
+        raise InputError(f"{who}: no module {top!r} in the current folder ({os.getcwd()}) or the installed packages")
 
 
 def _export_zoo_model(name: str, progress: ProgressCallback) -> ResolvedSource:

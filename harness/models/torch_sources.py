@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.models.data import TorchModel
-from targets.errors import SpeedproofError
+from targets.errors import InputError
 
 FUNCTION_SOURCE_SEPARATOR = ":"
 
@@ -53,7 +53,7 @@ def as_torch_model(spec: str, produced: Any, input_shapes: dict[str | None, tupl
         return TorchModel(module=module, example_inputs=_batch_of_two(examples, spec))
     if isinstance(produced, torch.nn.Module):
         if not input_shapes:
-            raise SpeedproofError(
+            raise InputError(
                 f"model {spec!r} returns a module without example inputs: pass --input-shape, e.g. 1x3x224x224"
             )
         named = tuple(name for name in input_shapes if name is not None)
@@ -62,7 +62,7 @@ def as_torch_model(spec: str, produced: Any, input_shapes: dict[str | None, tupl
             example_inputs=tuple(_example_tensor(shape) for shape in input_shapes.values()),
             input_names=named or None,
         )
-    raise SpeedproofError(
+    raise InputError(
         f"model {spec!r}: {function_name}() returned {type(produced).__name__}; expected an nn.Module, "
         "a tuple (module, example_inputs) or a harness.models.data.TorchModel"
     )
@@ -73,5 +73,5 @@ def _batch_of_two(examples: tuple[Any, ...], spec: str) -> tuple[Any, ...]:
     import torch
 
     if not all(isinstance(item, torch.Tensor) for item in examples):
-        raise SpeedproofError(f"model {spec!r}: example inputs must be a tensor or a tuple of tensors")
+        raise InputError(f"model {spec!r}: example inputs must be a tensor or a tuple of tensors")
     return tuple(torch.cat([item[:1], item[:1]]) if item.dim() > 0 else item for item in examples)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from harness.models.npz_files import LABELS_KEY, read_npz
-from targets.errors import SpeedproofError
+from targets.errors import InputError
 from targets.inputs import InputSpec, ModelInput, resolve_input_specs
 
 # a quality figure over fewer samples says nothing
@@ -50,12 +50,12 @@ def check_data_source(text: str, option: str) -> None:
     if is_data_function(text):
         check_function_spec(text, f"{option} {text!r}")
     elif not text.endswith(NPZ_SUFFIX):
-        raise SpeedproofError(
+        raise InputError(
             f"{option} {text!r}: expected FILE.npz (numpy.savez, one array per input) or package.module:function "
             "(yielding feed dicts)"
         )
     elif not Path(text).is_file():
-        raise SpeedproofError(f"{option} {text}: file not found")
+        raise InputError(f"{option} {text}: file not found")
 
 
 def _fixed_batch(model_inputs: Sequence[ModelInput]) -> int | None:
@@ -147,7 +147,7 @@ class UserData:
                 continue
             values = np.array(values, dtype=np.dtype(spec.dtype), order="C")  # (0-d stays 0-d)
             if tuple(values.shape) != spec.shape:
-                raise SpeedproofError(
+                raise InputError(
                     f"{self.source}: array {spec.name!r} gives {_dims_text(values.shape)} at batch "
                     f"{spec.shape[item.batch_axis or 0] if item.batch_axis is not None else '-'}, the timed input "
                     f"is {_dims_text(spec.shape)}; --input-shape and the data disagree"
@@ -185,7 +185,7 @@ def load_user_data(text: str, model_inputs: Sequence[ModelInput], option: str, w
 
         arrays = collect_function_data(text, model_inputs, option, work_dir)
         return check_data_arrays(f"{option} {text}", text, arrays, model_inputs, None)
-    from targets.runners.board_agent import file_sha256
+    from targets.cache_files import file_sha256
 
     path = Path(text)
     arrays = read_npz(path, f"{option} {text}")
@@ -208,7 +208,7 @@ def check_data_arrays(
         if item.name not in arrays:
             if item.constant is not None:
                 continue  # --input-value feeds it
-            raise SpeedproofError(
+            raise InputError(
                 f"{where}: no array for input {item.name!r} ({item.dtype} {_dims_text(item.dims)}); the file has "
                 f"{', '.join(map(repr, arrays)) or 'no arrays'}. Give every input an array named after it (or "
                 f"--input-value {item.name}=NUMBER for a constant)"
@@ -228,7 +228,7 @@ def check_data_arrays(
             fixed[item.name] = array
         else:
             if array.ndim == 0:
-                raise SpeedproofError(
+                raise InputError(
                     f"{where}: array {item.name!r} is 0-d, but input {item.name!r} {_dims_text(item.dims)} carries "
                     f"the batch on dim {item.batch_axis}; give [samples, ...] (or --batch-axis {item.name}=none if "
                     "it has no batch)"
@@ -246,32 +246,32 @@ def check_data_arrays(
             per_sample[item.name] = array
     unknown = sorted(set(arrays) - set(by_name) - {LABELS_KEY})
     if unknown:
-        raise SpeedproofError(
+        raise InputError(
             f"{where}: array {', '.join(map(repr, unknown))} names no input of the model (its inputs: {inputs_text}); "
             f"name each array after its input, and the labels {LABELS_KEY!r}"
         )
     labels = arrays.get(LABELS_KEY)
     if labels is not None:
         if labels.dtype.hasobject or labels.ndim == 0:
-            raise SpeedproofError(f"{where}: array {LABELS_KEY!r} must be numeric with the samples on its first axis")
+            raise InputError(f"{where}: array {LABELS_KEY!r} must be numeric with the samples on its first axis")
         if np.issubdtype(labels.dtype, np.floating):
             _check_finite(where, LABELS_KEY, labels)
     counts = {name: len(array) for name, array in per_sample.items()} | (
         {LABELS_KEY: len(labels)} if labels is not None else {}
     )
     if not per_sample:
-        raise SpeedproofError(
+        raise InputError(
             f"{where}: no input with a batch axis has an array, so there are no samples (inputs: {inputs_text})"
         )
     if len(set(counts.values())) > 1:
-        raise SpeedproofError(
+        raise InputError(
             f"{where}: the arrays hold different numbers of samples on their first axis: "
             + ", ".join(f"{name!r} {count}" for name, count in counts.items())
         )
     samples = next(iter(counts.values()))
     needed = max(MIN_SAMPLES, _fixed_batch(model_inputs) or 1)
     if samples < needed:
-        raise SpeedproofError(
+        raise InputError(
             f"{where}: {samples} sample{'s' if samples != 1 else ''}; at least {needed} are needed for a quality "
             "figure to mean anything"
         )
@@ -287,7 +287,7 @@ def _checked_dtype(where: str, item: ModelInput, array: np.ndarray) -> np.ndarra
         return "int" if dtype.kind in "iu" else dtype.kind
 
     if array.dtype.hasobject or kind(array.dtype) != kind(wanted):
-        raise SpeedproofError(
+        raise InputError(
             f"{where}: array {item.name!r} is {array.dtype}, input {item.name!r} is {item.dtype}; save it as "
             f"{item.dtype}, preprocessed as the model expects"
         )
@@ -296,7 +296,7 @@ def _checked_dtype(where: str, item: ModelInput, array: np.ndarray) -> np.ndarra
         and array.size
         and (array.min() < np.iinfo(wanted).min or array.max() > np.iinfo(wanted).max)
     ):
-        raise SpeedproofError(f"{where}: array {item.name!r} has values outside the range of {item.dtype}")
+        raise InputError(f"{where}: array {item.name!r} has values outside the range of {item.dtype}")
     return array.astype(wanted, copy=False)
 
 
@@ -304,7 +304,7 @@ def _check_finite(where: str, name: str, array: np.ndarray) -> None:
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         first = np.argwhere(~np.isfinite(array))[0].tolist() if array.ndim else []
-        raise SpeedproofError(f"{where}: array {name!r} holds {bad} NaN or infinite value(s), the first at {first}")
+        raise InputError(f"{where}: array {name!r} holds {bad} NaN or infinite value(s), the first at {first}")
 
 
 def _check_dims(
@@ -314,7 +314,7 @@ def _check_dims(
     if len(shape) != len(dims) or any(
         isinstance(dim, int) and dim != size for dim, size in zip(dims, shape, strict=True)
     ):
-        raise SpeedproofError(
+        raise InputError(
             f"{where}: array {item.name!r} has shape {_dims_text(array.shape)}, which does not fit input "
             f"{item.name!r} {_dims_text(item.dims)}: expected {layout}"
         )
@@ -337,7 +337,7 @@ def merge_overrides(
             if len(mine) != len(shape) or any(
                 a != b for index, (a, b) in enumerate(zip(mine, shape, strict=True)) if index != axes.get(name or "")
             ):
-                raise SpeedproofError(
+                raise InputError(
                     f"{where}: --input-shape {name}={'x'.join(map(str, mine))} disagrees with the data, whose samples "
                     f"give {'x'.join(map(str, shape))} (batch 1); drop the --input-shape or fix the data"
                 )

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from targets.errors import SpeedproofError
+from targets.errors import InputError
 from targets.inputs import ModelInput
 
 ENTRY_MODULE = "harness.models.user_functions"
@@ -56,21 +56,21 @@ def collect_function_data(
         call = int(key.split("_", 1)[0].removeprefix("call"))
         calls[call][name] = stored[key]
     if not calls:
-        raise SpeedproofError(f"{option} {spec!r}: the function yielded no feed dicts")
+        raise InputError(f"{option} {spec!r}: the function yielded no feed dicts")
     arrays: dict[str, np.ndarray] = {}
     for name in sorted({name for call in calls for name in call}):
         axis = 0 if name == LABELS_KEY else axes.get(name, 0)
         present = [index for index, call in enumerate(calls) if name in call]
         if len(present) != len(calls):
             missing = next(index for index in range(len(calls)) if index not in present)
-            raise SpeedproofError(f"{option} {spec!r}: feed dict {missing} has no {name!r}, feed dict {present[0]} has")
+            raise InputError(f"{option} {spec!r}: feed dict {missing} has no {name!r}, feed dict {present[0]} has")
         if axis is None:
             arrays[name] = calls[0][name]  # no batch axis: one value for every call
             continue
         try:
             arrays[name] = np.concatenate([np.moveaxis(call[name], axis, 0) for call in calls])
         except (ValueError, np.exceptions.AxisError) as error:
-            raise SpeedproofError(
+            raise InputError(
                 f"{option} {spec!r}: the feed dicts' {name!r} arrays do not join along its batch dim {axis} "
                 f"({error}); every call's {name!r} must have the same shape but for the batch"
             ) from None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.models.data import DATA_KINDS, TorchModel
 from harness.progress import ProgressCallback
-from targets.errors import SpeedproofError, unknown_choice
+from targets.errors import UsageError, unknown_choice
 
 ZOO_SEED = 0
 RANDOM_WEIGHTS_KEY = f"random-seed{ZOO_SEED}"
@@ -41,7 +41,7 @@ def _torchvision(architecture: str) -> Callable[[Path, ProgressCallback], TorchM
         try:
             import torchvision.models
         except ImportError:
-            raise SpeedproofError(
+            raise UsageError(
                 f"zoo model {architecture!r} needs torchvision: pip install 'speedproof[vision]'"
             ) from None
         import torch

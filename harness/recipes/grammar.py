@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.recipes.catalogue import BASELINE, IDENTITY, RECIPE_KINDS, OptionValue, RecipeKind, RecipeStep
-from targets.errors import SpeedproofError, did_you_mean, unknown_choice
+from targets.errors import UsageError, did_you_mean, unknown_choice
 
 TRUE_WORDS = ("true", "yes", "1", "on")
 FALSE_WORDS = ("false", "no", "0", "off")
@@ -39,7 +39,7 @@ class Recipe:
 def _parse_option(recipe: str, kind: RecipeKind, key: str, text: str) -> OptionValue:
     if key not in kind.options:
         valid = ", ".join(sorted(kind.options)) or "none"
-        raise SpeedproofError(
+        raise UsageError(
             f"recipe {recipe!r}: {kind.name} has no option {key!r}{did_you_mean(key, kind.options)}; valid: {valid}"
         )
     spec = kind.options[key]
@@ -48,10 +48,10 @@ def _parse_option(recipe: str, kind: RecipeKind, key: str, text: str) -> OptionV
             return True
         if text.lower() in FALSE_WORDS:
             return False
-        raise SpeedproofError(f"recipe {recipe!r}: {key} must be true or false, got {text!r}")
+        raise UsageError(f"recipe {recipe!r}: {key} must be true or false, got {text!r}")
     if spec.kind == "choice":
         if text not in spec.choices:
-            raise SpeedproofError(
+            raise UsageError(
                 f"recipe {recipe!r}: {key} must be one of {', '.join(spec.choices)}, got {text!r}"
                 f"{did_you_mean(text, spec.choices)}"
             )
@@ -61,10 +61,10 @@ def _parse_option(recipe: str, kind: RecipeKind, key: str, text: str) -> OptionV
         number = int(text) if spec.kind == "int" else float(text)
     except ValueError:
         what = "an integer" if spec.kind == "int" else "a number"
-        raise SpeedproofError(f"recipe {recipe!r}: {key} must be {what}, got {text!r}") from None
+        raise UsageError(f"recipe {recipe!r}: {key} must be {what}, got {text!r}") from None
     if not spec.minimum <= number <= (spec.maximum if spec.maximum is not None else float("inf")):
         upper = f" and at most {spec.maximum:g}" if spec.maximum is not None else ""
-        raise SpeedproofError(f"recipe {recipe!r}: {key} must be at least {spec.minimum:g}{upper}, got {text!r}")
+        raise UsageError(f"recipe {recipe!r}: {key} must be at least {spec.minimum:g}{upper}, got {text!r}")
     return number
 
 
@@ -75,7 +75,7 @@ def _parse_value(recipe: str, kind: RecipeKind, text: str) -> float:
     except ValueError:
         number = float("nan")
     if not kind.value.accepts(number):
-        raise SpeedproofError(
+        raise UsageError(
             f"recipe {recipe!r}: the {kind.value.meaning} of {kind.name} must be {kind.value.describe()}, got {text!r}"
         )
     return number
@@ -89,20 +89,20 @@ def parse_step(recipe: str, text: str) -> RecipeStep:
     value: float | None = None
     if parts and "=" not in parts[0]:
         if kind.value is None:
-            raise SpeedproofError(f"recipe {recipe!r}: {name} takes no value, got {parts[0]!r}")
+            raise UsageError(f"recipe {recipe!r}: {name} takes no value, got {parts[0]!r}")
         value = _parse_value(recipe, kind, parts[0])
         parts = parts[1:]
     elif kind.value is not None:
-        raise SpeedproofError(
+        raise UsageError(
             f"recipe {recipe!r}: {name} needs its {kind.value.meaning}, e.g. {name}:0.5 ({kind.value.describe()})"
         )
     options: dict[str, OptionValue] = {}
     for part in parts:
         key, separator, option_text = part.partition("=")
         if not separator or not key:
-            raise SpeedproofError(f"recipe {recipe!r}: expected key=value after the value, got {part!r}")
+            raise UsageError(f"recipe {recipe!r}: expected key=value after the value, got {part!r}")
         if key in options:
-            raise SpeedproofError(f"recipe {recipe!r}: option {key!r} given twice")
+            raise UsageError(f"recipe {recipe!r}: option {key!r} given twice")
         options[key] = _parse_option(recipe, kind, key, option_text)
     return RecipeStep(kind, value, options)
 
@@ -110,17 +110,17 @@ def parse_step(recipe: str, text: str) -> RecipeStep:
 def parse_recipe(text: str) -> Recipe:
     """Parse one recipe (possibly a `+` chain); errors name the recipe and what would be valid."""
     if not text.strip():
-        raise SpeedproofError("empty recipe; valid recipes: " + ", ".join(sorted(RECIPE_KINDS)))
+        raise UsageError("empty recipe; valid recipes: " + ", ".join(sorted(RECIPE_KINDS)))
     steps = tuple(parse_step(text, part) for part in text.split("+"))
     solo = [step.name for step in steps if step.name in (BASELINE, IDENTITY)]
     if solo and len(steps) > 1:
-        raise SpeedproofError(f"recipe {text!r}: {solo[0]} cannot be part of a chain")
+        raise UsageError(f"recipe {text!r}: {solo[0]} cannot be part of a chain")
     seen_onnx = False
     for step in steps:
         if step.kind.level == "onnx":
             seen_onnx = True
         elif step.kind.level == "torch" and seen_onnx:
-            raise SpeedproofError(
+            raise UsageError(
                 f"recipe {text!r}: torch-level {step.name} cannot follow an ONNX-level step; put torch-level "
                 "recipes (unstructured, structured, semi-structured, lowrank, drop-layers) first"
             )
@@ -134,14 +134,14 @@ def parse_recipe_list(texts: Iterable[str]) -> list[Recipe]:
     for text in texts:
         items = text.split(",")
         if any(not item.strip() for item in items):
-            raise SpeedproofError(
+            raise UsageError(
                 f"recipe list {text!r} has an empty item; separate recipes with single commas, e.g. "
                 "structured:0.5,unstructured:0.9"
             )
         for item in items:
             recipe = parse_recipe(item)
             if recipe.text in seen:
-                raise SpeedproofError(f"recipe {recipe.text!r} is listed twice")
+                raise UsageError(f"recipe {recipe.text!r} is listed twice")
             seen.add(recipe.text)
             recipes.append(recipe)
     baseline = [recipe for recipe in recipes if recipe.is_baseline] or [parse_recipe(BASELINE)]
@@ -158,7 +158,7 @@ def check_recipes_apply(
         torch_steps = recipe.torch_steps()
         if torch_steps:
             applicable = sorted(name for name, kind in RECIPE_KINDS.items() if kind.level != "torch")
-            raise SpeedproofError(
+            raise UsageError(
                 f"recipe {recipe.text!r}: {torch_steps[0].name} transforms a torch model, but {source_name} is "
                 f"{source_is}; recipes that apply to it: {', '.join(applicable)}"
             )

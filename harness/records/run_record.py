@@ -11,7 +11,7 @@ from harness.records.cells import BenchCell, VerdictCell
 from harness.records.provenance import git_commit, utc_now_iso
 
 if TYPE_CHECKING:
-    from targets.host import HostFingerprint
+    from targets.host.fingerprint import HostFingerprint
     from targets.profiles import ResolvedProfile
 
 Record = dict[str, Any]
@@ -33,7 +33,7 @@ class RecordHeader:
     @classmethod
     def new(cls, command: str, host: HostFingerprint, resolved: ResolvedProfile | None, run_id: str) -> RecordHeader:
         """The header of a run that starts now, in the current folder's checkout."""
-        from harness import __version__
+        from harness.version import __version__
 
         commit, dirty = git_commit()
         return cls(

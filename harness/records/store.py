@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.records.run_record import SCHEMA_VERSION, Record
-from targets.errors import SpeedproofError
+from targets.errors import InputError, SpeedproofError, UsageError
 
 # facts that version 2 added to every artifact
 ARTIFACT_FACTS_ADDED_IN_2 = (
@@ -87,20 +87,20 @@ def check_writable_folder(folder: Path, option: str = "--out") -> None:
     existing = folder
     while not existing.exists() and existing != existing.parent:
         if existing.is_symlink():  # a dangling link: mkdir could never make the folder it names
-            raise SpeedproofError(
+            raise UsageError(
                 f"{option} {folder}: {existing} is a symbolic link to {os.readlink(existing)}, which does not "
                 "exist; create that folder or pass another"
             )
         existing = existing.parent
     if not existing.is_dir():
         where = "" if existing == folder else f" ({existing} is a file)"
-        raise SpeedproofError(f"{option} {folder}: is not a folder{where}; pass a folder for the records")
+        raise UsageError(f"{option} {folder}: is not a folder{where}; pass a folder for the records")
     try:
         handle, probe = tempfile.mkstemp(prefix=".write-check-", dir=existing)
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
-        raise SpeedproofError(
+        raise UsageError(
             f"{option} {folder}: cannot write there ({error.strerror or error}); pass a writable folder"
         ) from None
 
@@ -110,7 +110,7 @@ def kept_run_folder(out_dir: Path, label: str, run_id: str) -> Path:
     measured, so that what was verified is what ships): `<label>-<run id>`, never reused."""
     folder = out_dir / f"{safe_file_name(label, MAX_LABEL_CHARS)}-{run_id[:8]}"
     if folder.exists():
-        raise SpeedproofError(f"{folder} already exists; it is never overwritten")
+        raise UsageError(f"{folder} already exists; it is never overwritten")
     return folder
 
 
@@ -183,14 +183,14 @@ def upgrade_record(record: Record, upgraders: dict[int, Callable[[Record], Recor
     steps = UPGRADERS if upgraders is None else upgraders
     version = record.get("schema_version")
     if not isinstance(version, int):
-        raise SpeedproofError("not a speedproof result record: no integer schema_version")
+        raise InputError("not a speedproof result record: no integer schema_version")
     if version > SCHEMA_VERSION:
-        raise SpeedproofError(
+        raise InputError(
             f"record has schema_version {version}, newer than this speedproof ({SCHEMA_VERSION}); upgrade speedproof"
         )
     while version < SCHEMA_VERSION:
         if version not in steps:
-            raise SpeedproofError(f"no upgrade known from schema_version {version}")
+            raise InputError(f"no upgrade known from schema_version {version}")
         record = steps[version](record)
         version += 1
         record["schema_version"] = version
@@ -201,17 +201,17 @@ def load_record(path: Path) -> Record:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SpeedproofError(f"result record not found: {path}") from None
+        raise InputError(f"result record not found: {path}") from None
     except IsADirectoryError:
-        raise SpeedproofError(f"{path} is a folder; pass a result record (.json) written by speedproof") from None
+        raise InputError(f"{path} is a folder; pass a result record (.json) written by speedproof") from None
     except (OSError, ValueError, RecursionError) as error:  # ValueError: bad JSON, bad UTF-8, huge ints
-        raise SpeedproofError(f"{path}: not a readable JSON record: {error}") from None
+        raise InputError(f"{path}: not a readable JSON record: {error}") from None
     if not isinstance(data, dict):
-        raise SpeedproofError(f"{path}: not a speedproof result record (top level is not an object)")
+        raise InputError(f"{path}: not a speedproof result record (top level is not an object)")
     try:
         return check_record(upgrade_record(data))
     except SpeedproofError as error:
-        raise SpeedproofError(f"{path}: {error}") from None
+        raise InputError(f"{path}: {error}") from None
 
 
 # what every record has, and every cell: the keys reports, gates and regressions rely on
@@ -306,17 +306,17 @@ def _check_fields(data: dict[str, Any], expected: dict[str, tuple[type, ...]], w
     for key, kinds in expected.items():
         if key not in data:
             if required:
-                raise SpeedproofError(f"damaged record: {where} has no {key!r}")
+                raise InputError(f"damaged record: {where} has no {key!r}")
             continue
         value = data[key]
         if not _has_type(value, kinds):
-            raise SpeedproofError(f"damaged record: {where}{key} is {_shown(value)}; expected {_type_names(kinds)}")
+            raise InputError(f"damaged record: {where}{key} is {_shown(value)}; expected {_type_names(kinds)}")
 
 
 def _check_text_list(values: list[Any], where: str) -> None:
     for position, item in enumerate(values):
         if not isinstance(item, str):
-            raise SpeedproofError(f"damaged record: {where}[{position}] is {_shown(item)}; expected a string")
+            raise InputError(f"damaged record: {where}[{position}] is {_shown(item)}; expected a string")
 
 
 def _shown(value: Any) -> str:
@@ -327,7 +327,7 @@ def _shown(value: Any) -> str:
 def _check_cell(cell: dict[str, Any], where: str) -> None:
     _check_fields(cell, CELL_FIELDS, where, required=True)
     if cell["status"] not in CELL_STATUSES:
-        raise SpeedproofError(
+        raise InputError(
             f"damaged record: {where}status is {cell['status']!r}; expected one of " + ", ".join(CELL_STATUSES)
         )
     _check_fields(cell, CELL_OPTIONAL_FIELDS, where, required=False)
@@ -342,7 +342,7 @@ def _check_cell(cell: dict[str, Any], where: str) -> None:
         for position, reason in enumerate(verdict.get("reasons") or []):
             reason_where = f"{where}verdict.reasons[{position}]"
             if not isinstance(reason, dict):
-                raise SpeedproofError(f"damaged record: {reason_where} is {_shown(reason)}; expected an object")
+                raise InputError(f"damaged record: {reason_where} is {_shown(reason)}; expected an object")
             _check_fields(reason, {"code": (str,), "message": (str,)}, reason_where + ".", required=True)
     for key in ("speedup", "throughput_speedup"):
         if cell.get(key) is not None:
@@ -355,9 +355,9 @@ def check_record(record: Record) -> Record:
     _check_fields(record, OPTIONAL_SECTIONS, "", required=False)
     for index, cell in enumerate(record["cells"]):
         if not isinstance(cell, dict):
-            raise SpeedproofError(f"damaged record: cells[{index}] is {_shown(cell)}; expected an object")
+            raise InputError(f"damaged record: cells[{index}] is {_shown(cell)}; expected an object")
         _check_cell(cell, f"cells[{index}].")
     for index, variant in enumerate(record.get("variants", [])):
         if not isinstance(variant, dict) or not isinstance(variant.get("recipe"), str):
-            raise SpeedproofError(f"damaged record: variants[{index}] has no recipe string")
+            raise InputError(f"damaged record: variants[{index}] has no recipe string")
     return record

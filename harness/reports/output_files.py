@@ -10,7 +10,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from targets.errors import SpeedproofError
+from targets.errors import UsageError
 
 # files speedproof reads (records, configs, profiles, policies, models): never written over
 INPUT_FILE_SUFFIXES = (".json", ".toml", ".onnx", ".pt", ".pt2", ".pth", ".py", ".npz", ".data")
@@ -22,17 +22,17 @@ def check_derived_output(path: Path, option: str, inputs: tuple[Path | None, ...
     written; an earlier report, summary or JUnit file may be replaced."""
     target = _resolved_target(path, option)
     if target.is_dir():
-        raise SpeedproofError(f"{option} {path}: is a folder; pass a file path")
+        raise UsageError(f"{option} {path}: is a folder; pass a file path")
     for item in inputs:
         if item is not None and item.exists() and target.exists() and os.path.samefile(item, target):
-            raise SpeedproofError(f"{option} {path}: is an input of this command; it is never written over")
+            raise UsageError(f"{option} {path}: is an input of this command; it is never written over")
     if target.exists():
         _check_replaceable(path, target, option)
     folder = target.parent
     if not folder.is_dir():
-        raise SpeedproofError(f"{option} {path}: folder {folder} does not exist")
+        raise UsageError(f"{option} {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
-        raise SpeedproofError(f"{option} {path}: cannot write into {folder}; pass a writable path")
+        raise UsageError(f"{option} {path}: cannot write into {folder}; pass a writable path")
 
 
 def write_derived_output(path: Path, text: str, option: str) -> Path:
@@ -45,7 +45,7 @@ def write_derived_output(path: Path, text: str, option: str) -> Path:
     try:
         handle, temporary_name = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
     except OSError as error:
-        raise SpeedproofError(f"{option} {path}: cannot write there ({error.strerror or error})") from None
+        raise UsageError(f"{option} {path}: cannot write there ({error.strerror or error})") from None
     temporary = Path(temporary_name)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
@@ -55,7 +55,7 @@ def write_derived_output(path: Path, text: str, option: str) -> Path:
         os.chmod(temporary, 0o644 & ~_umask())
         os.replace(temporary, target)
     except OSError as error:
-        raise SpeedproofError(f"{option} {path}: could not be written ({error.strerror or error})") from None
+        raise UsageError(f"{option} {path}: could not be written ({error.strerror or error})") from None
     finally:
         temporary.unlink(missing_ok=True)
     return target
@@ -67,7 +67,7 @@ def _resolved_target(path: Path, option: str) -> Path:
     try:
         return path.resolve(strict=False)
     except (RuntimeError, OSError) as error:  # a loop of links
-        raise SpeedproofError(f"{option} {path}: cannot be resolved ({error}); pass a plain file path") from None
+        raise UsageError(f"{option} {path}: cannot be resolved ({error}); pass a plain file path") from None
 
 
 def _check_replaceable(path: Path, target: Path, option: str) -> None:
@@ -75,21 +75,21 @@ def _check_replaceable(path: Path, target: Path, option: str) -> None:
     try:
         facts = target.stat()
     except OSError as error:
-        raise SpeedproofError(f"{option} {path}{via}: cannot be read ({error.strerror or error})") from None
+        raise UsageError(f"{option} {path}{via}: cannot be read ({error.strerror or error})") from None
     if not stat.S_ISREG(facts.st_mode):
-        raise SpeedproofError(f"{option} {path}{via}: is not a plain file (a device, pipe or socket); pass a file path")
+        raise UsageError(f"{option} {path}{via}: is not a plain file (a device, pipe or socket); pass a file path")
     if target.suffix.lower() in INPUT_FILE_SUFFIXES or _looks_like_record(target):
-        raise SpeedproofError(
+        raise UsageError(
             f"{option} {path}{via}: exists and is a record, config or model; outputs only replace derived files "
             "(reports, summaries, JUnit XML). Pass a new path"
         )
     if facts.st_nlink > 1:
-        raise SpeedproofError(
+        raise UsageError(
             f"{option} {path}{via}: has {facts.st_nlink - 1} other hard link(s), so it is also another file; "
             "a report never replaces a file it cannot tell is its own. Pass a new path"
         )
     if not os.access(target, os.W_OK):
-        raise SpeedproofError(f"{option} {path}{via}: cannot write there; pass a writable path")
+        raise UsageError(f"{option} {path}{via}: cannot write there; pass a writable path")
 
 
 def _looks_like_record(path: Path) -> bool:

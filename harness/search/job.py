@@ -60,11 +60,11 @@ from harness.verdict.verify import (
     verification_record,
     verify_variant,
 )
-from targets.compatibility import resolve_target
-from targets.errors import SpeedproofError
+from targets.errors import InputError, SpeedproofError, UsageError
 from targets.inputs import InputSettings
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
+from targets.runners.compatibility import resolve_target
 from targets.runners.protocol import MeasurementProtocol
 
 # acceptable quality loss per application (absolute top-1, or the task metric's units)
@@ -90,17 +90,17 @@ class SearchRequest(ModelOnTarget):
     def quality_overrides(self) -> dict[str, Any]:
         """The policy override that the quality limit (--max-accuracy-drop or --task) sets."""
         if self.max_accuracy_drop is not None and self.task is not None:
-            raise SpeedproofError(
+            raise UsageError(
                 f"--max-accuracy-drop {self.max_accuracy_drop:g} and --task {self.task} both set the quality limit; "
                 "give one"
             )
         if self.task is not None:
             if self.task not in TASK_MAX_DROP:
-                raise SpeedproofError(f"--task {self.task!r}: valid: {', '.join(TASK_MAX_DROP)}")
+                raise UsageError(f"--task {self.task!r}: valid: {', '.join(TASK_MAX_DROP)}")
             return {"max_accuracy_drop": TASK_MAX_DROP[self.task]}
         if self.max_accuracy_drop is not None:
             if not 0.0 <= self.max_accuracy_drop <= 1.0:
-                raise SpeedproofError(
+                raise UsageError(
                     f"--max-accuracy-drop {self.max_accuracy_drop:g}: must lie in [0, 1] (absolute: 0.01 is 1 pt)"
                 )
             return {"max_accuracy_drop": self.max_accuracy_drop}
@@ -319,17 +319,15 @@ def _resumed(folder: Path, given: SearchRequest) -> tuple[Path, SearchRequest, i
     settings = folder / SETTINGS_FILE
     if not folder.is_dir():
         what = "not a folder" if folder.exists() else "no such folder"
-        raise SpeedproofError(f"--resume {folder}: {what}; pass the folder of a search (it holds {SETTINGS_FILE})")
+        raise InputError(f"--resume {folder}: {what}; pass the folder of a search (it holds {SETTINGS_FILE})")
     if not settings.is_file() or not (folder / STUDY_FILE).is_file():
-        raise SpeedproofError(
-            f"--resume {folder}: not the folder of a search: it holds no {SETTINGS_FILE} and {STUDY_FILE}"
-        )
+        raise InputError(f"--resume {folder}: not the folder of a search: it holds no {SETTINGS_FILE} and {STUDY_FILE}")
     try:
         saved = SearchRequest.from_settings(json.loads(settings.read_text(encoding="utf-8")), settings)
     except ValueError as error:
-        raise SpeedproofError(f"{settings}: not readable JSON: {error}") from None
+        raise InputError(f"{settings}: not readable JSON: {error}") from None
     if given.model and given.model != saved.model:
-        raise SpeedproofError(f"--resume {folder}: that search is of {saved.model!r}, not {given.model!r}")
+        raise InputError(f"--resume {folder}: that search is of {saved.model!r}, not {given.model!r}")
     sessions = 1 + sum(1 for child in folder.iterdir() if child.is_dir() and child.name.startswith("session-"))
     request = replace(
         saved,

@@ -18,10 +18,10 @@ from harness.records.store import check_writable_folder, kept_run_folder, write_
 from harness.variants.preparation import prepare_source
 from harness.verdict.policy import target_policy
 from harness.verdict.verify import ModelOnTarget, VerifyContext, reference_cell, verification_record, verify_variant
-from targets.compatibility import resolve_target
-from targets.errors import SpeedproofError
+from targets.errors import UsageError
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
+from targets.runners.compatibility import resolve_target
 
 DEFAULT_RECIPE = "structured:0.5"
 
@@ -38,7 +38,7 @@ def probed_recipe(text: str) -> Recipe:
     step = recipe.steps[0]
     others = set(step.options) - {"importance", "round_to"}
     if len(recipe.steps) != 1 or step.name != "structured" or others:
-        raise SpeedproofError(
+        raise UsageError(
             f"--recipe {text!r}: sensitivity prunes one layer group at a time with a structured recipe: "
             "structured:R[:importance=l1|l2|random][:round_to=N] (no recovery, steps or chains)"
         )
@@ -74,7 +74,7 @@ def run_sensitivity(
     builder.artifact_dir.mkdir(parents=True, exist_ok=True)
     baseline = builder.build(parse_recipe("baseline"), 0)
     if not baseline.ok:
-        raise SpeedproofError(f"the baseline of {request.model} could not be built: {baseline.error}")
+        raise UsageError(f"the baseline of {request.model} could not be built: {baseline.error}")
     prepared = replace(prepared, variants=[baseline])
     context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
     backend = resolved.profile.backends[0]

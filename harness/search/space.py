@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from targets.errors import SpeedproofError, did_you_mean
+from targets.errors import UsageError, did_you_mean
 
 
 class Trial(Protocol):
@@ -261,30 +261,28 @@ def space_families(text: str | None, facts: SpaceFacts) -> list[Family]:
             if family.in_default(facts) and (facts.torch_source or not family.needs_torch) and not family.applies(facts)
         ]
         if not chosen:
-            raise SpeedproofError(
-                "no compression family of the default space applies to this model; name them with --space"
-            )
+            raise UsageError("no compression family of the default space applies to this model; name them with --space")
         return chosen
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise SpeedproofError(f"--space {text!r}: name at least one family, e.g. --space structured,int8")
+        raise UsageError(f"--space {text!r}: name at least one family, e.g. --space structured,int8")
     chosen = []
     for name in names:
         if name not in FAMILIES:
-            raise SpeedproofError(
+            raise UsageError(
                 f"--space: unknown family {name!r}{did_you_mean(name, FAMILIES)}; valid: {', '.join(FAMILIES)}"
             )
         family = FAMILIES[name]
         if family.needs_torch and not facts.torch_source:
-            raise SpeedproofError(
+            raise UsageError(
                 f"--space {name}: {name} transforms the torch module, and this source is an ONNX file; an ONNX file "
                 f"can be searched with {', '.join(f.name for f in FAMILIES.values() if not f.needs_torch)}"
             )
         why_not = family.applies(facts)
         if why_not:
-            raise SpeedproofError(f"--space {name}: {why_not}")
+            raise UsageError(f"--space {name}: {why_not}")
         if family in chosen:
-            raise SpeedproofError(f"--space names {name} twice")
+            raise UsageError(f"--space names {name} twice")
         chosen.append(family)
     return chosen
 

@@ -239,7 +239,7 @@ class VariantBuilder:
         cast of the module (the other ONNX-level steps have no torch form). A program source is its
         own baseline, measured where it is."""
         from exporters.torch_program import export_program, program_example_inputs
-        from targets.torch_programs import load_program
+        from targets.backends.torch.programs import load_program
 
         onnx_steps = [step.name for step in recipe.onnx_steps()]
         if [name for name in onnx_steps if name != "fp16"]:

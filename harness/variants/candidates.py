@@ -16,10 +16,10 @@ import onnx
 
 from harness.models.sources import ResolvedSource, check_model_source, is_onnx_file_source, resolve_model_source
 from harness.records.store import safe_file_name
-from targets.errors import SpeedproofError
+from targets.cache_files import file_sha256
+from targets.errors import InputError, SpeedproofError
 from targets.inputs import ModelInput
 from targets.onnx_external_data import external_data_locations
-from targets.runners.board_agent import file_sha256
 
 LABEL_SEPARATOR = "="
 MAX_LABEL_CHARS = 80
@@ -38,7 +38,7 @@ class CandidateSpec:
         try:
             check_model_source(spec.source)
         except SpeedproofError as error:
-            raise SpeedproofError(f"--candidate {text!r}: {error}") from None
+            raise InputError(f"--candidate {text!r}: {error}") from None
         return spec
 
     @classmethod
@@ -49,9 +49,9 @@ class CandidateSpec:
             source, label = text, _default_label(text)
         source, label = source.strip(), label.strip()
         if not source:
-            raise SpeedproofError(f"--candidate {text!r}: expected PATH[=LABEL], e.g. model_int8.onnx=int8-ort")
+            raise InputError(f"--candidate {text!r}: expected PATH[=LABEL], e.g. model_int8.onnx=int8-ort")
         if not label or len(label) > MAX_LABEL_CHARS or not label.isprintable():
-            raise SpeedproofError(
+            raise InputError(
                 f"--candidate {text!r}: the label {label!r} must be 1-{MAX_LABEL_CHARS} printable characters"
             )
         return cls(source, label)
@@ -72,7 +72,7 @@ def parse_candidates(texts: tuple[str, ...], recipe_texts: list[str]) -> list[Ca
     taken = {text: "a recipe" for text in recipe_texts} | {"baseline": "the baseline"}
     for candidate in candidates:
         if candidate.label in taken:
-            raise SpeedproofError(
+            raise InputError(
                 f"--candidate {candidate.source}: the label {candidate.label!r} already names "
                 f"{taken[candidate.label]}; give it another with {candidate.source}=LABEL"
             )
@@ -107,10 +107,10 @@ def load_candidate(
     try:
         source = resolve_model_source(spec.source, overrides, folder)
     except SpeedproofError as error:
-        raise SpeedproofError(f"{where}: {error}") from None
+        raise InputError(f"{where}: {error}") from None
     if artifact_kind == "pt2":
         if source.program_path is None:
-            raise SpeedproofError(
+            raise InputError(
                 f"{where}: the torch backend measures torch.export programs; give the candidate as a .pt2 file "
                 "(torch.export.save) or measure with --backend onnxruntime"
             )
@@ -152,20 +152,20 @@ def check_same_interface(where: str, baseline: list[ModelInput], candidate: list
         parts = ([f"lacks input {', '.join(map(repr, missing))}"] if missing else []) + (
             [f"has input {', '.join(map(repr, extra))} the baseline does not"] if extra else []
         )
-        raise SpeedproofError(
+        raise InputError(
             f"{where}: {' and '.join(parts)}; baseline inputs: {', '.join(base)}. A candidate is measured on the "
             "baseline's inputs, so it must take the same ones"
         )
     for name, expected in base.items():
         got = mine[name]
         if got.dtype != expected.dtype:
-            raise SpeedproofError(f"{where}: input {name!r} is {got.dtype}, baseline {expected.dtype}")
+            raise InputError(f"{where}: input {name!r} is {got.dtype}, baseline {expected.dtype}")
         if len(got.dims) != len(expected.dims) or any(
             isinstance(a, int) and isinstance(b, int) and a != b
             for index, (a, b) in enumerate(zip(got.dims, expected.dims, strict=True))
             if index != expected.batch_axis
         ):
-            raise SpeedproofError(
+            raise InputError(
                 f"{where}: input {name!r} has shape {_dims_text(got.dims)}, baseline {_dims_text(expected.dims)}"
             )
 
@@ -174,14 +174,14 @@ def check_same_outputs(where: str, baseline: onnx.ModelProto, candidate: onnx.Mo
     """As many outputs, each of the same rank, with equal dims where both are fixed."""
     base, mine = _output_dims(baseline), _output_dims(candidate)
     if len(base) != len(mine):
-        raise SpeedproofError(f"{where}: has {len(mine)} outputs, the baseline {len(base)}")
+        raise InputError(f"{where}: has {len(mine)} outputs, the baseline {len(base)}")
     for position, ((name, expected), (_, got)) in enumerate(zip(base, mine, strict=True)):
         if expected is None or got is None:
             continue
         if len(expected) != len(got) or any(
             isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(expected, got, strict=True)
         ):
-            raise SpeedproofError(
+            raise InputError(
                 f"{where}: output {position} has shape {_dims_text(got)}, the baseline's ({name!r}) "
                 f"{_dims_text(expected)}"
             )

@@ -12,10 +12,10 @@ from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
 from harness.records.store import check_writable_folder, kept_run_folder, write_record
 from harness.variants.preparation import model_source_entry, prepare_variants
-from targets.compatibility import resolve_target
 from targets.inputs import InputSettings
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
+from targets.runners.compatibility import resolve_target
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from harness.variants.builder import BuiltVariant, VariantBuilder
 from harness.variants.candidates import candidate_folder, load_candidate, parse_candidates
 from harness.variants.quality import QualityBackend
 from targets.backends import backend_entry
+from targets.cache_files import file_sha256
 from targets.errors import SpeedproofError
 from targets.inputs import InputSettings, InputSpec, ModelInput, resolve_input_specs, shape_overrides
 from targets.profiles import ResolvedProfile
 from targets.runners.base import Runner
-from targets.runners.board_agent import file_sha256
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,8 @@ from harness.verdict.reasons import Decision
 from harness.verdict.regression import Regression, RegressionCheck, cell_identity, stored_verdict_cells
 from harness.verdict.verify import VerifyContext, verify_prepared
 from targets.backends import backend_entry
-from targets.compatibility import default_target_name
-from targets.errors import SpeedproofError, did_you_mean
-from targets.host import HostFingerprint
+from targets.errors import ConfigurationError, InputError, SpeedproofError, did_you_mean
+from targets.host.fingerprint import HostFingerprint
 from targets.inputs import InputSettings, shape_overrides
 from targets.profiles import backend_option_overrides, load_target, resolve_profile, with_backend
 from targets.runners.agent import AgentRunner, RemoteError
@@ -47,6 +46,7 @@ from targets.runners.base import Runner
 from targets.runners.choose import REMOTE_FORMS, check_remote, remote_runner
 from targets.runners.cluster import cluster_remote
 from targets.runners.cluster_worker import CLUSTER_SCHEME
+from targets.runners.compatibility import default_target_name
 from targets.runners.local import LocalRunner
 from targets.runners.protocol import MeasurementProtocol
 from targets.toml_files import read_toml_file
@@ -107,7 +107,7 @@ class GateConfig:
 
 def _string_list(value: Any, where: str, path: Path) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise SpeedproofError(f"{path}: {where} must be a list of strings, got {value!r}")
+        raise ConfigurationError(f"{path}: {where} must be a list of strings, got {value!r}")
     return tuple(value)
 
 
@@ -115,53 +115,53 @@ def _input_shapes(value: Any, where: str, path: Path) -> tuple[str, ...]:
     expected = 'expected a list of positive integers like [1, 3, 224, 224] or a list of "NAME=1x3x224x224" strings'
     if isinstance(value, list) and value and all(isinstance(d, int) and not isinstance(d, bool) for d in value):
         if any(dim <= 0 for dim in value):
-            raise SpeedproofError(f"{path}: {where} = {value!r}: every dim must be a positive integer; {expected}")
+            raise ConfigurationError(f"{path}: {where} = {value!r}: every dim must be a positive integer; {expected}")
         shapes: tuple[str, ...] = ("x".join(str(dim) for dim in value),)
     elif isinstance(value, list) and all(isinstance(item, str) for item in value):
         shapes = tuple(value)
     else:
-        raise SpeedproofError(f"{path}: {where} = {value!r}; {expected}")
+        raise ConfigurationError(f"{path}: {where} = {value!r}; {expected}")
     try:
         shape_overrides(list(shapes))
     except SpeedproofError as error:
-        raise SpeedproofError(f"{path}: {where}: {str(error).removeprefix('--input-shape ')}") from None
+        raise ConfigurationError(f"{path}: {where}: {str(error).removeprefix('--input-shape ')}") from None
     return shapes
 
 
 def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
     where = f"check[{index}]"
     if not isinstance(table, dict):
-        raise SpeedproofError(f"{path}: {where} must be a [[check]] table")
+        raise ConfigurationError(f"{path}: {where} must be a [[check]] table")
     for key in table:
         if key not in CHECK_KEYS:
-            raise SpeedproofError(
+            raise ConfigurationError(
                 f"{path}: unknown key {key!r} in {where}{did_you_mean(key, CHECK_KEYS)}; valid keys: "
                 + ", ".join(CHECK_KEYS)
             )
     if not isinstance(table.get("model"), str) or not table["model"]:
-        raise SpeedproofError(f"{path}: {where}.model is missing; {CHECK_KEYS['model']}")
+        raise ConfigurationError(f"{path}: {where}.model is missing; {CHECK_KEYS['model']}")
     recipes = _string_list(table.get("recipes", []), f"{where}.recipes", path)
     candidates = _candidate_texts(table.get("candidates", []), f"{where}.candidates", path)
     if not recipes and not candidates:
-        raise SpeedproofError(
+        raise ConfigurationError(
             f'{path}: {where}.recipes is missing or empty; e.g. recipes = ["structured:0.5"] (or give candidates)'
         )
     try:
         parsed = parse_recipe_list(recipes)
     except SpeedproofError as error:
-        raise SpeedproofError(f"{path}: {where}.recipes: {error}") from None
+        raise ConfigurationError(f"{path}: {where}.recipes: {error}") from None
     if len(parsed) < 2 and not candidates:
-        raise SpeedproofError(f"{path}: {where}.recipes names nothing to verify besides the baseline")
+        raise ConfigurationError(f"{path}: {where}.recipes names nothing to verify besides the baseline")
     try:
         labels = [candidate.label for candidate in parse_candidates(candidates, [recipe.text for recipe in parsed])]
     except SpeedproofError as error:
-        raise SpeedproofError(f"{path}: {where}.candidates: {error}") from None
+        raise ConfigurationError(f"{path}: {where}.candidates: {error}") from None
     inputs = _input_settings(table, where, path)
     required = _string_list(table.get("required", []), f"{where}.required", path)
     for name in required:
         if name not in recipes and name not in labels:
             names = [*recipes, *labels]
-            raise SpeedproofError(
+            raise ConfigurationError(
                 f"{path}: {where}.required names {name!r}{did_you_mean(name, names)}, which is not in its "
                 f"recipes or candidates ({', '.join(names)})"
             )
@@ -171,7 +171,7 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
     ) or (None,)
     backend = table.get("backend")
     if backend is not None and not isinstance(backend, str):
-        raise SpeedproofError(f'{path}: {where}.backend = {backend!r}; expected a backend name like "torch"')
+        raise ConfigurationError(f'{path}: {where}.backend = {backend!r}; expected a backend name like "torch"')
     for target in targets:
         try:
             if target is not None:
@@ -185,21 +185,21 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
                     backend_option_overrides(name, options)
         except SpeedproofError as error:
             key = "targets" if target is not None else "backend"
-            raise SpeedproofError(f"{path}: {where}.{key}: {error}") from None
+            raise ConfigurationError(f"{path}: {where}.{key}: {error}") from None
     remote = table.get("remote")
     if remote is not None:
         if not isinstance(remote, str):
-            raise SpeedproofError(f"{path}: {where}.remote = {remote!r}; expected {CHECK_KEYS['remote']}")
+            raise ConfigurationError(f"{path}: {where}.remote = {remote!r}; expected {CHECK_KEYS['remote']}")
         try:
             check_remote(remote)
         except SpeedproofError as error:
-            raise SpeedproofError(f"{path}: {where}.remote: {error}") from None
+            raise ConfigurationError(f"{path}: {where}.remote: {error}") from None
     device = table.get("device")
     if device is not None and (not isinstance(device, str) or not device):
-        raise SpeedproofError(f'{path}: {where}.device = {device!r}; expected a device tag like "h100"')
+        raise ConfigurationError(f'{path}: {where}.device = {device!r}; expected a device tag like "h100"')
     threads = table.get("threads")
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise SpeedproofError(f"{path}: {where}.threads = {threads!r}; expected a positive integer")
+        raise ConfigurationError(f"{path}: {where}.threads = {threads!r}; expected a positive integer")
     policy = check_policy_table(table.get("policy", {}), f"{path} {where}.policy")
     apply_overrides(build_policy(), policy, f"{path} {where}.policy")  # values out of range, named here
     input_shapes = _input_shapes(table["input_shape"], f"{where}.input_shape", path) if "input_shape" in table else ()
@@ -209,7 +209,7 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
     try:
         check_model_source(model)
     except SpeedproofError as error:
-        raise SpeedproofError(f"{path}: {where}.model: {error}") from None
+        raise ConfigurationError(f"{path}: {where}.model: {error}") from None
     return GateCheck(
         model=model,
         recipes=recipes,
@@ -229,13 +229,13 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
 def _candidate_texts(value: Any, where: str, path: Path) -> tuple[str, ...]:
     """Each candidate as PATH=LABEL, a relative file path made relative to the config's folder."""
     if not isinstance(value, list):
-        raise SpeedproofError(f'{path}: {where} must be a list, e.g. candidates = ["model_int8.onnx=int8"]')
+        raise ConfigurationError(f'{path}: {where} must be a list, e.g. candidates = ["model_int8.onnx=int8"]')
     texts = []
     for position, item in enumerate(value):
         if isinstance(item, dict):
             unknown = sorted(set(item) - {"path", "label"})
             if unknown or not isinstance(item.get("path"), str) or not isinstance(item.get("label", ""), str):
-                raise SpeedproofError(
+                raise ConfigurationError(
                     f'{path}: {where}[{position}] = {item!r}; expected {{path = "model_int8.onnx", label = "int8"}}'
                 )
             source = item["path"]
@@ -244,7 +244,7 @@ def _candidate_texts(value: Any, where: str, path: Path) -> tuple[str, ...]:
             spec = CandidateSpec.parse_unchecked(item)
             source, label = spec.source, spec.label
         else:
-            raise SpeedproofError(f'{path}: {where}[{position}] = {item!r}; expected "PATH[=LABEL]" or a table')
+            raise ConfigurationError(f'{path}: {where}[{position}] = {item!r}; expected "PATH[=LABEL]" or a table')
         if source.endswith((".onnx", ".pt2", ".pt", ".pth")):
             source = config_relative(source, path, f"{where}[{position}]")
         texts.append(
@@ -259,18 +259,18 @@ def _input_settings(table: dict[str, Any], where: str, path: Path) -> InputSetti
         isinstance(axis, str) and axis == "none" or isinstance(axis, int) and not isinstance(axis, bool)
         for axis in axes.values()
     ):
-        raise SpeedproofError(
+        raise ConfigurationError(
             f'{path}: {where}.batch_axes = {axes!r}; expected a table like {{state = 1, sr = "none"}}'
         )
     if not isinstance(values, dict) or not all(
         isinstance(value, (int, float)) and not isinstance(value, bool) for value in values.values()
     ):
-        raise SpeedproofError(f"{path}: {where}.input_values = {values!r}; expected a table like {{sr = 16000}}")
+        raise ConfigurationError(f"{path}: {where}.input_values = {values!r}; expected a table like {{sr = 16000}}")
     sources: dict[str, str | None] = {}
     for key in ("data", "calibration_data", "metric_fn"):
         value = table.get(key)
         if value is not None and (not isinstance(value, str) or not value):
-            raise SpeedproofError(f"{path}: {where}.{key} = {value!r}; expected {CHECK_KEYS[key]}")
+            raise ConfigurationError(f"{path}: {where}.{key} = {value!r}; expected {CHECK_KEYS[key]}")
         if value is not None and key != "metric_fn" and value.endswith(".npz"):
             value = config_relative(value, path, f"{where}.{key}")
         sources[key] = value
@@ -285,7 +285,7 @@ def _input_settings(table: dict[str, Any], where: str, path: Path) -> InputSetti
         settings.check()
         check_data_settings(settings)
     except SpeedproofError as error:
-        raise SpeedproofError(f"{path}: {where}: {error}") from None
+        raise ConfigurationError(f"{path}: {where}: {error}") from None
     return settings
 
 
@@ -296,7 +296,7 @@ def config_relative(text: str, config: Path, where: str) -> str:
         return text
     beside = config.parent / text
     if not beside.exists() and Path(text).exists():
-        raise SpeedproofError(
+        raise ConfigurationError(
             f"{config}: {where} = {text!r}: relative paths in a gate config are relative to the config's folder "
             f"({config.parent}), and there is no {beside}; {text} exists relative to the current folder: write "
             "the path relative to the config, or absolute"
@@ -313,12 +313,12 @@ def parse_gate_config(data: dict[str, Any], path: Path) -> GateConfig:
     """Validate a parsed config; every error names `path`, the table and the key."""
     for key in data:
         if key not in TOP_KEYS:
-            raise SpeedproofError(
+            raise ConfigurationError(
                 f"{path}: unknown top-level key {key!r}{did_you_mean(key, TOP_KEYS)}; valid: [[check]], [policy]"
             )
     checks_data = data.get("check")
     if not isinstance(checks_data, list) or not checks_data:
-        raise SpeedproofError(f'{path}: no [[check]] tables; add one with model = "..." and recipes = [...]')
+        raise ConfigurationError(f'{path}: no [[check]] tables; add one with model = "..." and recipes = [...]')
     policy = check_policy_table(data.get("policy", {}), f"{path} [policy]")
     apply_overrides(build_policy(), policy, f"{path} [policy]")
     checks = tuple(_parse_check(table, index, path) for index, table in enumerate(checks_data))
@@ -420,7 +420,7 @@ def _check_cluster_config(config: GateConfig) -> None:
     """Under --cluster every check names its targets: a worker is chosen by the target it serves."""
     for index, check in enumerate(config.checks):
         if check.targets == (None,) and check.remote is None:
-            raise SpeedproofError(
+            raise ConfigurationError(
                 f"{config.path}: check[{index}] names no targets; with --cluster each check needs "
                 'targets = ["x86-cpu", ...] (the workers\' --target)'
             )
@@ -589,7 +589,7 @@ def _load_baseline(request: GateRequest, host: HostFingerprint) -> dict[str, Any
     assert request.baseline_record is not None
     stored = load_record(request.baseline_record)
     if stored.get("command") not in ("gate", "verify"):
-        raise SpeedproofError(
+        raise InputError(
             f"{request.baseline_record}: a {stored.get('command')!r} record has no verdicts; --baseline needs a "
             "record written by `speedproof gate` or `speedproof verify`"
         )
@@ -601,7 +601,7 @@ def _load_baseline(request: GateRequest, host: HostFingerprint) -> dict[str, Any
         *(gpu.get("name") for gpu in stored_host.get("gpus", [])),
     )
     if stored_identity != host.identity() and not request.allow_other_host:
-        raise SpeedproofError(
+        raise InputError(
             f"{request.baseline_record} was measured on another host ({', '.join(map(str, stored_identity))}); "
             f"this host is {', '.join(host.identity())}. Speedups from different machines are not comparable; "
             "pass --allow-other-host to compare anyway"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.measure.schedule import ABSchedule, invalid_policy, not_finite
-from targets.errors import SpeedproofError, did_you_mean
+from targets.errors import ConfigurationError, SpeedproofError, did_you_mean
 from targets.toml_files import read_toml_file
 
 FIDELITY_MEASURES = ("auto", "top1", "cosine", "snr_db")
@@ -150,19 +150,19 @@ def check_policy_table(table: Any, where: str) -> dict[str, Any]:
     """Validate the keys and types of a `[policy]` table; return it as overrides. `where` names the
     file (and table) for error messages."""
     if not isinstance(table, dict):
-        raise SpeedproofError(f"{where}: [policy] must be a table of keys, got {type(table).__name__}")
+        raise ConfigurationError(f"{where}: [policy] must be a table of keys, got {type(table).__name__}")
     known = policy_fields()
     overrides: dict[str, Any] = {}
     for key, value in table.items():
         if key not in known:
-            raise SpeedproofError(
+            raise ConfigurationError(
                 f"{where}: unknown policy key {key!r}{did_you_mean(key, known)}; valid keys: {', '.join(known)}"
             )
         expected = _expected_type(key)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, expected) or isinstance(value, bool):
-            raise SpeedproofError(
+            raise ConfigurationError(
                 f"{where}: policy.{key} = {value!r} has the wrong type; expected {expected.__name__} "
                 f"({known[key].metadata['help']})"
             )
@@ -177,7 +177,7 @@ def apply_overrides(policy: Policy, overrides: Mapping[str, Any], where: str) ->
     try:
         return policy.with_values(overrides)
     except SpeedproofError as error:
-        raise SpeedproofError(f"{where}: {error}") from None
+        raise ConfigurationError(f"{where}: {error}") from None
 
 
 def load_policy_overrides(path: Path) -> dict[str, Any]:
@@ -185,12 +185,12 @@ def load_policy_overrides(path: Path) -> dict[str, Any]:
     data = read_toml_file(path, "policy")
     for key in data:
         if key != "policy":
-            raise SpeedproofError(
+            raise ConfigurationError(
                 f"{path}: unknown table or key {key!r}{did_you_mean(key, ['policy'])}; a policy file holds one "
                 "[policy] table"
             )
     if "policy" not in data:
-        raise SpeedproofError(f"{path}: no [policy] table; write the keys under a [policy] header")
+        raise ConfigurationError(f"{path}: no [policy] table; write the keys under a [policy] header")
     return check_policy_table(data["policy"], str(path))
 
 

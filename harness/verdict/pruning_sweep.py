@@ -18,10 +18,10 @@ from harness.variants.preparation import prepare_variants
 from harness.verdict.policy import target_policy
 from harness.verdict.rules import mac_reduction
 from harness.verdict.verify import ModelOnTarget, VerifyContext, verification_record, verify_prepared
-from targets.compatibility import resolve_target
-from targets.errors import SpeedproofError
+from targets.errors import UsageError
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
+from targets.runners.compatibility import resolve_target
 
 DEFAULT_SPARSITIES = (0.3, 0.5, 0.7, 0.9)
 SEMI_STRUCTURED_SPARSITY = 0.5  # 2 of every 4 weights
@@ -38,12 +38,12 @@ class CompareRequest(ModelOnTarget):
 def compare_recipes(sparsities: tuple[float, ...], finetune_epochs: int = 0) -> list[tuple[str, float, str]]:
     """(kind, sparsity, recipe) for every point of the comparison."""
     if not sparsities:
-        raise SpeedproofError("--sparsity needs at least one level, e.g. 0.3,0.5,0.7,0.9")
+        raise UsageError("--sparsity needs at least one level, e.g. 0.3,0.5,0.7,0.9")
     for level in sparsities:
         if not 0.0 < level < 1.0:
-            raise SpeedproofError(f"--sparsity levels must lie strictly between 0 and 1, got {level:g}")
+            raise UsageError(f"--sparsity levels must lie strictly between 0 and 1, got {level:g}")
     if len(set(sparsities)) != len(sparsities):
-        raise SpeedproofError(f"--sparsity has a level twice: {', '.join(f'{s:g}' for s in sparsities)}")
+        raise UsageError(f"--sparsity has a level twice: {', '.join(f'{s:g}' for s in sparsities)}")
     suffix = f":finetune={finetune_epochs}" if finetune_epochs else ""
     points = []
     for level in sorted(sparsities):

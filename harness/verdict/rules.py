@@ -18,10 +18,10 @@ from harness.measure.speedup import SAME_SPEED_BAND, SpeedupEstimate
 from harness.recipes.grammar import parse_recipe
 from harness.verdict.policy import Policy
 from harness.verdict.reasons import Decision, Reason, ReasonCode, Verdict
+from targets.backends.tensorrt.inspection import tensorrt_hints
+from targets.backends.torch.semi_structured import two_four_hints
 from targets.errors import FailureKind, SpeedproofError
 from targets.runners.timing import launch_bound_text
-from targets.semi_structured import two_four_hints
-from targets.tensorrt_inspection import tensorrt_hints
 
 # an artifact counts as smaller on a measure when it is below this share of the baseline's
 SMALLER_BELOW = 0.95

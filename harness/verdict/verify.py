@@ -28,12 +28,12 @@ from harness.verdict.batch_curve import BatchPoint, curve_text
 from harness.verdict.policy import Policy, target_policy
 from harness.verdict.reasons import SPEED_CODES, Verdict
 from harness.verdict.rules import Evidence, decide, interval_text, mac_reduction
-from targets.compatibility import resolve_target
 from targets.errors import SpeedproofError
 from targets.inputs import InputSettings
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import Runner, WorkerRequest
 from targets.runners.choose import runner_for
+from targets.runners.compatibility import resolve_target
 from targets.runners.protocol import MeasurementProtocol
 
 # extra reduction in MACs that makes a larger-batch probe worth its time

@@ -37,7 +37,7 @@ class BackendEntry:
 
 BACKENDS: dict[str, BackendEntry] = {
     "onnxruntime": BackendEntry(
-        module="targets.backends.onnxruntime_runner",
+        module="targets.backends.onnxruntime.runner",
         class_name="OnnxRuntimeRunner",
         help="ONNX Runtime InferenceSession on one execution provider",
         options={
@@ -54,7 +54,7 @@ BACKENDS: dict[str, BackendEntry] = {
         },
     ),
     "torch": BackendEntry(
-        module="targets.backends.torch_runner",
+        module="targets.backends.torch.runner",
         class_name="TorchRunner",
         help="PyTorch running a torch.export program (.pt2) eager, compiled (inductor) or as a CUDA graph",
         artifact_kind="pt2",
@@ -86,7 +86,7 @@ BACKENDS: dict[str, BackendEntry] = {
         },
     ),
     "tensorrt": BackendEntry(
-        module="targets.backends.tensorrt_runner",
+        module="targets.backends.tensorrt.runner",
         class_name="TensorRTRunner",
         help="a TensorRT engine built from the ONNX artifact on the GPU that runs it (cached), timed with CUDA "
         "events; records which tactic and precision each layer got",

@@ -19,16 +19,17 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from targets.cache_files import file_sha256
 from targets.errors import FailureKind, SpeedproofError
 from targets.onnx_external_data import external_data_of_file
 from targets.runners.base import BurstWorker, CellResult, Runner, WorkerRequest
-from targets.runners.board_agent import file_sha256, speedproof_version
+from targets.runners.board_agent import speedproof_version
 from targets.runners.live import LiveWorker
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from targets.host import HostFingerprint
+    from targets.host.fingerprint import HostFingerprint
     from targets.profiles import BackendSpec, TargetProfile
 
 AGENT_MODULE = "targets.runners.board_agent"
@@ -204,7 +205,7 @@ class AgentRunner(Runner):
         return hello
 
     def fingerprint(self) -> HostFingerprint:
-        from targets.host import HostFingerprint
+        from targets.host.fingerprint import HostFingerprint
 
         return replace(HostFingerprint.from_dict(self.hello["fingerprint"]), remote=self.label)
 
@@ -212,7 +213,7 @@ class AgentRunner(Runner):
         return [int(cpu) for cpu in self.hello["available_cpus"]]
 
     def can_run(self, profile: TargetProfile) -> list[str]:
-        from targets.compatibility import reasons_host_cannot_run
+        from targets.runners.compatibility import reasons_host_cannot_run
 
         return reasons_host_cannot_run(profile, self.fingerprint(), self._backend_reasons)
 

@@ -21,7 +21,7 @@ from targets.runners.protocol import MeasurementProtocol
 if TYPE_CHECKING:
     import numpy as np
 
-    from targets.host import HostFingerprint
+    from targets.host.fingerprint import HostFingerprint
     from targets.profiles import BackendSpec, ResolvedProfile, TargetProfile
 
 
@@ -177,7 +177,7 @@ class Runner(ABC):
 
     def available_cpus(self) -> list[int]:
         """The CPUs a worker may use on the machine, fastest first (default: this process's)."""
-        from targets.profiles import fastest_cpus_here
+        from targets.host.cpu_conditions import fastest_cpus_here
 
         return fastest_cpus_here()
 

@@ -38,19 +38,11 @@ import traceback
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from targets.cache_files import CHUNK, file_sha256, speedproof_cache
+
 USAGE = "usage: python -m targets.runners.board_agent hello|has SHA NAME|put SHA NAME|bundle|cell|live|outputs"
-CHUNK = 1 << 20
 BUNDLES = "bundles"  # board_cache()/bundles/KEY/: a model and its external data files, linked together
 MANIFEST = "manifest.json"
-
-
-def speedproof_cache(name: str, override_variable: str) -> Path:
-    """A cache folder of this machine's: $override_variable, else ~/.cache/speedproof/NAME (XDG_CACHE_HOME)."""
-    configured = os.environ.get(override_variable)
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "speedproof" / name
 
 
 def board_cache() -> Path:
@@ -67,14 +59,6 @@ def speedproof_version() -> str:
         return "not installed"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _cached_path(sha256: str, name: str) -> Path:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise ValueError(f"not a sha256: {sha256!r}")
@@ -85,8 +69,8 @@ def _cached_path(sha256: str, name: str) -> Path:
 
 def hello(request: dict[str, Any]) -> dict[str, Any]:
     from targets.backends import load_runner_class
-    from targets.host import fingerprint_host
-    from targets.profiles import fastest_cpus_here
+    from targets.host.cpu_conditions import fastest_cpus_here
+    from targets.host.fingerprint import fingerprint_host
 
     reasons = []
     for backend in request.get("backends") or []:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from targets.errors import SpeedproofError
+from targets.errors import UsageError
 from targets.runners.base import Runner
 from targets.runners.cluster_worker import CLUSTER_SCHEME
 from targets.runners.emulated import SCHEME, EmulatedAarch64Runner, emulated_folder
@@ -53,7 +53,7 @@ def _remote_runner(remote: str, ssh_config: Path | None, target: str | None) -> 
         from targets.runners.cluster import ClusterAddress, ClusterRunner
 
         if target is None:
-            raise SpeedproofError(
+            raise UsageError(
                 "--cluster needs --target NAME: a worker is chosen by the target it serves (speedproof worker --target)"
             )
         from targets.profiles import load_target
@@ -63,11 +63,11 @@ def _remote_runner(remote: str, ssh_config: Path | None, target: str | None) -> 
         runner = EmulatedAarch64Runner(emulated_folder(remote))
         problem = runner.setup_problem()
         if problem:
-            raise SpeedproofError(problem)
+            raise UsageError(problem)
         return runner
     if remote.startswith("ssh://"):
         return SshRunner(SshAddress.parse(remote), ssh_config)
-    raise SpeedproofError(f"--remote {remote!r}: expected {REMOTE_FORMS}")
+    raise UsageError(f"--remote {remote!r}: expected {REMOTE_FORMS}")
 
 
 def check_remote(remote: str) -> None:
@@ -82,4 +82,4 @@ def check_remote(remote: str) -> None:
 
         ClusterAddress.parse(remote)
         return
-    raise SpeedproofError(f"remote {remote!r}: expected {REMOTE_FORMS}")
+    raise UsageError(f"remote {remote!r}: expected {REMOTE_FORMS}")

@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from targets.errors import SpeedproofError
+from targets.errors import ConfigurationError
 
 VALID_DAYS = 365
 INSTALL_CRYPTOGRAPHY = "pip install 'speedproof[fleet]'"
@@ -52,7 +52,7 @@ def ensure_certificates(folder: Path) -> FleetCertificates:
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.x509.oid import NameOID
     except ImportError:
-        raise SpeedproofError(f"making fleet certificates needs cryptography: {INSTALL_CRYPTOGRAPHY}") from None
+        raise ConfigurationError(f"making fleet certificates needs cryptography: {INSTALL_CRYPTOGRAPHY}") from None
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())

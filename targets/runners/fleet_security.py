@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from targets.errors import SpeedproofError
+from targets.errors import ConfigurationError
 
 ROLES = ("scheduler", "worker", "client")
 TLS_OPTIONS = "--tls-ca-file, --tls-cert and --tls-key"
@@ -44,11 +44,11 @@ class FleetTLS:
             if value is None
         ]
         if missing:
-            raise SpeedproofError(f"TLS needs {TLS_OPTIONS} together; {', '.join(missing)} missing")
+            raise ConfigurationError(f"TLS needs {TLS_OPTIONS} together; {', '.join(missing)} missing")
         for option, value in (("--tls-ca-file", self.ca_file), ("--tls-cert", self.cert), ("--tls-key", self.key)):
             assert value is not None
             if not value.is_file():
-                raise SpeedproofError(f"{option} {value}: file not found")
+                raise ConfigurationError(f"{option} {value}: file not found")
 
     def apply(self) -> None:
         """Put the files into Dask's config for every role, with encryption required (this process)."""
@@ -97,12 +97,12 @@ def is_loopback(host: str | None) -> bool:
 def check_tls_for(scheme: str, role: str, who: str) -> None:
     """A tls:// address needs TLS files; TLS files need a tls:// address."""
     if scheme == "tls" and not tls_configured(role):
-        raise SpeedproofError(
+        raise ConfigurationError(
             f"{who}: a tls:// address needs the fleet's TLS files: {TLS_OPTIONS} (or Dask's config, "
             "DASK_DISTRIBUTED__COMM__TLS__CA_FILE and ..._CLIENT__CERT/KEY); see the README's Fleets"
         )
     if scheme == "tcp" and tls_configured(role):
-        raise SpeedproofError(f"{who}: TLS files are given, but the address is tcp://; use tls:// with them")
+        raise ConfigurationError(f"{who}: TLS files are given, but the address is tcp://; use tls:// with them")
 
 
 def check_listening(host: str | None, tls: bool, insecure_plaintext: bool, who: str) -> None:
@@ -111,7 +111,7 @@ def check_listening(host: str | None, tls: bool, insecure_plaintext: bool, who: 
         return
     where = f"on {host}" if host else "on every interface"
     if not insecure_plaintext:
-        raise SpeedproofError(
+        raise ConfigurationError(
             f"{who} would listen {where} in plaintext: anyone who reaches it could run code as this user. Give the "
             f"fleet's TLS files ({TLS_OPTIONS}, tls:// addresses; `speedproof cluster --local --tls DIR` makes a "
             "CA and a certificate), or listen on 127.0.0.1 (--host 127.0.0.1), or pass --insecure-plaintext on a "

@@ -22,7 +22,7 @@ from targets.runners.processes import python_module_command, run_to_end, signal_
 if TYPE_CHECKING:
     import numpy as np
 
-    from targets.host import HostFingerprint
+    from targets.host.fingerprint import HostFingerprint
     from targets.profiles import BackendSpec, TargetProfile
 
 DEFAULT_WORKER_COMMAND = python_module_command("targets.runners.worker")
@@ -48,12 +48,12 @@ class LocalRunner(Runner):
 
     @cached_property
     def _fingerprint(self) -> HostFingerprint:
-        from targets.host import fingerprint_host
+        from targets.host.fingerprint import fingerprint_host
 
         return self._host or fingerprint_host()
 
     def can_run(self, profile: TargetProfile) -> list[str]:
-        from targets.compatibility import reasons_host_cannot_run
+        from targets.runners.compatibility import reasons_host_cannot_run
 
         return reasons_host_cannot_run(profile, self.fingerprint())
 

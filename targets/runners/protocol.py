@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from targets.errors import SpeedproofError
+from targets.errors import UsageError
 
 # time a worker gets to start, import its runtime and load the model, on top of the timed phases
 DEFAULT_LOAD_ALLOWANCE_S = 120.0
@@ -59,20 +59,18 @@ class MeasurementProtocol:
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise SpeedproofError(
-                    f"--{item.name.replace('_', '-')} must be a finite number of seconds, got {value}"
-                )
+                raise UsageError(f"--{item.name.replace('_', '-')} must be a finite number of seconds, got {value}")
         if self.min_iterations < 1:
-            raise SpeedproofError(f"--min-iterations must be >= 1, got {self.min_iterations}")
+            raise UsageError(f"--min-iterations must be >= 1, got {self.min_iterations}")
         if self.warmup_min_iterations < 0:
-            raise SpeedproofError(f"warm-up iterations must be >= 0, got {self.warmup_min_iterations}")
+            raise UsageError(f"warm-up iterations must be >= 0, got {self.warmup_min_iterations}")
         for name in ("warmup_min_duration_s", "min_duration_s", "load_allowance_s"):
             if getattr(self, name) < 0:
-                raise SpeedproofError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.max_duration_s <= 0:
-            raise SpeedproofError(f"--max-duration-s must be > 0, got {self.max_duration_s}")
+            raise UsageError(f"--max-duration-s must be > 0, got {self.max_duration_s}")
         if self.min_duration_s > self.max_duration_s:
-            raise SpeedproofError(
+            raise UsageError(
                 f"--min-duration-s ({self.min_duration_s}) exceeds --max-duration-s ({self.max_duration_s})"
             )
 

@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from targets.backends.base import TimingKind
-from targets.cpu_conditions import CpuConditions, condition_warnings, read_conditions
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
-from targets.gpu_telemetry import GpuSample, GpuSampler, GpuTelemetry, nvml_reader, slowdown_warning
-from targets.host import normalize_isa
-from targets.profiles import available_cpus_here
+from targets.host.cpu_conditions import CpuConditions, available_cpus_here, condition_warnings, read_conditions
+from targets.host.fingerprint import normalize_isa
+from targets.host.gpu_telemetry import GpuSample, GpuSampler, GpuTelemetry, nvml_reader, slowdown_warning
 from targets.runners.base import CellResult, WorkerRequest
 from targets.runners.memory_cap import MemoryExceeded, MemoryWatchdog, peak_rss_bytes
 from targets.runners.protocol import MeasurementProtocol, burst_cap_s

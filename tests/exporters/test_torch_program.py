@@ -8,8 +8,8 @@ import torch
 
 from exporters.artifacts import artifact_at
 from exporters.torch_program import export_program, program_facts
+from targets.backends.torch.programs import load_program
 from targets.errors import SpeedproofError
-from targets.torch_programs import load_program
 from tests.tiny_models import tiny_cnn_without_data, tiny_encoder
 
 

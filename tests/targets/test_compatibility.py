@@ -1,6 +1,6 @@
-from targets.compatibility import default_target_name, reasons_host_cannot_run
-from targets.host import GpuInfo, fingerprint_host
+from targets.host.fingerprint import GpuInfo, fingerprint_host
 from targets.profiles import load_target, with_backend
+from targets.runners.compatibility import default_target_name, reasons_host_cannot_run
 from tests.helpers import synthetic_host
 
 

@@ -5,7 +5,7 @@ with the same code; the real /sys is read as well, to show that nothing there is
 
 from pathlib import Path
 
-from targets.cpu_conditions import (
+from targets.host.cpu_conditions import (
     CpuConditions,
     condition_warnings,
     cpu_capacities,
@@ -13,7 +13,7 @@ from targets.cpu_conditions import (
     read_conditions,
     thermal_zones,
 )
-from targets.host import _cpu_model
+from targets.host.fingerprint import _cpu_model
 
 
 def _board(root: Path, temperatures=(45_000, 47_500), current_khz=2_400_000) -> tuple[Path, Path]:

@@ -4,9 +4,9 @@ import onnxruntime
 import pytest
 
 from harness.measure.bench import BenchRequest, run_bench
-from targets.compatibility import reasons_host_cannot_run
-from targets.host import fingerprint_host
+from targets.host.fingerprint import fingerprint_host
 from targets.profiles import load_target
+from targets.runners.compatibility import reasons_host_cannot_run
 from tests.helpers import FAST_PROTOCOL
 
 

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from targets.gpu_telemetry import (
+from targets.host.fingerprint import detect_gpus
+from targets.host.gpu_telemetry import (
     GpuSample,
     GpuSampler,
     GpuTelemetry,
@@ -22,7 +23,6 @@ from targets.gpu_telemetry import (
     nvml_reader,
     slowdown_warning,
 )
-from targets.host import detect_gpus
 from targets.runners.worker import load_session, memory_entry
 from tests.helpers import FAST_PROTOCOL, cell_request
 

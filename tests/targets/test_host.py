@@ -1,4 +1,4 @@
-from targets.host import _is_emulated, fingerprint_host, normalize_isa
+from targets.host.fingerprint import _is_emulated, fingerprint_host, normalize_isa
 
 
 def test_fingerprint_has_what_decides_speed():
@@ -38,7 +38,7 @@ def test_qemu_user_emulation_is_recognised():
 
 def test_nvidia_smi_answers_are_parsed_without_a_gpu():
     """Canned nvidia-smi answers (an H100 and an older card whose driver answers [N/A]); no GPU needed."""
-    from targets.host import clock_event_reason_names, parse_gpu_listing, with_gpu_clocks
+    from targets.host.fingerprint import clock_event_reason_names, parse_gpu_listing, with_gpu_clocks
 
     listing = "NVIDIA H100 80GB HBM3, 9.0, 580.65.06, 81559\nTesla T4, [N/A], 470.82.01, [N/A]\n"
     h100, t4 = parse_gpu_listing(listing)

@@ -7,8 +7,8 @@ import torch
 
 from exporters.torch_program import export_program
 from harness.recipes.pruning import apply_semi_structured_masks, make_pruning_permanent
-from targets.backends.torch_runner import TorchRunner
-from targets.semi_structured import dense_reason, has_two_four_pattern, sparsify, two_four_hints
+from targets.backends.torch.runner import TorchRunner
+from targets.backends.torch.semi_structured import dense_reason, has_two_four_pattern, sparsify, two_four_hints
 from tests.tiny_models import tiny_torch_transformer
 
 BLOCKS = {"float16": (16, 16), "bfloat16": (16, 16), "int8": (32, 32)}  # cuSPARSELt's, as torch lists them

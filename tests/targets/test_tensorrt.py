@@ -11,15 +11,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from targets.errors import SpeedproofError
-from targets.tensorrt_engines import build_flags, engine_cache_key, onnx_facts
-from targets.tensorrt_inspection import (
+from targets.backends.tensorrt.engines import build_flags, engine_cache_key, onnx_facts
+from targets.backends.tensorrt.inspection import (
     kernel_report,
     parse_layers,
     sparsity_from_log,
     tensor_precision,
     tensorrt_hints,
 )
+from targets.errors import SpeedproofError
 from tests.helpers import make_onnx_model
 
 SAMPLE = Path(__file__).parent / "data" / "tensorrt_inspector_sample.json"
@@ -182,7 +182,7 @@ def _tensorrt_importable():
 @pytest.mark.skipif(_tensorrt_importable(), reason="TensorRT is installed here")
 def test_a_host_without_tensorrt_says_what_to_install(tiny_conv_onnx, tmp_path, capsys):
     from harness.cli import EXIT_USAGE, main
-    from targets.backends.tensorrt_runner import tensorrt_unavailable_reason
+    from targets.backends.tensorrt.runner import tensorrt_unavailable_reason
 
     assert tensorrt_unavailable_reason({}) == "TensorRT is not installed: pip install 'speedproof[trt]'"
     assert main(["targets", "--json"]) == 0
@@ -213,7 +213,7 @@ def test_a_gate_that_asks_for_tensorrt_on_a_host_without_it_is_skipped_with_the_
 
 # on a CUDA host with TensorRT -------------------------------------------------------------------
 def _run_engine(path, batch, options=None):
-    from targets.backends.tensorrt_runner import TensorRTRunner
+    from targets.backends.tensorrt.runner import TensorRTRunner
 
     with TensorRTRunner(str(path), 1, options or {}) as runner:
         (metadata,) = runner.get_input_metadata()

@@ -8,9 +8,9 @@ import pytest
 from harness.cli import EXIT_OK, main
 from harness.commands.demo import DIGITS_GOOD_RECIPE, TRANSFORMER_RECIPE
 from harness.models.zoo import ZOO, zoo_model
-from targets.compatibility import default_target_name
 from targets.errors import SpeedproofError
-from targets.host import fingerprint_host
+from targets.host.fingerprint import fingerprint_host
+from targets.runners.compatibility import default_target_name
 from tests.helpers import FAST_FLAGS
 
 pytest.importorskip("torchvision", reason="zoo models need the vision extra (torchvision)")

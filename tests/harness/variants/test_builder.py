@@ -2,7 +2,7 @@
 runner's backend, and a failed recipe that leaves nothing behind."""
 
 from harness.variants.preparation import prepare_variants
-from targets.compatibility import resolve_target
+from targets.runners.compatibility import resolve_target
 from targets.runners.local import LocalRunner
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from targets.backends import load_runner_class
-from targets.backends.onnxruntime_runner import OnnxRuntimeRunner
+from targets.backends.onnxruntime.runner import OnnxRuntimeRunner
 from targets.errors import SpeedproofError
 
 

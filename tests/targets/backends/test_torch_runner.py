@@ -7,7 +7,7 @@ import torch
 
 from exporters.torch_program import export_program
 from targets.backends import backend_entry, load_runner_class
-from targets.backends.torch_runner import TorchRunner, torch_unavailable_reason
+from targets.backends.torch.runner import TorchRunner, torch_unavailable_reason
 from targets.errors import SpeedproofError
 from tests.tiny_models import tiny_cnn_without_data, tiny_torch_transformer
 

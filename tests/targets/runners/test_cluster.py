@@ -11,9 +11,9 @@ from dataclasses import replace
 import psutil
 import pytest
 
+from targets.cache_files import file_sha256
 from targets.errors import FailureKind, SpeedproofError
 from targets.runners.agent import RemoteError
-from targets.runners.board_agent import file_sha256
 from targets.runners.cluster import ClusterAddress, ClusterRunner, cluster_remote
 from targets.runners.live import LiveWorkerFailed
 from tests.dask_fleet import _wait_for_line

@@ -10,9 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from targets.cache_files import file_sha256
 from targets.errors import FailureKind, SpeedproofError
 from targets.profiles import load_target, with_backend
-from targets.runners.board_agent import file_sha256
 from targets.runners.live import LiveWorkerFailed
 from targets.runners.ssh import RemoteError, SshAddress, SshRunner, explain_ssh_failure
 from tests.helpers import cell_request, with_external_data

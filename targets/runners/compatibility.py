@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from targets.backends import load_runner_class
 from targets.errors import SpeedproofError
-from targets.host import HostFingerprint
+from targets.host.fingerprint import HostFingerprint
 from targets.profiles import (
     BackendSpec,
     ResolvedProfile,

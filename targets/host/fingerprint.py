@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from targets.cpu_conditions import thermal_zones
+from targets.host.cpu_conditions import thermal_zones
 
 # CPU flags that decide which kernels a runtime can use (int8 dot products, wide vectors, AMX).
 SPEED_FLAGS = (

@@ -7,7 +7,7 @@ program's weights and inputs (float16/bfloat16); left out, the program's own dty
 `fp16` recipe's program is already float16). With `sparsity = "auto"` (the default) linear layers
 that carry the 2:4 pattern run on torch's semi-structured sparse kernels where it has them (CUDA,
 float16/bfloat16/int8, block-aligned shapes), and `runtime_facts` says which did and why the others
-stayed dense (targets.semi_structured).
+stayed dense (targets.backends.torch.semi_structured).
 
 Inputs are converted once per feed and kept on the device, so a timed iteration is the model's
 work only (`timing = "kernel"`); `timing = "end-to-end"` copies the inputs to the device and the
@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from targets.backends.base import BackendRunner, TensorMetadata, TimingKind
+from targets.backends.cuda_devices import current_cuda_device_uuid, torch_device_peaks
+from targets.backends.torch.programs import is_static_dim, output_tensors
+from targets.backends.torch.semi_structured import SemiStructuredReport, sparsify
 from targets.errors import SpeedproofError
-from targets.semi_structured import SemiStructuredReport, sparsify
-from targets.torch_programs import is_static_dim, output_tensors
 
 GRAPH_WARMUP_ITERATIONS = 3  # on a side stream before capture, as torch's CUDA-graph notes ask
 
@@ -53,24 +54,6 @@ def torch_unavailable_reason(options: Mapping[str, Any]) -> str | None:
     if mode == "compile" and device == "cpu" and shutil.which("g++") is None and shutil.which("c++") is None:
         return 'mode "compile" on the CPU needs a C++ compiler (inductor builds its kernels with g++)'
     return None
-
-
-def current_cuda_device_uuid() -> str | None:
-    """UUID of torch's current CUDA device (NVML finds the same card by it), where torch says."""
-    import torch
-
-    uuid = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "uuid", None)
-    return None if uuid is None else str(uuid)
-
-
-def torch_device_peaks() -> dict[str, int]:
-    """Peaks of torch's CUDA caching allocator (the tensors a CUDA backend allocates through torch)."""
-    import torch
-
-    return {
-        "device_peak_allocated_bytes": int(torch.cuda.max_memory_allocated()),
-        "device_peak_reserved_bytes": int(torch.cuda.max_memory_reserved()),
-    }
 
 
 class TorchRunner(BackendRunner):
@@ -105,7 +88,7 @@ class TorchRunner(BackendRunner):
     def activate_impl(self) -> None:
         import torch
 
-        from targets.torch_programs import load_program, program_input_values
+        from targets.backends.torch.programs import load_program, program_input_values
 
         reason = torch_unavailable_reason(self.options)
         if reason is not None:

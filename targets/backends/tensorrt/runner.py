@@ -1,4 +1,4 @@
-"""tensorrt backend: a TensorRT engine built from the ONNX artifact (`targets.tensorrt_engines`,
+"""tensorrt backend: a TensorRT engine built from the ONNX artifact (`targets.backends.tensorrt.engines`,
 cached by content hash, TensorRT version, GPU and build flags) and run on a CUDA stream.
 
 The engine is built (or loaded from the cache) on the first inference, when the shapes measured are
@@ -9,7 +9,7 @@ stream, or replays a CUDA graph captured around that enqueue (`mode = "cuda-grap
 "kernel"` keeps the inputs on the device; `"end-to-end"` copies them in and the first output out
 inside the events. After loading, the engine inspector (detailed profiling verbosity) says which
 tactic and precision each layer got; `runtime_facts` records them with the 2:4 and int8 summaries
-(`targets.tensorrt_inspection`), from which the verdict's hints come.
+(`targets.backends.tensorrt.inspection`), from which the verdict's hints come.
 
 Written against TensorRT's documented Python API (10.x and 11.x); it has NOT yet run on a GPU.
 """
@@ -24,10 +24,16 @@ from typing import Any
 import numpy as np
 
 from targets.backends.base import BackendRunner, TensorMetadata, TimingKind
-from targets.backends.torch_runner import current_cuda_device_uuid, torch_device_peaks
+from targets.backends.cuda_devices import current_cuda_device_uuid, torch_device_peaks
+from targets.backends.tensorrt.engines import (
+    INSTALL_TENSORRT,
+    BuiltEngine,
+    build_flags,
+    load_or_build_engine,
+    onnx_facts,
+)
+from targets.backends.tensorrt.inspection import KernelReport, kernel_report
 from targets.errors import SpeedproofError
-from targets.tensorrt_engines import INSTALL_TENSORRT, BuiltEngine, build_flags, load_or_build_engine, onnx_facts
-from targets.tensorrt_inspection import KernelReport, kernel_report
 
 
 def tensorrt_unavailable_reason(options: Mapping[str, Any]) -> str | None:
@@ -101,7 +107,7 @@ class TensorRTRunner(BackendRunner):
     def activate_impl(self) -> None:
         import torch
 
-        from targets.runners.board_agent import file_sha256
+        from targets.cache_files import file_sha256
 
         reason = tensorrt_unavailable_reason(self.options)
         if reason is not None:

@@ -12,7 +12,7 @@ the record keeps and the hints a verdict gives.
   (convolutions, GEMMs, matrix multiplies) that still run in FP16/FP32 are named.
 
 Everything here is plain parsing, tested everywhere on stored inspector JSON; only
-`targets.backends.tensorrt_runner` needs TensorRT and a GPU.
+`targets.backends.tensorrt.runner` needs TensorRT and a GPU.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ that is why this lives in `targets`, which is all such a machine needs.
   an FP32 artifact (BuilderFlag.FP16, weak typing); TensorRT 11 removed it and says so.
 - 2:4: with `sparsity = "auto"` sparse weights are enabled when the artifact has layers whose weights
   carry the 2:4 pattern; the builder's own messages say which layers were eligible and which got
-  sparse kernels (`targets.tensorrt_inspection`).
+  sparse kernels (`targets.backends.tensorrt.inspection`).
 - Shapes: one optimisation profile, batch 1 to `max_batch_size` (at least the batch measured),
   optimised for the batch measured; the other dims are those of the inputs measured.
 - Caches: a timing cache per TensorRT version and GPU, and an engine cache keyed by the artifact's
@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from targets.backends.tensorrt.inspection import SparsityLog, sparsity_from_log
+from targets.backends.two_four import zeros_have_two_four_pattern
+from targets.cache_files import speedproof_cache
 from targets.errors import SpeedproofError
-from targets.runners.board_agent import speedproof_cache
-from targets.semi_structured import zeros_have_two_four_pattern
-from targets.tensorrt_inspection import SparsityLog, sparsity_from_log
 
 INSTALL_TENSORRT = "pip install 'speedproof[trt]'"
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")

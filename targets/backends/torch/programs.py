@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from targets.errors import SpeedproofError
+from targets.errors import InputError
 
 INPUT_NAMES_FILE = "speedproof-inputs.json"  # extra file in the archive: the input plan's names, in order
 
@@ -28,7 +28,7 @@ def load_program(path: Path) -> tuple[Any, list[str]]:
     import torch
 
     if not path.is_file():
-        raise SpeedproofError(f"{path}: no such program file")
+        raise InputError(f"{path}: no such program file")
     extra = {INPUT_NAMES_FILE: ""}
     export_log = logging.getLogger("torch.export")
     level = export_log.level
@@ -37,27 +37,25 @@ def load_program(path: Path) -> tuple[Any, list[str]]:
         with plain_data_unpickling():
             program = torch.export.load(str(path), extra_files=extra)
     except UntrustedPickle as error:
-        raise SpeedproofError(
+        raise InputError(
             f"{path}: holds pickled Python objects that are not plain tensors ({error}); speedproof loads programs "
             "with torch's weights-only unpickler and never runs pickled code. Save the program with "
             "torch.export.save from plain tensors (no tensor subclasses or custom objects), or export it to ONNX"
         ) from None
     except Exception as error:
         if _caused_by_untrusted_pickle(error):
-            raise SpeedproofError(
+            raise InputError(
                 f"{path}: holds pickled Python objects that are not plain tensors; speedproof loads programs with "
                 "torch's weights-only unpickler and never runs pickled code. Save the program with "
                 "torch.export.save from plain tensors, or export it to ONNX"
             ) from None
-        raise SpeedproofError(f"{path}: not a torch.export program torch can load: {_first_line(error)}") from error
+        raise InputError(f"{path}: not a torch.export program torch can load: {_first_line(error)}") from error
     finally:
         export_log.setLevel(level)
     user_inputs = [spec.arg.name for spec in program.graph_signature.input_specs if spec.kind.name == "USER_INPUT"]
     names = json.loads(extra[INPUT_NAMES_FILE]) if extra[INPUT_NAMES_FILE] else user_inputs
     if len(names) != len(user_inputs):
-        raise SpeedproofError(
-            f"{path}: {INPUT_NAMES_FILE} names {len(names)} inputs, the program has {len(user_inputs)}"
-        )
+        raise InputError(f"{path}: {INPUT_NAMES_FILE} names {len(names)} inputs, the program has {len(user_inputs)}")
     return program, list(names)
 
 
@@ -159,4 +157,4 @@ def output_tensors(outputs: Any) -> list[Any]:
         return [tensor for value in outputs.values() for tensor in output_tensors(value)]
     if isinstance(outputs, (list, tuple)):
         return [tensor for value in outputs for tensor in output_tensors(value)]
-    raise SpeedproofError(f"the model returned {type(outputs).__name__}, not tensors")
+    raise InputError(f"the model returned {type(outputs).__name__}, not tensors")

@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from targets.backends.two_four import zeros_have_two_four_pattern
 
-GROUP, ZEROS = 4, 2  # 2:4: at least 2 zeros in every 4 consecutive input weights
 # layers this small (output x input features) are where 2:4 kernels measured no gain over dense
 # (torch's cuSPARSELt fp16 linear: 0.17x-1.04x of dense on an H100 for layers up to 4096 wide)
 SMALL_GEMM_ELEMENTS = 4096 * 4096
@@ -73,15 +72,6 @@ def _elements(shape: tuple[int, ...]) -> int:
 def has_two_four_pattern(weight: Any) -> bool:
     """Whether every 4 consecutive input weights (dim 1) of a torch weight hold at least 2 zeros."""
     return zeros_have_two_four_pattern(weight.detach().eq(0).cpu().numpy(), axis=1)
-
-
-def zeros_have_two_four_pattern(zeros: np.ndarray, axis: int) -> bool:
-    """Whether a weight's zero mask has at least 2 zeros in every 4 consecutive entries along `axis`
-    (its reduction axis: input channels, a GEMM's K). Shared by the torch and TensorRT backends."""
-    if zeros.ndim < 2 or zeros.shape[axis] % GROUP or zeros.size == 0:
-        return False
-    groups = np.moveaxis(zeros, axis, -1).reshape(-1, GROUP)
-    return bool((groups.sum(axis=1) >= ZEROS).all())
 
 
 def weights_by_operator(module: Any) -> list[tuple[str, str]]:

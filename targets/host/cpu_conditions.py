@@ -7,6 +7,7 @@ here reads files only and says nothing where the kernel exposes nothing (contain
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,3 +122,15 @@ def condition_warnings(start: CpuConditions, end: CpuConditions, check_clocks: b
             + ", ".join(f"cpu{cpu} {start.governors[cpu]} -> {end.governors[cpu]}" for cpu in sorted(changed))
         )
     return warnings
+
+
+def fastest_cpus_here() -> list[int]:
+    """The CPUs this process may run on, fastest first (big cores before little ones)."""
+    return fastest_first(available_cpus_here(), cpu_capacities())
+
+
+def available_cpus_here() -> set[int]:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from targets.host import CLOCK_EVENT_REASONS, SLOWDOWN_REASONS
+from targets.host.fingerprint import CLOCK_EVENT_REASONS, SLOWDOWN_REASONS
 
 SAMPLE_INTERVAL_S = 0.02  # an NVML query costs tens of microseconds; 50 a second is negligible
 
