@@ -20,20 +20,20 @@ from harness.version import __version__
 from targets.errors import ConfigurationError, InputError, SpeedproofError, UsageError
 
 if TYPE_CHECKING:
-    from harness.api import bench, compare, gate, load_record, search, sensitivity, variants, verify
+    from harness.api import bench, build_variants, compare, gate, load_record, search_recipes, sensitivity, verify
     from harness.results import Cell, Result
 
 
-_API = ("bench", "variants", "verify", "compare", "gate", "search", "sensitivity", "load_record")
+_API = ("bench", "build_variants", "verify", "compare", "gate", "search_recipes", "sensitivity", "load_record")
 _RESULTS = ("Result", "Cell")
 
 __all__ = [
     "bench",
-    "variants",
+    "build_variants",
     "verify",
     "compare",
     "gate",
-    "search",
+    "search_recipes",
     "sensitivity",
     "load_record",
     "Result",

@@ -1,5 +1,7 @@
-"""The Python API: every job of the CLI as a function (`bench`, `variants`, `verify`, `compare`,
-`gate`, `search`, `sensitivity`) and `load_record`, each returning a typed `Result`.
+"""The Python API: every job of the CLI as a function (`bench`, `build_variants`, `verify`, `compare`,
+`gate`, `search_recipes`, `sensitivity`) and `load_record`, each returning a typed `Result`. (The
+`variants` and `search` commands' functions have longer names: `harness.variants` and
+`harness.search` are the packages that do the work.)
 
 Keyword arguments mirror the command's options (`--input-shape` is `input_shapes`, `--batch-axis`
 is `batch_axes`, `--max-accuracy-drop` is `max_accuracy_drop`, ...); each function writes the same
@@ -192,7 +194,7 @@ def bench(
     return _result(run_bench(request, progress=progress or no_progress))
 
 
-def variants(
+def build_variants(
     model: str,
     *,
     recipes: Items,
@@ -339,7 +341,7 @@ def gate(
     return _result(run_gate(request, progress=progress or no_progress))
 
 
-def search(
+def search_recipes(
     model: str | None = None,
     *,
     space: str | Iterable[str] | None = None,
@@ -373,13 +375,13 @@ def search(
     from harness.search.job import DEFAULT_BUDGET_S, SearchRequest, run_search
 
     if model is None and resume is None:
-        raise UsageError("search: give a model, or resume (the folder of a search) to continue one")
+        raise UsageError("search_recipes: give a model, or resume (the folder of a search) to continue one")
     if budget_s is not None and not budget_s > 0:
         raise UsageError(f"--budget-s {budget_s:g}: must be > 0 seconds")
     request = SearchRequest(
         **_model_on_target(locals()),
         policy_file=_path(policy),
-        policy_overrides=_without(_policy_overrides(policy_values, "search"), "max_accuracy_drop"),
+        policy_overrides=_without(_policy_overrides(policy_values, "search_recipes"), "max_accuracy_drop"),
         out_dir=Path(out),
         space=space if space is None or isinstance(space, str) else ",".join(space),
         max_accuracy_drop=max_accuracy_drop,

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.commands.options import EXIT_OK, add_tls_options
+from harness.commands.options import EXIT_OK, add_tls_options, print_whole_line
 from targets.errors import SpeedproofError
 from targets.runners.fleet_security import FleetTLS, is_loopback
 
@@ -131,11 +131,10 @@ async def _serve(host: str, port: int, targets: list[str], tls: FleetTLS) -> Non
         ]
         try:
             await _wait_for_workers(scheduler, len(workers), workers)
-            print(f"scheduler at {address} with workers for {', '.join(targets)}", flush=True)
-            print(
+            print_whole_line(f"scheduler at {address} with workers for {', '.join(targets)}")
+            print_whole_line(
                 f"use: speedproof verify MODEL --recipes ... --cluster {address} --target {targets[0]}"
-                + ("" if not tls.given else " " + " ".join(tls_flags)),
-                flush=True,
+                + ("" if not tls.given else " " + " ".join(tls_flags))
             )
             await scheduler.finished()
         finally:

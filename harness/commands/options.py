@@ -369,3 +369,11 @@ def command_progress(args: argparse.Namespace) -> TerminalProgress:
 
 def print_result(args: argparse.Namespace, record: dict[str, Any], human_text: Callable[[], str]) -> None:
     print(json.dumps(record) if args.json else human_text())
+
+
+def print_whole_line(text: str) -> None:
+    """One line on stdout in one write: a line that a fleet's worker process and its `cluster --local`
+    parent both print to the same pipe never splits around the other's (print writes the text and
+    its newline separately, which an unbuffered stdout sends as two writes)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

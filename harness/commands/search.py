@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None and args.resume is None:
         raise UsageError("speedproof search: give MODEL, or --resume DIR to continue a search")
     try:
-        result = api.search(
+        result = api.search_recipes(
             **target_keywords(args),
             space=args.space,
             task=args.task,

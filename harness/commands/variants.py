@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     import harness.api as api
     from harness.reports.table import variants_table
 
-    result = api.variants(**target_keywords(args), recipes=args.recipes, out=args.out, progress=command_progress(args))
+    result = api.build_variants(
+        **target_keywords(args), recipes=args.recipes, out=args.out, progress=command_progress(args)
+    )
     record, path = result.record, result.path
     print_result(
         args,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.commands.options import EXIT_OK, add_tls_options, apply_tls_options
+from harness.commands.options import EXIT_OK, add_tls_options, apply_tls_options, print_whole_line
 from targets.errors import SpeedproofError
 
 NAME = "worker"
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     offered = ", ".join(worker_resources(profile.name, args.device))
 
     def ready(address: str) -> None:
-        print(f"worker at {address} joined {scheduler}, offering {offered}", flush=True)
+        print_whole_line(f"worker at {address} joined {scheduler}, offering {offered}")
 
     try:
         asyncio.run(serve(scheduler, profile.name, args.device, args.name, args.host, on_ready=ready))

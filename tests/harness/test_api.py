@@ -16,8 +16,8 @@ from harness import (
     SpeedproofError,
     UsageError,
     bench,
+    build_variants,
     load_record,
-    variants,
     verify,
 )
 from harness.measure.speedup import SpeedupEstimate
@@ -100,7 +100,7 @@ def test_bench_and_variants_return_cells_and_artifacts(tiny_conv_onnx, tmp_path)
     cell = measured.cells[0]
     assert cell.verdict is None and cell.latency_ms["p50"] <= cell.latency_ms["p99"]
     assert cell.raw["iterations"] >= 5
-    built = variants(TINY_CNN, recipes="structured:0.5", threads=1, out=tmp_path)
+    built = build_variants(TINY_CNN, recipes="structured:0.5", threads=1, out=tmp_path)
     assert [variant["recipe"] for variant in built.variants] == ["baseline", "structured:0.5"]
     assert built.cells == () and built.command == "variants"
 
@@ -154,17 +154,33 @@ def test_a_record_part_a_later_version_wrote_is_an_input_error_when_read(verifie
 
 
 def test_harness_exports_the_api_and_imports_it_only_when_asked():
+    """Even once the packages harness.variants and harness.search are imported, the names harness
+    exports are the API's functions."""
     import subprocess
     import sys
 
-    assert {"bench", "verify", "compare", "gate", "search", "sensitivity", "variants", "load_record"} <= set(
-        harness.__all__
-    )
+    assert {
+        "bench",
+        "verify",
+        "compare",
+        "gate",
+        "search_recipes",
+        "sensitivity",
+        "build_variants",
+        "load_record",
+    } <= set(harness.__all__)
     code = (
         "import sys, harness\nprint('harness.api' in sys.modules)\nharness.verify\nprint('harness.api' in sys.modules)"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.split() == ["False", "True"]
+    import importlib
+
+    importlib.import_module("harness.search.job")
+    importlib.import_module("harness.variants.job")
+
+    for name in harness.__all__:
+        assert getattr(harness, name) is not None and not isinstance(getattr(harness, name), type(harness)), name
     with pytest.raises(AttributeError, match="no attribute 'veriffy'"):
         harness.veriffy  # noqa: B018
 

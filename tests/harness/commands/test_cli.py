@@ -174,3 +174,28 @@ def test_every_command_explains_itself_in_its_help(name, capsys):
     assert out.startswith(f"usage: speedproof {name}") and len(out) > 300
     if name == "search":  # its epilog lists the families and the task limits
         assert "structured+int8:" in out and "safety-critical: 0.01" in out
+
+
+def test_a_line_two_processes_print_to_one_pipe_goes_out_in_one_write(monkeypatch):
+    """`cluster --local` and its worker processes share stdout; print() hands the text and its newline
+    over separately (two writes on an unbuffered stream), which let the scheduler's line land inside a
+    worker's line in CI. print_whole_line writes each line whole."""
+    from harness.commands.options import print_whole_line
+
+    class Recorder:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, text):
+            self.writes.append(text)
+
+        def flush(self):
+            pass
+
+    recorder = Recorder()
+    monkeypatch.setattr("sys.stdout", recorder)
+    print("worker at tls://127.0.0.1:1 joined", flush=True)
+    assert len(recorder.writes) == 2  # what print does
+    recorder.writes.clear()
+    print_whole_line("worker at tls://127.0.0.1:1 joined")
+    assert recorder.writes == ["worker at tls://127.0.0.1:1 joined\n"]
