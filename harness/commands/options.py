@@ -1,6 +1,6 @@
 """What the commands share: exit codes, argument types, the options several commands take (model,
 target, recipes, --out, --json, the measurement protocol, the policy), and how their values become
-requests. Help text comes from the fields it documents."""
+the keyword arguments of `harness.api`. Help text comes from the fields it documents."""
 
 from __future__ import annotations
 
