@@ -41,6 +41,8 @@ def _texts(name: str, value: Items | None, shapes: bool = False) -> tuple[str, .
         return ()
     if isinstance(value, str):
         return (value,)
+    if not isinstance(value, Iterable):
+        raise UsageError(f"{name}={value!r}: expected a string, a list of strings or a mapping, as the CLI's options")
     if isinstance(value, Mapping):
         items = []
         for key, item in value.items():
@@ -65,7 +67,37 @@ def _candidates(value: Candidates | None) -> tuple[str, ...]:
         return tuple(f"{path}={label}" for label, path in value.items())
     if value is None or isinstance(value, (str, PathLike)):
         return () if value is None else (str(value),)
+    if not isinstance(value, Iterable):
+        raise UsageError(f"candidates={value!r}: expected a path, PATH=LABEL strings or a mapping {{label: path}}")
     return tuple(str(item) for item in value)
+
+
+def _positive_int(name: str, value: Any, required: bool = False) -> Any:
+    """A count the CLI's positive_int type would have taken (None: the default, unless `required`)."""
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise UsageError(f"{name}={value!r}: expected a positive integer")
+    return value
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name}={value!r}: expected an integer")
+    return value
+
+
+def _batch_sizes(name: str, values: Iterable[int] | None) -> tuple[int, ...] | None:
+    """Batch sizes as the CLI's 1,8,32 lists: positive integers, each once."""
+    if values is None:
+        return None
+    if isinstance(values, (str, int)) or not isinstance(values, Iterable):
+        raise UsageError(f"{name}={values!r}: expected a list of positive integers, e.g. [1, 8, 32]")
+    sizes = tuple(_positive_int(name, value, required=True) for value in values)
+    repeated = sorted({size for size in sizes if sizes.count(size) > 1})
+    if repeated:
+        raise UsageError(f"{name}={list(sizes)!r}: batch size {', '.join(map(str, repeated))} given twice")
+    return sizes
 
 
 def _path(value: PathText | None) -> Path | None:
@@ -137,7 +169,7 @@ def _model_on_target(arguments: dict[str, Any]) -> dict[str, Any]:
         "model": str(model or ""),
         "target": None if target is None else str(target),
         "backend": arguments["backend"],
-        "threads": threads,
+        "threads": _positive_int("threads", threads),
         "input_shapes": _texts("input_shapes", arguments["input_shapes"], shapes=True),
         "inputs": InputSettings(
             batch_axes=_texts("batch_axes", arguments["batch_axes"]),
@@ -185,7 +217,7 @@ def bench(
 
     request = BenchRequest(
         **_model_on_target(locals()),
-        batch_sizes=None if batch_sizes is None else tuple(batch_sizes),
+        batch_sizes=_batch_sizes("batch_sizes", batch_sizes),
         recipes=_texts("recipes", recipes),
         candidates=_candidates(candidates),
         protocol=_protocol(protocol),
@@ -263,7 +295,7 @@ def verify(
         policy_file=_path(policy),
         policy_overrides=_policy_overrides(policy_values, "verify"),
         out_dir=Path(out),
-        batch_sizes=tuple(batch_sizes),
+        batch_sizes=_batch_sizes("batch_sizes", batch_sizes) or (),
     )
     return _result(run_verify(request, progress=progress or no_progress))
 
@@ -301,9 +333,9 @@ def compare(
     request = CompareRequest(
         **_model_on_target(locals()),
         sparsities=DEFAULT_SPARSITIES if sparsities is None else tuple(sparsities),
-        finetune_epochs=finetune,
+        finetune_epochs=_integer("finetune", finetune),
         candidates=_candidates(candidates),
-        batch_sizes=tuple(batch_sizes),
+        batch_sizes=_batch_sizes("batch_sizes", batch_sizes) or (),
         policy_file=_path(policy),
         policy_overrides=_policy_overrides(policy_values, "compare"),
         out_dir=Path(out),
@@ -387,8 +419,8 @@ def search_recipes(
         max_accuracy_drop=max_accuracy_drop,
         task=task,
         budget_s=DEFAULT_BUDGET_S if budget_s is None else budget_s,
-        max_trials=trials,
-        seed=seed,
+        max_trials=_positive_int("trials", trials),
+        seed=_integer("seed", seed),
     )
     request.quality_overrides()  # both limits given: a usage error before anything runs
     return _result(run_search(request, progress=progress or no_progress, resume=_path(resume)))

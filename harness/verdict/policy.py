@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.measure.schedule import ABSchedule, invalid_policy, not_finite
-from targets.errors import ConfigurationError, SpeedproofError, did_you_mean
+from targets.errors import ConfigurationError, SpeedproofError, UsageError, did_you_mean
 from targets.toml_files import read_toml_file
 
 FIDELITY_MEASURES = ("auto", "top1", "cosine", "snr_db")
@@ -170,14 +170,17 @@ def check_policy_table(table: Any, where: str) -> dict[str, Any]:
     return overrides
 
 
-def apply_overrides(policy: Policy, overrides: Mapping[str, Any], where: str) -> Policy:
-    """`policy` with `overrides` applied; a value out of range names `where` it came from."""
+def apply_overrides(
+    policy: Policy, overrides: Mapping[str, Any], where: str, kind: type[SpeedproofError] = ConfigurationError
+) -> Policy:
+    """`policy` with `overrides` applied; a value out of range names `where` it came from, as a `kind`
+    error (a file's: ConfigurationError; the options', on the command line or the API's: UsageError)."""
     if not overrides:
         return policy
     try:
         return policy.with_values(overrides)
     except SpeedproofError as error:
-        raise ConfigurationError(f"{where}: {error}") from None
+        raise kind(f"{where}: {error}") from None
 
 
 def load_policy_overrides(path: Path) -> dict[str, Any]:
@@ -209,7 +212,8 @@ def build_policy(
         policy = apply_overrides(policy, load_policy_overrides(policy_file), str(policy_file))
     if file_overrides:
         policy = apply_overrides(policy, file_overrides, file_label)
-    return apply_overrides(policy, {k: v for k, v in (cli_overrides or {}).items() if v is not None}, "command line")
+    given = {k: v for k, v in (cli_overrides or {}).items() if v is not None}
+    return apply_overrides(policy, given, "command line", kind=UsageError)
 
 
 def target_policy(profile: Any, policy_file: Path | None = None, **layers: Any) -> Policy:
