@@ -129,10 +129,6 @@ def _policy_overrides(values: Mapping[str, Any], call: str) -> dict[str, Any]:
     return {name: given.get(name) for name in known}
 
 
-def _without(values: dict[str, Any], name: str) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if key != name}
-
-
 def _protocol(values: Mapping[str, Any]) -> MeasurementProtocol:
     from targets.runners.protocol import MeasurementProtocol
 
@@ -413,7 +409,7 @@ def search_recipes(
     request = SearchRequest(
         **_model_on_target(locals()),
         policy_file=_path(policy),
-        policy_overrides=_without(_policy_overrides(policy_values, "search_recipes"), "max_accuracy_drop"),
+        policy_overrides=_policy_overrides(policy_values, "search_recipes"),  # the quality limit: max_accuracy_drop
         out_dir=Path(out),
         space=space if space is None or isinstance(space, str) else ",".join(space),
         max_accuracy_drop=max_accuracy_drop,

@@ -68,11 +68,6 @@ class Cell:
     def accepted(self) -> bool:
         return self.verdict is not None and self.verdict.accepted
 
-    @property
-    def label(self) -> str:
-        """How tables name the cell: the recipe string or the candidate's label."""
-        return self.variant
-
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> Cell:
         verdict, speedup = data.get("verdict"), data.get("speedup")
