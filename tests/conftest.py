@@ -1,6 +1,7 @@
-"""Shared fixtures: a tiny model zoo built at test time, fast measurement settings, markers, and
-the serial lock: the suite runs on two pytest-xdist workers, and a test marked `serial` (its
-assertions rest on measured speed) runs while no other test does."""
+"""Shared fixtures: a tiny model zoo built at test time, fast measurement settings, markers, the
+serial lock (the suite runs on two pytest-xdist workers, and a test marked `serial` (its assertions
+rest on measured speed) runs while no other test does), and the tiny sources' contained exports
+made once per test process."""
 
 from __future__ import annotations
 
@@ -49,6 +50,47 @@ def _one_serial_test_at_a_time(
     """A `serial` test holds the lock alone; every other test holds it shared with the rest, so a
     serial test waits for the other worker's current test and the other worker waits for it."""
     with measuring_alone(tmp_path_factory, exclusive=request.node.get_closest_marker("serial") is not None):
+        yield
+
+
+# the test sources whose successful contained exports are made once per test process and copied after
+TINY_SOURCES = "tests.tiny_models:"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _tiny_sources_exported_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A `tests.tiny_models:NAME` source is exported in its contained process (a fresh Python that
+    imports torch and runs a dynamo export: ~5 s of CPU) the first time a test of this process
+    names it with those input shapes; later runs get a copy of that export and its facts, as if the
+    contained process had run again. The module does not change during a session, so the copy is
+    what the process would write. Failures are never kept (each failing run is real), nor is any
+    other source: the tests of containment itself (tests/faults) name modules of their own, and
+    every source given to a `speedproof` subprocess is exported for real."""
+    from harness.models import contained
+
+    folder = tmp_path_factory.mktemp("contained-exports")
+    real_export = contained.export_in_contained_process
+    made: dict[tuple, tuple[Path, contained.ContainedExport]] = {}
+
+    def export_once(
+        spec: str, input_shapes: dict[str | None, tuple[int, ...]], onnx_path: Path, program: bool = False
+    ) -> contained.ContainedExport:
+        if program or not spec.startswith(TINY_SOURCES):
+            return real_export(spec, input_shapes, onnx_path, program)
+        key = (spec, tuple(sorted(input_shapes.items(), key=str)))
+        if key not in made:
+            exported = real_export(spec, input_shapes, onnx_path, program)
+            kept = folder / f"{len(made)}-{onnx_path.name}"
+            shutil.copyfile(exported.onnx_path, kept)
+            made[key] = (kept, exported)
+            return exported
+        kept, exported = made[key]
+        onnx_path.parent.mkdir(parents=True, exist_ok=True)  # as the export in the contained process does
+        shutil.copyfile(kept, onnx_path)
+        return contained.ContainedExport(onnx_path, exported.latency_only, exported.provides)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(contained, "export_in_contained_process", export_once)
         yield
 
 
