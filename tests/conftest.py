@@ -1,13 +1,14 @@
 """Shared fixtures: a tiny model zoo built at test time, fast measurement settings, markers, the
-serial lock (the suite runs on two pytest-xdist workers, and a test marked `serial` (its assertions
-rest on measured speed) runs while no other test does), and the tiny sources' contained exports
-made once per test process."""
+tiny sources' contained exports made once per test process, and the serial lock: the suite runs on
+two pytest-xdist workers, and a test marked `serial` (its assertions rest on measured speed) runs
+while no other test does."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def _tiny_sources_exported_once(tmp_path_factory: pytest.TempPathFactory) -> Ite
         kept, exported = made[key]
         onnx_path.parent.mkdir(parents=True, exist_ok=True)  # as the export in the contained process does
         shutil.copyfile(kept, onnx_path)
-        return contained.ContainedExport(onnx_path, exported.latency_only, exported.provides)
+        return replace(exported, onnx_path=onnx_path)  # the same facts, at the path this run asked for
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(contained, "export_in_contained_process", export_once)
