@@ -41,8 +41,11 @@ class ABSchedule:
     )
     batch_size: int = field(default=1, metadata={"help": "batch size of the A/B comparison"})
     max_pair_duration_s: float = field(
-        default=120.0,
-        metadata={"help": "time budget of one A/B pair; out of time with the interval on the threshold: INCONCLUSIVE"},
+        default=30.0,
+        metadata={
+            "help": "time budget of one A/B pair, from its first burst; out of time with the interval on the "
+            "threshold: INCONCLUSIVE"
+        },
     )
     burst_duration_s: float = field(
         default=0.25,

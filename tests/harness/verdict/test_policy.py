@@ -17,7 +17,7 @@ def test_defaults_match_the_documented_policy():
     schedule, rules = Policy().schedule, Policy().rules
     assert (schedule.metric, schedule.batch_size, rules.min_speedup, rules.confidence) == ("p50", 1, 1.10, 0.95)
     assert (rules.max_accuracy_drop, rules.min_fidelity, rules.max_memory_ratio) == (0.01, 0.99, 1.10)
-    assert schedule.max_pair_duration_s == 120
+    assert schedule.max_pair_duration_s == 30
 
 
 def test_layers_apply_in_order_profile_then_file_then_command_line(tmp_path):
