@@ -6,19 +6,16 @@ configuration or input error (nothing measured); 130 interrupted (Ctrl-C); 143 t
 Interrupted or terminated, a run removes its temporary folders and stops its workers; a process
 it started and lost track of (a signal that landed inside `Popen`) is killed as the run ends.
 
-The `speedproof` script ends its process as soon as the command is done (`exit_quickly`): the exit
-handlers run and the output is flushed, but the interpreter's own teardown is skipped, which after
-torch exports took 2-14 s (measured: `demo` printed its report 8-14 s before it exited).
+The `speedproof` script ends its process as soon as the command is done (`targets.quick_exit`): the
+exit handlers run and the output is flushed, but the interpreter's own teardown is skipped, which
+after torch exports took 2-14 s (measured: `demo` printed its report 8-14 s before it exited).
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
-import os
 import sys
-import threading
 from typing import NoReturn
 
 from harness.commands import command_modules
@@ -29,6 +26,7 @@ from harness.version import __version__
 from targets import interrupts
 from targets.errors import SpeedproofError
 from targets.interrupts import signals_raise
+from targets.quick_exit import exit_quickly
 from targets.runners.processes import no_child_left
 from targets.scratch import run_scratch
 
@@ -52,8 +50,6 @@ __all__ = [
     "main",
     "script_main",
 ]
-# what Python exits with when it cannot flush standard output at exit (a closed pipe)
-EXIT_OUTPUT_LOST = 120
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,27 +107,6 @@ def _print_unwritten(args: argparse.Namespace, error: RecordNotWritten) -> None:
 def script_main() -> NoReturn:
     """The `speedproof` console script and `python -m harness.cli`: main(), then `exit_quickly`."""
     exit_quickly(main())
-
-
-def exit_quickly(code: int) -> NoReturn:
-    """End the process with `code` after what a normal exit does that matters: the exit handlers
-    (`atexit`, `weakref.finalize`) and flushing stdout and stderr. What it skips is
-    the interpreter's teardown, freeing every module and object one by one, which torch's and the
-    exporter's made take seconds. Where another non-daemon thread still runs, or this Python has no
-    way to run the exit handlers, it exits the normal way."""
-    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's; absent elsewhere
-    others = [thread for thread in threading.enumerate() if thread is not threading.main_thread() and not thread.daemon]
-    if run_exit_handlers is None or others:
-        sys.exit(code)
-    run_exit_handlers()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):  # a closed pipe: reported for standard output, as Python does
-            if stream is sys.stdout and not code:
-                code = EXIT_OUTPUT_LOST
-    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.host.cpu_conditions import CpuConditions, available_cpus_here, condition_warnings, read_conditions
 from targets.host.fingerprint import normalize_isa
 from targets.host.gpu_telemetry import GpuSample, GpuSampler, GpuTelemetry, nvml_reader, slowdown_warning
+from targets.quick_exit import exit_quickly
 from targets.runners.base import CellResult, WorkerRequest
 from targets.runners.memory_cap import MemoryExceeded, MemoryWatchdog, peak_rss_bytes
 from targets.runners.protocol import MeasurementProtocol, burst_cap_s
@@ -419,4 +420,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quickly(main())  # the parent waits for the exit: a stop without the interpreter's teardown
