@@ -99,7 +99,11 @@ def measure_one(baseline: Path, variant: Path) -> dict[str, object]:
     from harness.verdict.policy import Policy
     from targets.inputs import resolve_input_specs
     from targets.runners.base import WorkerRequest
-    from targets.runners.compatibility import resolve_target
+
+    try:
+        from targets.runners.compatibility import resolve_target
+    except ImportError:  # code from before issue 28 (the old revision) kept it one floor up
+        from targets.compatibility import resolve_target  # type: ignore[no-redef]
     from targets.runners.local import LocalRunner
     from targets.runners.protocol import MeasurementProtocol
 
