@@ -46,7 +46,6 @@ __all__ = [
     "EXIT_TERMINATED",
     "EXIT_USAGE",
     "build_parser",
-    "exit_quickly",
     "main",
     "script_main",
 ]

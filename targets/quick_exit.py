@@ -1,7 +1,9 @@
 """Ending a process as soon as its work is done: the exit handlers run and the output is flushed,
-but the interpreter's own teardown (freeing every module and object one by one) is skipped. After
-torch exports that teardown took 2-14 s of the `speedproof` script; in a worker process that had
-ONNX Runtime loaded it took 0.06-0.26 s, four times per A/B comparison of a fast model."""
+but the interpreter's own teardown (freeing every module and object one by one) is skipped. Every
+process speedproof runs ends this way: the `speedproof` script (after torch exports the teardown
+took 2-14 s), the contained export process (1.2-1.5 s, for every source exported), the user's
+data and metric functions' process, the board agent's steps and the measurement workers (0.06-0.26 s
+with ONNX Runtime loaded, four per A/B comparison of a fast model)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ one number, higher is better (accuracy, mAP, 1 - CER, F1)."""
 from __future__ import annotations
 
 import math
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from targets.errors import InputError
 from targets.inputs import ModelInput
+from targets.quick_exit import exit_quickly
 
 ENTRY_MODULE = "harness.models.user_functions"
 
@@ -205,4 +205,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quickly(main())  # the parent waits for the exit (see harness.models.contained)

@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from targets.cache_files import CHUNK, file_sha256, speedproof_cache
+from targets.quick_exit import exit_quickly
 
 USAGE = "usage: python -m targets.runners.board_agent hello|has SHA NAME|put SHA NAME|bundle|cell|live|outputs"
 BUNDLES = "bundles"  # board_cache()/bundles/KEY/: a model and its external data files, linked together
@@ -284,4 +285,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_quickly(main())  # each step's caller waits for the exit: no interpreter teardown
