@@ -6,6 +6,7 @@ modules, read-only and full file systems (a small tmpfs), signals, crashing user
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,13 @@ from tests.helpers import FAST_POLICY_FLAGS
 SPEEDPROOF = str(Path(sys.executable).parent / "speedproof")
 FAST_VERIFY = FAST_POLICY_FLAGS
 FAST_BENCH = ["--min-iterations", "5", "--min-duration-s", "0.02", "--batch", "1"]
+
+
+def _as_from_a_terminal() -> None:
+    """Ctrl-C's default disposition in the started speedproof, as a shell in a terminal gives it: a suite
+    started from a background job (`nohup pytest &`) has SIGINT ignored, which its children inherit
+    and speedproof then rightly keeps ignoring, and the tests that send SIGINT would send it in vain."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass
@@ -57,6 +65,7 @@ class Sandbox:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_as_from_a_terminal,
         )
 
     def run(

@@ -36,11 +36,17 @@ def test_a_signal_swallowed_by_a_finalizer_is_raised_again_at_the_next_checkpoin
     swallowed: list[type[BaseException]] = []
     monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: swallowed.append(unraisable.exc_type))
     reached = False
-    with signals_raise(on_sigterm=_Terminated):
-        _SignalsItselfWhenCollected(number)  # collected at once: the exception cannot leave __del__
-        reached = True
-        with pytest.raises(raised):
-            raise_if_interrupted()
+    # the disposition a terminal gives: a suite started from a background job has SIGINT ignored, and
+    # signals_raise rightly leaves an ignored SIGINT ignored
+    previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with signals_raise(on_sigterm=_Terminated):
+            _SignalsItselfWhenCollected(number)  # collected at once: the exception cannot leave __del__
+            reached = True
+            with pytest.raises(raised):
+                raise_if_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous_sigint)
     interrupts.clear()
     assert reached and swallowed == [raised]  # the window is real: Python printed it and went on
     raise_if_interrupted()  # cleared: nothing pending
