@@ -54,6 +54,16 @@ def _one_serial_test_at_a_time(
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _a_level_history_of_the_suites_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's verifications keep their host levels (harness/measure/host_state.py) apart from the
+    user's: a user's history never holds a test's run back, nor a test's the user's. Subprocesses inherit it."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("SPEEDPROOF_LEVEL_HISTORY", str(tmp_path_factory.mktemp("host-levels")))
+    yield
+    monkeypatch.undo()
+
+
 # the test sources whose successful contained exports are made once per test process and copied after
 TINY_SOURCES = "tests.tiny_models:"
 

@@ -29,11 +29,14 @@ that exceeded CONTENDED_OTHER_CPU_SHARE on either side is marked contended.
 from __future__ import annotations
 
 import bisect
+import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from harness.measure.host_state import HostState, LevelHistory
 from harness.measure.schedule import ABSchedule
 from harness.measure.speedup import (
     BurstPair,
@@ -60,9 +63,10 @@ SHORT_BURST_S = 0.1
 RENEWAL_WARMUP_S = 0.25
 # shared workers come in twos, one with the sides loaded baseline first, the other variant first,
 # and the pairs take turns in them: an offset that comes with the load order (or with the process)
-# then falls on both sides. After this many pairs, two fresh ones take over, so that what is left
-# of the processes' offsets is sampled, not kept for the whole run
-SHARED_WORKER_PAIRS = 12
+# then falls on both sides. Two shared workers and their pairs are one *block*, the interval's unit:
+# after this many pairs two fresh ones take over, so that the processes' offsets and the moment's
+# host state are sampled once per block and counted as what they are, one unit each
+SHARED_WORKER_PAIRS = 2
 # in a shared worker, each pair begins with a burst this long of the side that goes first, not
 # counted: a worker that sat idle while the other measured runs slower at first, the side it loaded
 # second more so (median 2.4% on a 0.01 ms MLP, its mean 7-10% with outliers; with this burst
@@ -83,6 +87,8 @@ class PairStop(TextEnum):
     OUT_OF_TIME = "time_budget"
     # out of time before min_pairs pairs (or the metric's iterations) were measured
     TOO_LITTLE_DATA = "too_little_data"
+    # out of time with every block away from this host's usual level for the baseline (host_state.py)
+    UNUSUAL_HOST_STATE = "unusual_host_state"
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,8 @@ class PairOutcome:
     # or, where the runner has none, by fresh worker processes per side
     shared_workers: bool = False
     fresh_workers: bool = False
+    # the baseline's level per counted block, and this host's usual level for it (host_state.py)
+    host_state: HostState | None = None
 
     def sides(self) -> tuple[tuple[str, SideSummary], tuple[str, SideSummary]]:
         return (("baseline", self.baseline), ("variant", self.variant))
@@ -158,6 +166,7 @@ class PairOutcome:
             "looks": self.looks,
             "shared_workers": self.shared_workers,
             "fresh_workers_per_pair": self.fresh_workers,
+            "host_state": None if self.host_state is None else self.host_state.as_dict(),
             "bursts": self.bursts,
         }
 
@@ -177,14 +186,20 @@ def run_ab_pair(
     runner: Runner,
     load_timeout_s: float,
     progress: Callable[[str], None] | None = None,
+    history: LevelHistory | None = None,
 ) -> PairOutcome:
-    """Measure the pair on `runner`; a worker failure becomes a failed outcome with the worker's message."""
+    """Measure the pair on `runner`; a worker failure becomes a failed outcome with the worker's message.
+    With `history` (this host's earlier levels of the baseline), a run whose every block sits away
+    from the usual level is not decided on before it has seen the usual one; its level is added."""
     outcome = PairOutcome()
     sides = _Sides(runner, baseline_request, variant_request, outcome, load_timeout_s)
+    usual, usual_runs = history.usual() if history is not None else (None, 0)
     started = time.monotonic()
     try:
         sides.start()
-        pairs = _alternate_bursts(sides, schedule, stop_rule, outcome, progress)
+        pairs = _alternate_bursts(sides, schedule, stop_rule, outcome, progress, (usual, usual_runs))
+        if history is not None and outcome.host_state is not None:
+            history.add(outcome.host_state.level)
         stopped = sides.finish()
         for label, side in outcome.sides():
             side.memory, side.warnings = stopped[label].get("memory"), list(stopped[label].get("warnings") or [])
@@ -353,23 +368,31 @@ def _alternate_bursts(
     stop_rule: StopRule,
     outcome: PairOutcome,
     progress: Callable[[str], None] | None,
+    usual: tuple[float | None, int] = (None, 0),
 ) -> list[BurstPair]:
-    """Bursts in ABBA order; the interval is looked at only at the planned pair counts (and once
+    """Bursts in ABBA order; the interval is looked at only at the planned block counts (and once
     more when time runs out), each look spending its share of the error rate. With shared workers
-    the interval is that of the shared pairs only: the first pair ran in each side's own worker,
-    with longer bursts, and without it the first look's pairs are as many in one shared worker as
-    in the other (each with its load order)."""
+    the interval is that of the shared pairs only (the first pair ran in each side's own worker,
+    with longer bursts), and a block is one pair of shared workers with its SHARED_WORKER_PAIRS
+    pairs; otherwise every pair is a block of its own.
+
+    No look decides before the counted blocks span `min_span_s` (fast models only: theirs is the
+    speed the host's states move), nor while every block sat away from this host's usual level for
+    the baseline; out of time in that state, the pair stops UNUSUAL_HOST_STATE."""
     pairs: list[BurstPair] = []
     counted_from = 0  # the first pair the interval counts
     burst_iterations = min_iterations_for(schedule.metric)
     looks, alphas = _plan_looks(schedule, stop_rule, 2 * schedule.burst_duration_s, outcome)
     started = time.monotonic()
+    counted_since = started  # when the first counted pair began
     burst_s = schedule.burst_duration_s
     while True:
         raise_if_interrupted()
         order = ("baseline", "variant") if len(pairs) % 2 == 0 else ("variant", "baseline")
+        block = None
         if outcome.shared_workers:
             sides.next_shared_pair()
+            block = sides.renewals
             sides.shared_burst(order[0], SETTLING_BURST_S, 1)  # not counted: the worker settles
         elif outcome.fresh_workers:
             sides.renew(first=order[0])
@@ -380,7 +403,7 @@ def _alternate_bursts(
             burst = sides.shared_burst if outcome.shared_workers else sides.own_burst
             results[label] = burst(label, burst_s, burst_iterations)
         a, b = results["baseline"], results["variant"]
-        pairs.append(BurstPair(a["latencies_ns"], b["latencies_ns"], a["duration_s"], b["duration_s"]))
+        pairs.append(BurstPair(a["latencies_ns"], b["latencies_ns"], a["duration_s"], b["duration_s"], block))
         other_cpu = [float(a.get("other_cpu_share") or 0.0), float(b.get("other_cpu_share") or 0.0)]
         outcome.bursts.append(
             {
@@ -388,55 +411,96 @@ def _alternate_bursts(
                 "variant": _burst_metric(b["latencies_ns"], b["duration_s"], schedule.metric, schedule.batch_size),
                 "other_cpu_share": other_cpu,
                 "contended": max(other_cpu) > CONTENDED_OTHER_CPU_SHARE,
+                **({"block": block} if block is not None else {}),
             }
         )
         if len(pairs) == 1 and _needs_fresh_workers(a["latencies_ns"], b["latencies_ns"], schedule):
             # at this size a pair's noise is its processes' offset more than its bursts' sampling:
-            # short bursts do; no look is taken yet: the looks are planned anew for the later pairs
+            # short bursts do; no look is taken yet: the looks are planned anew for the later blocks
             burst_s = min(burst_s, SHORT_BURST_S)
             if sides.share():
                 outcome.shared_workers = True
                 counted_from = 1
-                pair_s = (
-                    2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + SETTLING_BURST_S + sides.start_s / SHARED_WORKER_PAIRS
+                block_s = (
+                    SHARED_WORKER_PAIRS * (2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + SETTLING_BURST_S)
+                    + sides.start_s
                 )
                 how = (
-                    "both sides in each of two worker processes from now on, the pairs taking turns in them "
-                    "(a process's speed offset then hits both sides alike)"
+                    f"blocks of {SHARED_WORKER_PAIRS} pairs in two fresh worker processes that have each loaded "
+                    "both sides (a process's speed offset then hits both sides alike, and each block counts once)"
                 )
             else:
                 outcome.fresh_workers = True
-                pair_s = 2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + sides.start_s / 2
+                block_s = 2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + sides.start_s / 2
                 how = "a fresh worker per side for every pair (a process's own speed offset is part of the noise)"
-            looks, alphas = _plan_looks(schedule, stop_rule, pair_s, outcome)
+            looks, alphas = _plan_looks(schedule, stop_rule, block_s, outcome, span_first=True)
+            counted_since = time.monotonic()
             if progress:
                 progress(f"  both sides run under {schedule.fresh_workers_below_ms:g} ms: {how}")
+        if outcome.shared_workers and sides.shared_pairs < SHARED_WORKER_PAIRS:
+            continue  # a block is looked at whole
         elapsed = time.monotonic() - started
         out_of_time = elapsed + elapsed / len(pairs) > schedule.max_pair_duration_s  # no room for another pair
         counted = pairs[counted_from:] or pairs
-        if len(counted) not in looks and not out_of_time:
+        outcome.host_state = _host_state(outcome.bursts[counted_from:] or outcome.bursts, schedule.metric, usual)
+        blocks = len({pair.block if pair.block is not None else index for index, pair in enumerate(counted)})
+        if blocks not in looks and not out_of_time:
             continue
         # an unplanned last look (out of time) spends what the next planned look would have
-        look_alpha = alphas[min(bisect.bisect_left(looks, len(counted)), len(looks) - 1)]
+        look_alpha = alphas[min(bisect.bisect_left(looks, blocks), len(looks) - 1)]
         estimate = speedup_interval(counted, schedule.metric, schedule.batch_size, stop_rule.confidence, look_alpha)
         outcome.speedup = estimate
-        outcome.looks["taken"].append(len(counted))
-        outcome.stopped_by = stop_at_look(estimate, looks, stop_rule.min_speedup, out_of_time)
+        outcome.looks["taken"].append(blocks)
+        fast = outcome.shared_workers or outcome.fresh_workers
+        held_back = _held_back(
+            outcome.host_state, time.monotonic() - counted_since, schedule.min_span_s if fast else 0.0
+        )
+        outcome.stopped_by = stop_at_look(estimate, looks, stop_rule.min_speedup, out_of_time, held_back)
         if outcome.stopped_by:
             return pairs
         if progress:
+            why = f" ({held_back.why})" if held_back else ""
             progress(
-                f"  {len(counted)} pairs, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
-                f"{estimate.ci_high:.2f}] still straddles {stop_rule.min_speedup:.2f}"
+                f"  {blocks} blocks, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
+                f"{estimate.ci_high:.2f}]{why or f' still straddles {stop_rule.min_speedup:.2f}'}"
             )
 
 
+def _host_state(bursts: list[dict[str, Any]], metric: str, usual: tuple[float | None, int]) -> HostState:
+    """The baseline's level per block (the median of its bursts' metric) against this host's usual one."""
+    blocks: dict[object, list[float]] = {}
+    for index, burst in enumerate(bursts):
+        blocks.setdefault(burst.get("block", ("pair", index)), []).append(float(burst["baseline"]))
+    levels = tuple(float(statistics.median(values)) for values in blocks.values())
+    return HostState(levels, "items/s" if metric == "throughput" else "ms", usual[0], usual[1])
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """Why a look may not decide yet."""
+
+    why: str
+    unusual_host_state: bool = False  # out of time like this, the pair stops UNUSUAL_HOST_STATE
+
+
+def _held_back(state: HostState, span_s: float, min_span_s: float) -> HeldBack | None:
+    if span_s < min_span_s:
+        return HeldBack(f"the blocks span {span_s:.1f} s of the {min_span_s:g} s a decision needs")
+    if state.all_unusual():
+        return HeldBack(f"every block away from this host's usual level: {state.text()}", unusual_host_state=True)
+    return None
+
+
 def _plan_looks(
-    schedule: ABSchedule, stop_rule: StopRule, pair_s: float, outcome: PairOutcome
+    schedule: ABSchedule, stop_rule: StopRule, unit_s: float, outcome: PairOutcome, span_first: bool = False
 ) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """The looks for as many pairs of `pair_s` seconds as the budget holds, recorded in the outcome."""
-    max_pairs = max(1, int(schedule.max_pair_duration_s // pair_s))
-    looks, alphas = planned_looks(schedule.min_pairs, max_pairs, 1.0 - stop_rule.confidence)
+    """The looks for as many blocks of `unit_s` seconds as the budget holds, recorded in the outcome;
+    with `span_first`, the first look no earlier than the blocks that span `min_span_s`."""
+    max_units = max(1, int(schedule.max_pair_duration_s // unit_s))
+    first = schedule.min_pairs
+    if span_first and schedule.min_span_s > 0:
+        first = max(first, math.ceil(schedule.min_span_s / unit_s))
+    looks, alphas = planned_looks(first, max_units, 1.0 - stop_rule.confidence)
     outcome.looks = {"planned": list(looks), "alpha_per_look": [round(value, 6) for value in alphas], "taken": []}
     return looks, alphas
 
@@ -450,16 +514,27 @@ def _needs_fresh_workers(baseline_ns: Sequence[int], variant_ns: Sequence[int], 
 
 
 def stop_at_look(
-    estimate: SpeedupEstimate, looks: Sequence[int], min_speedup: float, out_of_time: bool
+    estimate: SpeedupEstimate,
+    looks: Sequence[int],
+    min_speedup: float,
+    out_of_time: bool,
+    held_back: HeldBack | None = None,
 ) -> PairStop | None:
-    """Whether a look at `estimate` ends the pair, and why; None to measure on."""
-    if estimate.pairs < looks[0] or not estimate.decidable:
+    """Whether a look at `estimate` ends the pair, and why; None to measure on. `held_back` (the
+    blocks' span too short, or the host away from its usual state) keeps a look from deciding;
+    out of time in an unusual host state, the pair stops UNUSUAL_HOST_STATE."""
+    if estimate.units < looks[0] or not estimate.decidable:
         return PairStop.TOO_LITTLE_DATA if out_of_time else None
+    if held_back is not None:
+        if not out_of_time:
+            return None
+        if held_back.unusual_host_state:
+            return PairStop.UNUSUAL_HOST_STATE
     if estimate.ci_low >= min_speedup:
         return PairStop.ABOVE
     if estimate.ci_high < min_speedup:
         return PairStop.BELOW
-    if out_of_time or estimate.pairs >= looks[-1]:
+    if out_of_time or estimate.units >= looks[-1]:
         return PairStop.OUT_OF_TIME
     return None
 

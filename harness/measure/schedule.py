@@ -57,8 +57,9 @@ class ABSchedule:
     min_pairs: int = field(
         default=5,
         metadata={
-            "help": "burst pairs before the first look at the interval; raised to what a distribution-free "
-            "interval at the first look's level needs (6 pairs at 95%%)"
+            "help": "blocks before the first look at the interval (a block is one burst pair, or for fast models "
+            "the pairs of one set of worker processes); raised to what a distribution-free interval at the first "
+            "look's level needs (6 at 95%%)"
         },
     )
     fresh_workers_below_ms: float = field(
@@ -66,10 +67,20 @@ class ABSchedule:
         metadata={
             "help": "when both sides of the first burst pair run faster than this (p50, ms), the later pairs take "
             "turns in two worker processes that have each loaded both sides, in opposite orders (two fresh ones "
-            "every 12 pairs; where the runner has no such workers, a fresh worker process per side for every "
-            "pair), with 0.1 s bursts: a process carries a speed offset of its own (a few %% on a 0.04 ms model, "
-            "scripts/process_offset.py), which one process per side for the whole run would turn into a bias the "
-            "interval cannot see; 0 = off"
+            "every 2 pairs, a block the interval counts once; where the runner has no such workers, a fresh "
+            "worker process per side for every pair), with 0.1 s bursts: a process carries a speed offset of its "
+            "own (a few %% on a 0.04 ms model, scripts/process_offset.py), which one process per side for the "
+            "whole run would turn into a bias the interval cannot see; 0 = off"
+        },
+    )
+    min_span_s: float = field(
+        default=10.0,
+        metadata={
+            "help": "for fast models (both sides under fresh_workers_below_ms): no decision before the counted "
+            "blocks span this many seconds. A shared VM's speed moves in states lasting seconds to tens of "
+            "seconds, and a sub-ms model's ratio moves with them (1.46x in one state, 1.00x in the next, "
+            "measured); blocks spread over more time sample more of them. A pair out of time (max_pair_duration_s) "
+            "decides on what it has; 0 = off"
         },
     )
     throughput_batch_size: int = field(
@@ -108,6 +119,8 @@ class ABSchedule:
                 f"pairs of {self.burst_duration_s} s bursts; raise it to at least "
                 f"{self.burst_duration_s * 2 * self.min_pairs:g}"
             )
+        if self.min_span_s < 0:
+            problems.append(f"min_span_s = {self.min_span_s}; must be >= 0 (0 = off)")
         if self.fresh_workers_below_ms < 0:
             problems.append(f"fresh_workers_below_ms = {self.fresh_workers_below_ms}; must be >= 0 (0 = off)")
         if self.throughput_batch_size < 0:

@@ -7,9 +7,15 @@ of those log ratios (the median of their pairwise means), and its interval is th
 distribution-free interval that inverts the Wilcoxon signed-rank test.
 
 Why this method:
-- one number per pair: iterations within a burst are not independent (they share the burst's
+- one number per unit: iterations within a burst are not independent (they share the burst's
   machine state), so pooling thousands of them as if they were overstates the evidence; pairs are
-  the units that were randomised (ABBA order);
+  the units that were randomised (ABBA order). Pairs measured in the same worker processes within
+  the same second or two are not independent either (they share the processes' speed offset and the
+  host's state of the moment), so pairs carry a `block`: the pairs of one set of worker processes
+  (a fast model's shared workers, renewed for every block). Each block's pairs give one number, the
+  mean of their log ratios, and the interval counts blocks (Kalibera & Jones: replicate at the level
+  that varies, and let the interval count it). A model whose pairs each run in their own time slot
+  of a second or more has one pair per block;
 - under A/A the two sides are exchangeable, so each pair's log ratio is symmetric around 0 — the
   one assumption the signed-rank interval needs — whatever the drift, the noise or its shape;
 - exact at small n (a percentile bootstrap over five pairs is anti-conservative), and robust: a
@@ -57,13 +63,16 @@ class BurstPair:
     variant_ns: Sequence[int]
     baseline_duration_s: float
     variant_duration_s: float
+    # pairs of one block share their worker processes and moment: the interval's unit (None: a block of its own)
+    block: int | None = None
 
 
 @dataclass(frozen=True)
 class SpeedupEstimate:
     """Speedup > 1 means the variant is faster. `baseline`/`variant` are the metric's values
     (ms for latency metrics, items/s for throughput) over all pairs' iterations, for display;
-    the ratio and its interval come from the per-pair ratios. `confidence` is the level asked for,
+    the ratio and its interval come from the blocks' log ratios (`blocks` of them, from `pairs`
+    pairs; one pair per block unless pairs shared processes). `confidence` is the level asked for,
     `coverage` the level the interval has (lower when too few pairs, higher for a look of a
     sequence); `detectable_speedup` is the smallest speedup over 1 this interval's width can tell
     apart from none (exp of its half-width in log space)."""
@@ -80,6 +89,12 @@ class SpeedupEstimate:
     decidable: bool = True
     detectable_speedup: float = float("nan")
     method: str = METHOD
+    blocks: int = 0  # the interval's units; 0 in records from before blocks (one pair each)
+
+    @property
+    def units(self) -> int:
+        """What the interval counts: blocks, or pairs in records from before blocks."""
+        return self.blocks or self.pairs
 
     def as_dict(self) -> dict[str, float | int | str | bool]:
         return asdict(self)
@@ -173,6 +188,15 @@ def pair_log_ratios(pairs: Sequence[BurstPair], metric: str) -> np.ndarray:
     )
 
 
+def block_log_ratios(pairs: Sequence[BurstPair], metric: str) -> np.ndarray:
+    """One log(speedup) per block, in the order the blocks began: the mean of its pairs' log ratios."""
+    per_pair = pair_log_ratios(pairs, metric)
+    blocks: dict[object, list[float]] = {}
+    for index, (pair, value) in enumerate(zip(pairs, per_pair, strict=True)):
+        blocks.setdefault(("block", pair.block) if pair.block is not None else ("pair", index), []).append(float(value))
+    return np.array([float(np.mean(values)) for values in blocks.values()])
+
+
 def _pooled_values(pairs: Sequence[BurstPair], metric: str, batch_size: int) -> tuple[float, float]:
     if metric == "throughput":
         items_a = sum(len(p.baseline_ns) for p in pairs) * batch_size
@@ -203,7 +227,7 @@ def speedup_interval(
     rate of this look of a sequence; by default the whole 1 - confidence (one look)."""
     if not pairs:
         raise ValueError("no burst pairs to estimate a speedup from")
-    log_ratios = pair_log_ratios(pairs, metric)
+    log_ratios = block_log_ratios(pairs, metric)
     alpha = (1.0 - confidence) if look_alpha is None else look_alpha
     estimate, low, high, coverage, decidable = log_ratio_interval(log_ratios, alpha)
     baseline_value, variant_value = _pooled_values(pairs, metric, batch_size)
@@ -219,6 +243,7 @@ def speedup_interval(
         coverage=round(coverage, 5),
         decidable=decidable,
         detectable_speedup=math.exp((high - low) / 2.0),
+        blocks=len(log_ratios),
     )
 
 

@@ -105,6 +105,7 @@ POLICY_KEYS = (
     "burst_duration_s",
     "min_pairs",
     "fresh_workers_below_ms",
+    "min_span_s",
     "throughput_batch_size",
     "probe_batch_size",
     "max_regression",

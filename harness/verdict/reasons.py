@@ -47,13 +47,15 @@ REASON_MEANINGS = {
     "faster; inside ±3% of 1.00 it says the same speed",
     ReasonCode.SLOWER: "the whole interval lies below 1.00",
     ReasonCode.INCONCLUSIVE: "out of time with the interval straddling min_speedup (the message gives the smallest "
-    "speedup the run could detect and the contention), too few pairs, or emulated timings",
+    "speedup the run could detect and the contention), too few pairs, the host away from its usual speed for the "
+    "baseline the whole run, or emulated timings",
     ReasonCode.ACCURACY_DROP: "labelled data: top-1 accuracy, or the --metric-fn's score, fell by more than "
     "max_accuracy_drop",
     ReasonCode.FIDELITY_LOW: "no labels: closeness to the baseline's outputs is below the policy's threshold for the "
     "measure that judges them (top-1 agreement and min_fidelity for class scores, min_cosine or min_snr_db "
     "otherwise)",
-    ReasonCode.MEMORY_GREW: "peak RSS grew beyond max_memory_ratio of the baseline's",
+    ReasonCode.MEMORY_GREW: "peak RSS grew beyond max_memory_ratio of the baseline's, by more than two workers of "
+    "the same file differ (10%); never for the identity control",
     ReasonCode.FAILED: "the variant could not be built, or a worker failed, crashed or hung",
     ReasonCode.FELL_BACK: "the backend ran on something other than what was asked",
     ReasonCode.MEMORY_EXCEEDED: "a worker's resident memory passed the profile's memory cap (resources.memory_gb): "

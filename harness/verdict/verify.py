@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.measure.ab_pair import PairOutcome, StopRule, run_ab_pair
+from harness.measure.host_state import LevelHistory
+from harness.measure.schedule import ABSchedule
 from harness.measure.speedup import SpeedupEstimate
 from harness.models.sources import source_label
 from harness.progress import ProgressCallback, no_progress
@@ -228,6 +230,7 @@ def verify_variant(
         stopped_by=outcome.stopped_by,
         pairs_time_s=outcome.duration_s,
         contended_pairs=outcome.contended_pairs(),
+        host_state=outcome.host_state,
         launch_bound=outcome.variant.launch_bound,
         semi_structured=outcome.variant.runtime.get("semi_structured"),
         tensorrt=outcome.variant.runtime.get("tensorrt"),
@@ -259,6 +262,7 @@ def verify_variant(
                 stopped_by=second.stopped_by,
                 pairs_time_s=second.duration_s,
                 contended_pairs=second.contended_pairs(),
+                host_state=second.host_state,
                 launch_bound=second.variant.launch_bound,
             ),
         )
@@ -359,7 +363,24 @@ def _measure_pair(
         runner=context.runner,
         load_timeout_s=context.protocol.load_allowance_s + context.protocol.warmup_min_duration_s,
         progress=context.progress,
+        history=_level_history(requests[0], schedule, context.runner),
     )
+
+
+def _level_history(request: WorkerRequest, schedule: ABSchedule, runner: Runner) -> LevelHistory | None:
+    """This host's earlier levels of the baseline under the same settings (none for emulated hosts,
+    whose timings decide nothing)."""
+    host = runner.fingerprint()
+    if host.emulated:
+        return None
+    settings = {
+        "backend": request.backend,
+        "options": request.options,
+        "threads": request.threads,
+        "batch_size": schedule.batch_size,
+        "metric": schedule.metric,
+    }
+    return LevelHistory.for_artifact(request.artifact_path, f"{host.hostname} {host.cpu_model}", settings)
 
 
 def _larger_batch_probe(

@@ -130,7 +130,9 @@ class _NotedWorker:
 def _fast_model_schedule(request):
     """`request` with a shorter warm-up, and a schedule that counts every model as fast."""
     request = replace(request, protocol=replace(request.protocol, warmup_min_duration_s=0.4))
-    return request, replace(SCHEDULE, fresh_workers_below_ms=1000.0, max_pair_duration_s=60.0, burst_duration_s=0.2)
+    return request, replace(
+        SCHEDULE, fresh_workers_below_ms=1000.0, max_pair_duration_s=60.0, burst_duration_s=0.2, min_span_s=0.0
+    )
 
 
 def _first_start_was_one_side_after_the_other(first, request, schedule):
@@ -142,13 +144,17 @@ def _first_start_was_one_side_after_the_other(first, request, schedule):
 
 def test_a_fast_model_measures_both_sides_in_each_of_two_shared_workers_after_the_first_pair(tiny_conv_onnx):
     request, schedule = _fast_model_schedule(cell_request(tiny_conv_onnx))
-    # the first look at 20 pairs: past the first two shared workers, whatever the interval says
-    schedule = replace(schedule, min_pairs=20, max_pair_duration_s=30.0)
+    # the first look at 6 blocks of shared workers, whatever the interval says
+    schedule = replace(schedule, min_pairs=6)
     runner = _CountingRunner()
     outcome = run_ab_pair(request, request, schedule, StopRule(3.0, 0.95), runner, load_timeout_s=120)
     assert outcome.status == "ok", outcome.error
-    assert outcome.looks["taken"] == [20] and outcome.stopped_by == PairStop.BELOW
-    assert outcome.speedup.pairs == len(outcome.bursts) - 1 == 20  # the interval counts the shared pairs only
+    assert outcome.looks["taken"] == [6] and outcome.stopped_by == PairStop.BELOW
+    # the interval counts the blocks of shared pairs only: one per pair of shared workers
+    assert outcome.speedup.blocks == 6 and outcome.speedup.pairs == len(outcome.bursts) - 1 == 6 * SHARED_WORKER_PAIRS
+    assert [burst["block"] for burst in outcome.bursts[1:]] == [
+        block for block in range(1, 7) for _ in range(SHARED_WORKER_PAIRS)
+    ]
     assert outcome.shared_workers and outcome.as_dict()["shared_workers"] is True and not outcome.fresh_workers
     assert runner.started == 2  # each side's own worker, for the first pair only
     _first_start_was_one_side_after_the_other(runner.workers, request, schedule)

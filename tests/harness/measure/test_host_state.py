@@ -1,0 +1,113 @@
+"""The host's state during an A/B run: block levels, whether the host moved, and this host's usual
+level of an artifact kept across runs (a real A/B of tiny models: a run away from the usual level is
+held back and ends UNUSUAL_HOST_STATE, one at it decides)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+
+import pytest
+
+from harness.measure import host_state
+from harness.measure.ab_pair import PairStop, StopRule, run_ab_pair
+from harness.measure.host_state import HISTORY_KEEP, HISTORY_MIN_RUNS, HostState, LevelHistory
+from harness.verdict.policy import Policy
+from tests.helpers import FAST_POLICY, cell_request
+
+SCHEDULE = Policy.from_dict(FAST_POLICY).schedule
+
+
+def test_blocks_at_different_levels_say_the_host_moved():
+    assert HostState((0.13, 0.131, 0.129)).moved() is False
+    moved = HostState((0.13, 0.18, 0.13))
+    assert moved.moved() and "0.13 ms to 0.18 ms" in moved.text()
+    assert HostState((0.13,)).moved() is False
+
+
+def test_unusual_blocks_are_counted_against_the_usual_level_only_once_there_is_one():
+    assert HostState((0.18, 0.19)).all_unusual() is False  # no history: nothing is unusual
+    away = HostState((0.18, 0.19), usual=0.14, usual_runs=5)
+    assert away.all_unusual() and away.unusual_blocks() == 2
+    back = HostState((0.18, 0.142), usual=0.14, usual_runs=5)
+    assert not back.all_unusual() and back.unusual_blocks() == 1
+    assert away.as_dict()["unusual_blocks"] == 2 and away.as_dict()["usual"] == 0.14
+
+
+def test_the_history_keeps_the_latest_levels_and_knows_the_usual_one_after_enough_runs(tmp_path, tiny_conv_onnx):
+    history = LevelHistory.for_artifact(str(tiny_conv_onnx), "host", {"threads": 2}, folder=tmp_path)
+    for level in range(1, HISTORY_MIN_RUNS):
+        history.add(float(level))
+    assert history.usual() == (None, HISTORY_MIN_RUNS - 1)
+    history.add(100.0)
+    usual, runs = history.usual()
+    assert runs == HISTORY_MIN_RUNS and usual == 2.0
+    for _ in range(HISTORY_KEEP + 5):
+        history.add(7.0)
+    assert history.levels() == [7.0] * HISTORY_KEEP
+    # the key: the artifact's content and the settings; another thread count is another history
+    other = LevelHistory.for_artifact(str(tiny_conv_onnx), "host", {"threads": 1}, folder=tmp_path)
+    assert other.path != history.path and other.levels() == []
+
+
+@pytest.mark.parametrize("content", ["not json", '{"level": 1}', '[{"level": "x"}, {"level": -1}, 5]'])
+def test_a_damaged_history_is_ignored_and_replaced(tmp_path, content):
+    history = LevelHistory(tmp_path, "key")
+    history.path.write_text(content)
+    assert history.levels() == []
+    history.add(3.0)
+    assert [entry["level"] for entry in json.loads(history.path.read_text())] == [3.0]
+
+
+def test_a_history_that_is_a_link_is_neither_read_nor_followed(tmp_path):
+    victim = tmp_path / "victim.json"
+    victim.write_text(json.dumps([{"level": 1.0}] * 5))
+    history = LevelHistory(tmp_path, "key")
+    os.symlink(victim, history.path)
+    assert history.levels() == []
+    history.add(2.0)
+    assert json.loads(victim.read_text()) == [{"level": 1.0}] * 5  # the link was replaced, not its target
+    assert not history.path.is_symlink()
+
+
+def test_a_read_only_cache_costs_the_history_not_the_run(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        LevelHistory(folder, "key").add(1.0)  # no error
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_run_away_from_the_usual_level_is_held_back_and_one_at_it_decides(tmp_path, tiny_conv_onnx, monkeypatch):
+    request = cell_request(tiny_conv_onnx)
+    schedule = replace(SCHEDULE, max_pair_duration_s=3.0)
+    rule = StopRule(min_speedup=3.0, confidence=0.95)  # A/A: a clear "below" as soon as a look may decide
+    first = run_ab_pair(request, request, schedule, rule, _runner(), load_timeout_s=120)
+    assert first.status == "ok" and first.stopped_by == PairStop.BELOW and first.host_state is not None
+    level = first.host_state.level
+
+    far = LevelHistory(tmp_path / "far", "key")
+    for _ in range(HISTORY_MIN_RUNS):
+        far.add(level * 10)  # this host "usually" runs the baseline ten times slower
+    held = run_ab_pair(request, request, schedule, rule, _runner(), load_timeout_s=120, history=far)
+    assert held.status == "ok" and held.stopped_by == PairStop.UNUSUAL_HOST_STATE
+    assert held.host_state.usual == pytest.approx(level * 10) and held.host_state.all_unusual()
+    assert held.duration_s > first.duration_s  # it measured on, to the budget, hoping for the usual state
+    assert len(far.levels()) == HISTORY_MIN_RUNS + 1  # its own level added
+
+    # this host's own state may move between the runs of a test: "at the usual level" here is within 2x
+    monkeypatch.setattr(host_state, "HOST_STATE_MARGIN", 1.0)
+    near = LevelHistory(tmp_path / "near", "key")
+    for _ in range(HISTORY_MIN_RUNS):
+        near.add(level)
+    decided = run_ab_pair(request, request, schedule, rule, _runner(), load_timeout_s=120, history=near)
+    assert decided.stopped_by == PairStop.BELOW and not decided.host_state.all_unusual()
+
+
+def _runner():
+    from targets.runners.local import LocalRunner
+
+    return LocalRunner()
