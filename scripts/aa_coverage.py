@@ -151,13 +151,18 @@ def run_condition(artifacts: dict[str, dict[str, Path]], runs: int, condition: s
                     tally.claims_slower += estimate.ci_high < 1.0
                     tally.claims_faster += estimate.ci_low > 1.0
                     tally.accepted += outcome.stopped_by == PairStop.ABOVE
-                    tally.inconclusive += outcome.stopped_by in (PairStop.OUT_OF_TIME, PairStop.TOO_LITTLE_DATA)
+                    tally.inconclusive += outcome.stopped_by in (
+                        PairStop.OUT_OF_TIME,
+                        PairStop.TOO_LITTLE_DATA,
+                        PairStop.UNUSUAL_HOST_STATE,
+                    )
                     tally.pairs.append(estimate.pairs)
                     tally.seconds.append(outcome.duration_s)
                     tally.ms = estimate.baseline
                     print(
                         f"  {condition} {name} {kind} run {run + 1}: {estimate.ratio:.3f}x "
                         f"[{estimate.ci_low:.3f}, {estimate.ci_high:.3f}] {estimate.pairs} pairs "
+                        f"in {estimate.units} blocks "
                         f"{outcome.duration_s:.1f} s {outcome.stopped_by} contended {outcome.contended_pairs()}",
                         flush=True,
                     )

@@ -59,6 +59,7 @@ class Run:
     decision: str = "FAILED"
     seconds: float = 0.0
     baseline_ms: float | None = None
+    host: str = ""  # the new code's host state: "moved" or "unusual" (the old code has none)
     error: str = ""
 
 
@@ -191,6 +192,9 @@ def verify_once(tree: Path, code: str, baseline: Path, variant: Path, out: Path,
     cell = next(cell for cell in record["cells"] if not cell.get("reference"))
     speedup = cell.get("speedup") or {}
     ab = cell.get("ab") or {}
+    state = ab.get("host_state") or {}
+    levels = state.get("block_levels") or []
+    host = "unusual" if levels and state.get("unusual_blocks") == len(levels) else "moved" if state.get("moved") else ""
     return Run(
         code,
         ratio=speedup.get("ratio"),
@@ -199,13 +203,17 @@ def verify_once(tree: Path, code: str, baseline: Path, variant: Path, out: Path,
         decision=_speed_decision(cell),
         seconds=float(ab.get("duration_s") or seconds),
         baseline_ms=speedup.get("baseline"),
+        host=host,
     )
 
 
 def _run_text(run: Run) -> str:
     if run.ratio is None:
         return f"{run.decision} {run.error.strip().splitlines()[-1] if run.error.strip() else ''}"
-    return f"{run.ratio:.2f}x [{run.low:.2f}, {run.high:.2f}] {run.decision:15} {run.seconds:5.1f} s"
+    return (
+        f"{run.ratio:.2f}x [{run.low:.2f}, {run.high:.2f}] {run.decision:15} {run.seconds:5.1f} s "
+        f"baseline {run.baseline_ms or 0:.3f} ms {run.host}"
+    )
 
 
 def summarize(name: str, results: PairResults, codes: list[str]) -> list[str]:
@@ -227,11 +235,13 @@ def summarize(name: str, results: PairResults, codes: list[str]) -> list[str]:
         )
         holds = sum(1 for run in ok if run.low <= median_all <= run.high)  # type: ignore[operator]
         counts = {decision: decisions.count(decision) for decision in sorted(set(decisions))}
+        states = [run.host for run in runs if run.host]
+        said = f"; host moved in {states.count('moved')}, unusual in {states.count('unusual')}" if states else ""
         seconds = statistics.median(run.seconds for run in runs) if runs else 0.0
         lines.append(
             f"  {code}: {', '.join(f'{count} {decision}' for decision, count in counts.items())}; "
             f"contradiction: {'YES' if contradicts else 'no'}; against the bare loop: {wrong_side}; "
-            f"interval holds {median_all:.2f}x in {holds}/{len(ok)}; median A/B {seconds:.1f} s"
+            f"interval holds {median_all:.2f}x in {holds}/{len(ok)}; median A/B {seconds:.1f} s{said}"
         )
         lines.append("    " + "  ".join(f"{run.ratio:.2f} [{run.low:.2f},{run.high:.2f}]" for run in ok))
     return lines

@@ -28,7 +28,6 @@ that exceeded CONTENDED_OTHER_CPU_SHARE on either side is marked contended.
 
 from __future__ import annotations
 
-import bisect
 import math
 import statistics
 import time
@@ -87,7 +86,8 @@ class PairStop(TextEnum):
     OUT_OF_TIME = "time_budget"
     # out of time before min_pairs pairs (or the metric's iterations) were measured
     TOO_LITTLE_DATA = "too_little_data"
-    # out of time with every block away from this host's usual level for the baseline (host_state.py)
+    # out of time undecided, every block away from this host's usual level for the baseline: the interval,
+    # widened by how far, straddles the threshold (host_state.py)
     UNUSUAL_HOST_STATE = "unusual_host_state"
 
 
@@ -377,12 +377,14 @@ def _alternate_bursts(
     pairs; otherwise every pair is a block of its own.
 
     No look decides before the counted blocks span `min_span_s` (fast models only: theirs is the
-    speed the host's states move), nor while every block sat away from this host's usual level for
-    the baseline; out of time in that state, the pair stops UNUSUAL_HOST_STATE."""
+    speed the host's states move). While every block sat away from this host's usual level for the
+    baseline, the interval is widened by how far (HostState.shift_factor) before it decides; out of
+    time undecided in that state, the pair stops UNUSUAL_HOST_STATE."""
     pairs: list[BurstPair] = []
     counted_from = 0  # the first pair the interval counts
     burst_iterations = min_iterations_for(schedule.metric)
     looks, alphas = _plan_looks(schedule, stop_rule, 2 * schedule.burst_duration_s, outcome)
+    next_look = 0  # the planned look the next one is
     started = time.monotonic()
     counted_since = started  # when the first counted pair began
     burst_s = schedule.burst_duration_s
@@ -434,6 +436,7 @@ def _alternate_bursts(
                 block_s = 2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + sides.start_s / 2
                 how = "a fresh worker per side for every pair (a process's own speed offset is part of the noise)"
             looks, alphas = _plan_looks(schedule, stop_rule, block_s, outcome, span_first=True)
+            next_look = 0
             counted_since = time.monotonic()
             if progress:
                 progress(f"  both sides run under {schedule.fresh_workers_below_ms:g} ms: {how}")
@@ -444,18 +447,23 @@ def _alternate_bursts(
         counted = pairs[counted_from:] or pairs
         outcome.host_state = _host_state(outcome.bursts[counted_from:] or outcome.bursts, schedule.metric, usual)
         blocks = len({pair.block if pair.block is not None else index for index, pair in enumerate(counted)})
-        if blocks not in looks and not out_of_time:
+        if blocks < looks[min(next_look, len(looks) - 1)] and not out_of_time:
             continue
-        # an unplanned last look (out of time) spends what the next planned look would have
-        look_alpha = alphas[min(bisect.bisect_left(looks, blocks), len(looks) - 1)]
-        estimate = speedup_interval(counted, schedule.metric, schedule.batch_size, stop_rule.confidence, look_alpha)
-        outcome.speedup = estimate
-        outcome.looks["taken"].append(blocks)
         fast = outcome.shared_workers or outcome.fresh_workers
-        held_back = _held_back(
-            outcome.host_state, time.monotonic() - counted_since, schedule.min_span_s if fast else 0.0
+        held_back = _held_back(time.monotonic() - counted_since, schedule.min_span_s if fast else 0.0)
+        # a look that may not decide spends nothing: the planned look waits for the next block
+        # (time, not the ratio, holds it back), and an unplanned last one (out of time) spends what
+        # the next planned look would have
+        look_alpha = alphas[min(next_look, len(looks) - 1)]
+        estimate = speedup_interval(counted, schedule.metric, schedule.batch_size, stop_rule.confidence, look_alpha)
+        estimate = estimate.widened(outcome.host_state.shift_factor())
+        outcome.speedup = estimate
+        if held_back is None or out_of_time:
+            outcome.looks["taken"].append(blocks)
+            next_look += 1
+        outcome.stopped_by = stop_at_look(
+            estimate, looks, stop_rule.min_speedup, out_of_time, held_back, last_look=next_look >= len(looks)
         )
-        outcome.stopped_by = stop_at_look(estimate, looks, stop_rule.min_speedup, out_of_time, held_back)
         if outcome.stopped_by:
             return pairs
         if progress:
@@ -480,14 +488,11 @@ class HeldBack:
     """Why a look may not decide yet."""
 
     why: str
-    unusual_host_state: bool = False  # out of time like this, the pair stops UNUSUAL_HOST_STATE
 
 
-def _held_back(state: HostState, span_s: float, min_span_s: float) -> HeldBack | None:
+def _held_back(span_s: float, min_span_s: float) -> HeldBack | None:
     if span_s < min_span_s:
         return HeldBack(f"the blocks span {span_s:.1f} s of the {min_span_s:g} s a decision needs")
-    if state.all_unusual():
-        return HeldBack(f"every block away from this host's usual level: {state.text()}", unusual_host_state=True)
     return None
 
 
@@ -519,23 +524,23 @@ def stop_at_look(
     min_speedup: float,
     out_of_time: bool,
     held_back: HeldBack | None = None,
+    last_look: bool | None = None,
 ) -> PairStop | None:
     """Whether a look at `estimate` ends the pair, and why; None to measure on. `held_back` (the
-    blocks' span too short, or the host away from its usual state) keeps a look from deciding;
-    out of time in an unusual host state, the pair stops UNUSUAL_HOST_STATE."""
+    blocks' span too short) keeps a look from deciding before the pair is out of time; undecided at
+    the end with an interval widened for an unusual host state, the pair stops UNUSUAL_HOST_STATE.
+    `last_look`: whether this was the last planned look (by default, whether the estimate has the
+    last look's units)."""
     if estimate.units < looks[0] or not estimate.decidable:
         return PairStop.TOO_LITTLE_DATA if out_of_time else None
-    if held_back is not None:
-        if not out_of_time:
-            return None
-        if held_back.unusual_host_state:
-            return PairStop.UNUSUAL_HOST_STATE
+    if held_back is not None and not out_of_time:
+        return None
     if estimate.ci_low >= min_speedup:
         return PairStop.ABOVE
     if estimate.ci_high < min_speedup:
         return PairStop.BELOW
-    if out_of_time or estimate.units >= looks[-1]:
-        return PairStop.OUT_OF_TIME
+    if out_of_time or (estimate.units >= looks[-1] if last_look is None else last_look):
+        return PairStop.UNUSUAL_HOST_STATE if estimate.widened_by > 1.0 else PairStop.OUT_OF_TIME
     return None
 
 

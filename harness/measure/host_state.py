@@ -8,8 +8,12 @@ pair's baseline moved between 0.18, 0.23 and 0.31 ms and the ratio between 1.55 
 1 thread both stayed put. A verdict from pairs inside one state speaks of that state, and nothing
 inside those pairs can tell. The baseline's level can: within the run (blocks at different levels:
 the host moved, and the interval, which counts blocks, spans both), and against this host's
-earlier runs of the same artifact (`LevelHistory`): a run whose every block sits away from the
-usual level is not decided on until it has seen the usual one, and ends INCONCLUSIVE if it never does.
+earlier runs of the same artifact (`LevelHistory`). A run whose every block sat away from the usual
+level by a factor k measured the ratio in a state in which the baseline's own speed was k times off:
+the ratio at the usual speed may be off by as much (a state that slows one side and not the other), so
+its interval is widened by k before it decides (`shift_factor`). A 2x speedup measured 1.3x away from
+the usual level still decides (2.0 / 1.3 > 1.10); the 0.98x [0.97, 0.99] of a slow state does not
+(0.99 x 1.3 > 1.0), and ends INCONCLUSIVE if the host never comes back within the run.
 """
 
 from __future__ import annotations
@@ -70,6 +74,13 @@ class HostState:
         """Every block so far sat away from this host's usual level for the artifact."""
         return bool(self.block_levels) and self.unusual_blocks() == len(self.block_levels)
 
+    def shift_factor(self) -> float:
+        """How far (>= 1, as a factor) the run's level sat from the usual one when every block sat away
+        from it; 1.0 otherwise (a run that saw the usual level, or no history)."""
+        if self.usual is None or not self.all_unusual():
+            return 1.0
+        return max(self.level / self.usual, self.usual / self.level)
+
     def text(self) -> str:
         """A sentence for notes and reasons."""
         fmt = (lambda value: f"{value:.3g} {self.unit}") if self.unit != "ms" else (lambda value: f"{value:.3g} ms")
@@ -88,6 +99,7 @@ class HostState:
             "usual_runs": self.usual_runs,
             "moved": self.moved(),
             "unusual_blocks": self.unusual_blocks(),
+            "shift_factor": round(self.shift_factor(), 4),
             "margin": HOST_STATE_MARGIN,
         }
 

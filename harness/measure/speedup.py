@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -43,7 +43,10 @@ from harness.measure.statistics import NS_PER_MS
 from targets.runners.protocol import MEDIAN_BURST_ITERATIONS
 
 LATENCY_QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
-METHOD = "hodges-lehmann + wilcoxon signed-rank interval over per-pair log ratios"
+METHOD = (
+    "hodges-lehmann + wilcoxon signed-rank interval over per-block log ratios (a block: one pair, or the pairs "
+    "of one set of worker processes)"
+)
 # beyond this many pairs the signed-rank distribution is the normal approximation (exact is slow)
 EXACT_UP_TO_PAIRS = 300
 # a later look waits for this many times the pairs of the one before
@@ -90,6 +93,9 @@ class SpeedupEstimate:
     detectable_speedup: float = float("nan")
     method: str = METHOD
     blocks: int = 0  # the interval's units; 0 in records from before blocks (one pair each)
+    # > 1 when the run sat away from the host's usual level for the baseline by this factor: the
+    # interval measured in that state, widened by it (harness/measure/host_state.py)
+    widened_by: float = 1.0
 
     @property
     def units(self) -> int:
@@ -98,6 +104,12 @@ class SpeedupEstimate:
 
     def as_dict(self) -> dict[str, float | int | str | bool]:
         return asdict(self)
+
+    def widened(self, factor: float) -> SpeedupEstimate:
+        """This estimate with its interval widened by `factor` on both sides (in log space)."""
+        if factor <= 1.0:
+            return self
+        return replace(self, ci_low=self.ci_low / factor, ci_high=self.ci_high * factor, widened_by=round(factor, 4))
 
     def same_speed(self, band: float = SAME_SPEED_BAND) -> bool:
         """The interval lies inside the equivalence band around 1."""

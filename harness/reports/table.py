@@ -205,6 +205,18 @@ def speedup_text(speedup: dict[str, Any] | None) -> str:
     return f"{speedup['ratio']:.2f}x [{speedup['ci_low']:.2f}, {speedup['ci_high']:.2f}]"
 
 
+def host_state_marker(cell: dict[str, Any]) -> str:
+    """' (host moved)' when the host's speed moved under the cell's run, ' (host unusual)' when every
+    block sat away from this host's usual level for the baseline; '' otherwise (and in older records)."""
+    state = (cell.get("ab") or {}).get("host_state") or {}
+    levels = state.get("block_levels") or []
+    if levels and state.get("unusual_blocks") == len(levels):
+        return " (host unusual)"
+    if state.get("moved"):
+        return " (host moved)"
+    return ""
+
+
 def detectable_text(speedup: dict[str, Any] | None) -> str:
     """The smallest speedup the interval's width could tell from none, as a relative figure."""
     detectable = (speedup or {}).get("detectable_speedup")
@@ -270,7 +282,7 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                 (_scaled_count(facts.get("macs")) + _relative(facts.get("macs"), base_facts.get("macs")))
                 if facts
                 else "-",
-                speedup_text(cell.get("speedup")),
+                speedup_text(cell.get("speedup")) + (host_state_marker(cell) if cell.get("speedup") else ""),
                 detectable_text(cell.get("speedup")),
                 _number(realization, 2) if realization is not None else "-",
                 quality_text(cell.get("quality"), latency_only(record)),

@@ -108,14 +108,22 @@ def _units_text(estimate: SpeedupEstimate) -> str:
     return f"{estimate.pairs} burst pairs in {estimate.units} blocks"
 
 
-def host_state_note(state: HostState | None) -> str | None:
-    """A note when the host's speed moved under the run (blocks in different states)."""
-    if state is None or not state.moved():
+def host_state_note(state: HostState | None, estimate: SpeedupEstimate | None) -> str | None:
+    """A note when the host's speed moved under the run (blocks in different states), or when it sat
+    away from its usual level and the interval was widened for it."""
+    if state is None:
         return None
-    return (
-        f"the host's speed moved during the run: {state.text()}; the interval counts blocks, so it spans "
-        "the states the run saw"
-    )
+    if estimate is not None and estimate.widened_by > 1.0:
+        return (
+            f"the host sat away from its usual speed for this baseline ({state.text()}): the interval was widened "
+            f"{estimate.widened_by:.2f}x for it, and decides even so"
+        )
+    if state.moved():
+        return (
+            f"the host's speed moved during the run: {state.text()}; the interval counts blocks, so it spans "
+            "the states the run saw"
+        )
+    return None
 
 
 def mac_reduction(baseline_facts: dict[str, Any], variant_facts: dict[str, Any] | None) -> float | None:
@@ -175,9 +183,11 @@ class SpeedupCheck:
         if evidence.stopped_by == PairStop.UNUSUAL_HOST_STATE and evidence.host_state is not None:
             return Reason(
                 ReasonCode.INCONCLUSIVE,
-                f"{measured} was measured with the host away from its usual speed for this baseline the whole "
-                f"time ({evidence.host_state.text()}): it speaks of that state, not of this hardware; measure "
-                "again when the host is back (shared VMs and CI runners switch speed states for tens of seconds)",
+                f"{measured} (the interval widened {estimate.widened_by:.2f}x) was measured with the host away from "
+                f"its usual speed for this baseline the whole time ({evidence.host_state.text()}): at the usual "
+                f"speed the ratio may differ by as much, so it does not decide against {rules.min_speedup:.2f}; "
+                "measure again when the host is back (shared VMs and CI runners switch speed states for tens of "
+                "seconds)",
             )
         if evidence.stopped_by == PairStop.TOO_LITTLE_DATA:
             return Reason(
@@ -358,9 +368,9 @@ def decide(evidence: Evidence) -> Verdict:
         return Verdict.failed(evidence.failure, evidence.failure_kind)
     reasons: list[Reason] = []
     notes: list[str] = list(evidence.extra_notes)
-    moved = host_state_note(evidence.host_state)
-    if moved:
-        notes.append(moved)
+    said = host_state_note(evidence.host_state, evidence.speedup)
+    if said and evidence.stopped_by != PairStop.UNUSUAL_HOST_STATE:  # that one's reason says it
+        notes.append(said)
     speed_ok = True
     for check in VERDICT_CHECKS:
         result = check.evaluate(evidence)

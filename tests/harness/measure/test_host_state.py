@@ -33,6 +33,9 @@ def test_unusual_blocks_are_counted_against_the_usual_level_only_once_there_is_o
     back = HostState((0.18, 0.142), usual=0.14, usual_runs=5)
     assert not back.all_unusual() and back.unusual_blocks() == 1
     assert away.as_dict()["unusual_blocks"] == 2 and away.as_dict()["usual"] == 0.14
+    assert away.shift_factor() == pytest.approx(0.185 / 0.14) and back.shift_factor() == 1.0
+    faster = HostState((0.1, 0.1), usual=0.14, usual_runs=5)
+    assert faster.shift_factor() == pytest.approx(1.4)  # away on the fast side counts alike
 
 
 def test_the_history_keeps_the_latest_levels_and_knows_the_usual_one_after_enough_runs(tmp_path, tiny_conv_onnx):
@@ -81,7 +84,9 @@ def test_a_read_only_cache_costs_the_history_not_the_run(tmp_path):
         folder.chmod(0o700)
 
 
-def test_a_run_away_from_the_usual_level_is_held_back_and_one_at_it_decides(tmp_path, tiny_conv_onnx, monkeypatch):
+def test_a_run_away_from_the_usual_level_widens_its_interval_and_one_at_it_decides(
+    tmp_path, tiny_conv_onnx, monkeypatch
+):
     request = cell_request(tiny_conv_onnx)
     schedule = replace(SCHEDULE, max_pair_duration_s=3.0)
     rule = StopRule(min_speedup=3.0, confidence=0.95)  # A/A: a clear "below" as soon as a look may decide
@@ -93,8 +98,13 @@ def test_a_run_away_from_the_usual_level_is_held_back_and_one_at_it_decides(tmp_
     for _ in range(HISTORY_MIN_RUNS):
         far.add(level * 10)  # this host "usually" runs the baseline ten times slower
     held = run_ab_pair(request, request, schedule, rule, _runner(), load_timeout_s=120, history=far)
+    # 10x away: the interval widened tenfold never clears 3.0 nor falls below it: out of time, INCONCLUSIVE's stop
     assert held.status == "ok" and held.stopped_by == PairStop.UNUSUAL_HOST_STATE
     assert held.host_state.usual == pytest.approx(level * 10) and held.host_state.all_unusual()
+    assert (
+        held.speedup.widened_by == pytest.approx(held.host_state.shift_factor(), rel=1e-3)
+        and held.speedup.widened_by > 5
+    )
     assert held.duration_s > first.duration_s  # it measured on, to the budget, hoping for the usual state
     assert len(far.levels()) == HISTORY_MIN_RUNS + 1  # its own level added
 
@@ -105,6 +115,7 @@ def test_a_run_away_from_the_usual_level_is_held_back_and_one_at_it_decides(tmp_
         near.add(level)
     decided = run_ab_pair(request, request, schedule, rule, _runner(), load_timeout_s=120, history=near)
     assert decided.stopped_by == PairStop.BELOW and not decided.host_state.all_unusual()
+    assert decided.speedup.widened_by == 1.0
 
 
 def _runner():

@@ -194,20 +194,26 @@ def test_the_identity_control_never_gets_a_memory_claim():
 def test_a_run_spent_away_from_the_hosts_usual_level_is_inconclusive_whatever_its_interval():
     # the false SLOWER: 7 pairs inside a slow state, the baseline at 0.185 ms against its usual 0.14
     state = HostState((0.185, 0.19, 0.184, 0.186, 0.188, 0.185), usual=0.14, usual_runs=8)
-    verdict = decide(
-        _evidence(
-            speedup=_speedup(0.98, 0.97, 0.99),
-            stopped_by=PairStop.UNUSUAL_HOST_STATE,
-            host_state=state,
-        )
-    )
+    assert state.shift_factor() == pytest.approx(0.1855 / 0.14)
+    widened = _speedup(0.98, 0.97, 0.99).widened(state.shift_factor())
+    assert widened.ci_high > 1.0 and widened.widened_by > 1.3  # 0.99 x 1.32: no longer below 1.00
+    verdict = decide(_evidence(speedup=widened, stopped_by=PairStop.UNUSUAL_HOST_STATE, host_state=state))
     assert verdict.codes() == ["INCONCLUSIVE"]
     assert "away from its usual speed" in verdict.reasons[0].message and "0.14 ms" in verdict.reasons[0].message
     assert next_step_for(verdict.decision, verdict.codes()) == NextStep.REMEASURE
 
 
+def test_a_clear_speedup_measured_away_from_the_usual_level_decides_with_its_widened_interval():
+    # measured on a VM whose baseline moved between 0.18 and 0.31 ms: 2.11x [2.02, 2.14] at 1.48x its usual level
+    state = HostState((0.31, 0.305, 0.312, 0.309, 0.31, 0.308), usual=0.21, usual_runs=9)
+    widened = _speedup(2.11, 2.02, 2.14).widened(state.shift_factor())
+    verdict = decide(_evidence(speedup=widened, stopped_by=PairStop.ABOVE, host_state=state))
+    assert verdict.accepted and widened.ci_low == pytest.approx(2.02 / state.shift_factor())
+    assert any("widened 1.47x" in note for note in verdict.notes)
+
+
 def test_a_host_that_moved_under_the_run_is_said_beside_the_verdict():
-    moved = HostState((0.13, 0.13, 0.18, 0.185, 0.13, 0.132))
+    moved = HostState((0.13, 0.13, 0.18, 0.185, 0.13, 0.132), usual=0.13, usual_runs=4)
     verdict = decide(_evidence(host_state=moved))
     assert verdict.accepted and any("moved during the run" in note for note in verdict.notes)
     steady = decide(_evidence(host_state=HostState((0.13, 0.131, 0.129, 0.13, 0.133, 0.13))))
