@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = wrapped(
         "Build the variants, then compare each against the baseline in the same session: both load in "
         "live worker processes and run in alternating bursts (A B, B A, ...) so that drift of a noisy "
-        "machine hits both, until the speedup interval (exact signed-rank interval over per-pair ratios, looked at "
-        "only at planned pair counts) lies clearly on one side of "
+        "machine hits both, until the speedup interval (exact signed-rank interval over blocks of pairs, looked "
+        "at only at planned block counts; widened when the host sat away from its usual speed for the baseline) "
+        "lies clearly on one side of "
         "--min-speedup or --max-pair-duration-s runs out. ACCEPT only when the interval's lower end "
         "reaches --min-speedup and quality and memory hold; otherwise REJECT with every reason that "
         f"applies ({', '.join(map(str, ReasonCode))}) and hardware hints. Exit code 0 when every variant "

@@ -11,7 +11,9 @@ first, the other variant first), the pairs taking turns in them. A pair's two bu
 one process, whose own speed hits both alike, and an effect of the load order falls on the
 baseline in one pair and on the variant in the next (process_offset.py --shared); each pair
 begins with a short burst that is not counted, since a worker that sat idle while the other
-measured runs slower at first. Every SHARED_WORKER_PAIRS pairs, two fresh ones take over. Where
+measured runs slower at first. Every SHARED_WORKER_PAIRS pairs, two fresh ones take over: two shared
+workers and their pairs are one *block*, the unit the interval counts (harness/measure/speedup.py),
+so that the processes' offsets and the host's state of the moment count once per block. Where
 the runner has no shared workers (a board's agent, a fleet), every later pair gets a fresh worker
 per side instead, loaded side by side: the offset becomes part of each pair's noise. Either way
 the first start is one side after the other (each side's cold start, provider and memory are its
@@ -20,8 +22,10 @@ threads go quiet.
 
 Alternating the order within pairs (ABBA) cancels a steady drift as well as a step. Each burst
 has at least the iterations its metric's percentile needs. The interval is looked at only at
-planned pair counts (the first as early as an interval exists, at least `min_pairs`), each look
-spending its share of the error rate, so that stopping early keeps the interval's level. Each
+planned block counts (the first as early as an interval exists, at least `min_pairs`), each look
+spending its share of the error rate, so that stopping early keeps the interval's level; a fast
+model's look waits until its blocks span `min_span_s`, and the baseline's level per block is
+checked against this host's usual one for it (harness/measure/host_state.py). Each
 burst also reports how much of the host's CPU other processes used while it ran; a pair where
 that exceeded CONTENDED_OTHER_CPU_SHARE on either side is marked contended.
 """
@@ -31,7 +35,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -189,15 +193,37 @@ def run_ab_pair(
     history: LevelHistory | None = None,
 ) -> PairOutcome:
     """Measure the pair on `runner`; a worker failure becomes a failed outcome with the worker's message.
-    With `history` (this host's earlier levels of the baseline), a run whose every block sits away
-    from the usual level is not decided on before it has seen the usual one; its level is added."""
+    With `history` (this host's earlier levels of the baseline), a run whose every block sat away
+    from the usual level widens its interval by how far; its own level is added."""
+    return run_ab_pairs_in_turn(
+        [
+            ab_pair_steps(
+                baseline_request, variant_request, schedule, stop_rule, runner, load_timeout_s, progress, history
+            )
+        ]
+    )[0]
+
+
+def ab_pair_steps(
+    baseline_request: WorkerRequest,
+    variant_request: WorkerRequest,
+    schedule: ABSchedule,
+    stop_rule: StopRule,
+    runner: Runner,
+    load_timeout_s: float,
+    progress: Callable[[str], None] | None = None,
+    history: LevelHistory | None = None,
+) -> Generator[None, None, PairOutcome]:
+    """`run_ab_pair` in steps, for `run_ab_pairs_in_turn`: a fast model's pair pauses after each block,
+    its shared workers stopped, so that other pairs' blocks can run in between; its time budget counts
+    its own time only, its `min_span_s` the wall clock. Returns the outcome."""
     outcome = PairOutcome()
     sides = _Sides(runner, baseline_request, variant_request, outcome, load_timeout_s)
     usual, usual_runs = history.usual() if history is not None else (None, 0)
-    started = time.monotonic()
+    clock = _OwnTime()
     try:
         sides.start()
-        pairs = _alternate_bursts(sides, schedule, stop_rule, outcome, progress, (usual, usual_runs))
+        pairs = yield from _alternate_bursts(sides, schedule, stop_rule, outcome, progress, (usual, usual_runs), clock)
         if history is not None and outcome.host_state is not None:
             history.add(outcome.host_state.level)
         stopped = sides.finish()
@@ -211,8 +237,48 @@ def run_ab_pair(
         outcome.error, outcome.error_kind = str(error), error.kind
     finally:
         sides.close()
-        outcome.duration_s = time.monotonic() - started
+        outcome.duration_s = clock.elapsed_s()
     return outcome
+
+
+def run_ab_pairs_in_turn(steps: Sequence[Generator[None, None, PairOutcome]]) -> list[PairOutcome]:
+    """Run several pairs (`ab_pair_steps`), one block of each in turn, until each has its outcome; in
+    the order given. A fast model's pair then spreads its blocks over the others' time as well as its
+    own: over more of the host's speed states, at no cost. Each pair's first start and first pair
+    run when its turn first comes; a slow model's pair runs whole in its first turn."""
+    outcomes: dict[int, PairOutcome] = {}
+    try:
+        while len(outcomes) < len(steps):
+            for index, step in enumerate(steps):
+                if index in outcomes:
+                    continue
+                try:
+                    next(step)
+                except StopIteration as done:
+                    outcomes[index] = done.value
+    finally:
+        for step in steps:
+            step.close()  # a pair left unfinished (Ctrl-C) stops its workers
+    return [outcomes[index] for index in range(len(steps))]
+
+
+class _OwnTime:
+    """A pair's own time: the wall clock less the time it sat paused while other pairs ran."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+        self._paused_at: float | None = None
+
+    def elapsed_s(self) -> float:
+        return (self._paused_at if self._paused_at is not None else time.monotonic()) - self._start
+
+    def pause(self) -> None:
+        self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self._start += time.monotonic() - self._paused_at
+            self._paused_at = None
 
 
 class _Sides:
@@ -237,6 +303,7 @@ class _Sides:
         self.shared: list[tuple[tuple[str, ...], SharedBurstWorker]] = []
         self.shared_pairs = 0  # pairs the current shared workers have measured
         self.stopped: dict[str, dict[str, Any]] = {}  # each side's own worker's final message, once stopped
+        self.shared_warnings: list[str] = []  # what the stopped shared workers saw
 
     @property
     def baseline(self) -> BurstWorker:
@@ -291,20 +358,27 @@ class _Sides:
         return worker.burst(burst_s, min_iterations, side=order.index(label))
 
     def next_shared_pair(self) -> None:
-        """Before a pair in shared workers: two fresh ones when the current two are due."""
-        if self.shared_pairs >= SHARED_WORKER_PAIRS:
-            self._close_shared()
+        """Before a pair in shared workers: two fresh ones when the current two are due or stopped."""
+        if not self.shared or self.shared_pairs >= SHARED_WORKER_PAIRS:
+            self.end_block()
             if not self._start_shared():  # it gave some before
                 raise LiveWorkerFailed("the runner no longer starts shared workers")
             self._wait_for_shared()
         self.shared_pairs += 1
 
+    def end_block(self) -> None:
+        """Stop the current shared workers (their warnings kept): nothing of the pair runs until the next block."""
+        for _, worker in self.shared:
+            self.shared_warnings.extend(worker.stop().get("warnings") or [])
+        self._close_shared()
+
     def finish(self) -> dict[str, dict[str, Any]]:
         """Stop the workers that still run; each side's final message (memory, warnings, launch
         figures): its own worker's, with the shared workers' warnings added."""
-        if not self.shared:
+        if not self.stopped:
             return {label: worker.stop() for label, worker in self.workers.items()}
-        later = [warning for _, worker in self.shared for warning in (worker.stop().get("warnings") or [])]
+        self.end_block()
+        later = self.shared_warnings
         stopped = {label: dict(message) for label, message in self.stopped.items()}
         for message in stopped.values():
             message["warnings"] = list(dict.fromkeys([*(message.get("warnings") or []), *later]))
@@ -369,7 +443,8 @@ def _alternate_bursts(
     outcome: PairOutcome,
     progress: Callable[[str], None] | None,
     usual: tuple[float | None, int] = (None, 0),
-) -> list[BurstPair]:
+    clock: _OwnTime | None = None,
+) -> Generator[None, None, list[BurstPair]]:
     """Bursts in ABBA order; the interval is looked at only at the planned block counts (and once
     more when time runs out), each look spending its share of the error rate. With shared workers
     the interval is that of the shared pairs only (the first pair ran in each side's own worker,
@@ -380,13 +455,14 @@ def _alternate_bursts(
     speed the host's states move). While every block sat away from this host's usual level for the
     baseline, the interval is widened by how far (HostState.shift_factor) before it decides; out of
     time undecided in that state, the pair stops UNUSUAL_HOST_STATE."""
+    clock = clock or _OwnTime()
+    budget_from_s = clock.elapsed_s()  # the budget starts with the first burst, not with the workers' start
     pairs: list[BurstPair] = []
     counted_from = 0  # the first pair the interval counts
     burst_iterations = min_iterations_for(schedule.metric)
     looks, alphas = _plan_looks(schedule, stop_rule, 2 * schedule.burst_duration_s, outcome)
     next_look = 0  # the planned look the next one is
-    started = time.monotonic()
-    counted_since = started  # when the first counted pair began
+    counted_since = time.monotonic()  # when the first counted pair began (the wall clock: other pairs' turns count)
     burst_s = schedule.burst_duration_s
     while True:
         raise_if_interrupted()
@@ -442,12 +518,13 @@ def _alternate_bursts(
                 progress(f"  both sides run under {schedule.fresh_workers_below_ms:g} ms: {how}")
         if outcome.shared_workers and sides.shared_pairs < SHARED_WORKER_PAIRS:
             continue  # a block is looked at whole
-        elapsed = time.monotonic() - started
+        elapsed = clock.elapsed_s() - budget_from_s
         out_of_time = elapsed + elapsed / len(pairs) > schedule.max_pair_duration_s  # no room for another pair
         counted = pairs[counted_from:] or pairs
         outcome.host_state = _host_state(outcome.bursts[counted_from:] or outcome.bursts, schedule.metric, usual)
         blocks = len({pair.block if pair.block is not None else index for index, pair in enumerate(counted)})
         if blocks < looks[min(next_look, len(looks) - 1)] and not out_of_time:
+            yield from _other_pairs_turn(sides, outcome, clock)
             continue
         fast = outcome.shared_workers or outcome.fresh_workers
         held_back = _held_back(time.monotonic() - counted_since, schedule.min_span_s if fast else 0.0)
@@ -472,6 +549,18 @@ def _alternate_bursts(
                 f"  {blocks} blocks, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
                 f"{estimate.ci_high:.2f}]{why or f' still straddles {stop_rule.min_speedup:.2f}'}"
             )
+        yield from _other_pairs_turn(sides, outcome, clock)
+
+
+def _other_pairs_turn(sides: _Sides, outcome: PairOutcome, clock: _OwnTime) -> Generator[None, None, None]:
+    """After a block of shared workers: stop them and let other pairs run a block (a pause of this
+    pair's own time). Other modes keep their workers and go on."""
+    if not outcome.shared_workers:
+        return
+    sides.end_block()
+    clock.pause()
+    yield
+    clock.resume()
 
 
 def _host_state(bursts: list[dict[str, Any]], metric: str, usual: tuple[float | None, int]) -> HostState:

@@ -9,11 +9,12 @@ and has no verdict; a variant that failed to build, or whose pair failed, is REJ
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.measure.ab_pair import PairOutcome, StopRule, run_ab_pair
+from harness.measure.ab_pair import PairOutcome, StopRule, ab_pair_steps, run_ab_pairs_in_turn
 from harness.measure.host_state import LevelHistory
 from harness.measure.schedule import ABSchedule
 from harness.measure.speedup import SpeedupEstimate
@@ -145,16 +146,53 @@ def verification_record(
 
 
 def verify_prepared(prepared: PreparedVariants, context: VerifyContext) -> list[VerdictCell]:
-    """One reference cell for the baseline and one verdict cell per other variant, per backend."""
+    """One reference cell for the baseline and one verdict cell per other variant, per backend. The
+    variants' main pairs run in turn (`run_ab_pairs_in_turn`: a fast model's blocks of each variant
+    between the others'), then each variant's further pairs and verdict."""
     baseline = prepared.variants[0]
     cells = []
     for backend in context.resolved.profile.backends:
         cells.append(reference_cell(prepared, baseline, backend, context.policy))
         others = prepared.variants[1:]
-        for index, variant in enumerate(others, start=1):
-            context.progress(f"[{index}/{len(others)}] A/B {prepared.source.name}: baseline vs {variant.recipe}")
-            cells.append(verify_variant(prepared, baseline, variant, backend, context))
+        measured = _main_pairs_in_turn(prepared, baseline, others, backend, context)
+        for variant in others:
+            cells.append(verify_variant(prepared, baseline, variant, backend, context, measured.get(variant.recipe)))
     return cells
+
+
+def _main_pairs_in_turn(
+    prepared: PreparedVariants,
+    baseline: BuiltVariant,
+    variants: list[BuiltVariant],
+    backend: BackendSpec,
+    context: VerifyContext,
+) -> dict[str, PairOutcome | SpeedproofError]:
+    """The main A/B pair of every variant that was built, run in turn; a pair that could not be set up is
+    its SpeedproofError."""
+    measured: dict[str, PairOutcome | SpeedproofError] = {}
+    steps, labels = [], []
+    for index, variant in enumerate(variants, start=1):
+        if not (baseline.ok and variant.ok):
+            continue  # verify_variant says why
+        announce = f"[{index}/{len(variants)}] A/B {prepared.source.name}: baseline vs {variant.recipe}"
+        try:
+            steps.append(_announced(announce, _pair_steps(prepared, baseline, variant, backend, context), context))
+        except SpeedproofError as error:
+            measured[variant.recipe] = error
+            continue
+        labels.append(variant.recipe)
+    if len(steps) > 1:
+        context.progress(f"{len(steps)} A/B pairs of {prepared.source.name} take turns, a block of each at a time")
+    measured.update(zip(labels, run_ab_pairs_in_turn(steps), strict=True))
+    return measured
+
+
+def _announced(
+    text: str, steps: Generator[None, None, PairOutcome], context: VerifyContext
+) -> Generator[None, None, PairOutcome]:
+    """`steps`, saying `text` when the pair's first turn comes."""
+    context.progress(text)
+    return (yield from steps)
 
 
 def _key(prepared: PreparedVariants, variant: BuiltVariant, backend: BackendSpec, policy: Policy) -> CellKey:
@@ -192,9 +230,11 @@ def verify_variant(
     variant: BuiltVariant,
     backend: BackendSpec,
     context: VerifyContext,
+    measured: PairOutcome | SpeedproofError | None = None,
 ) -> VerdictCell:
     """The A/B pairs of `variant` against `baseline` on `backend` (and the throughput, probe and curve
-    pairs the policy asks for) and the verdict; a failure is the cell's REJECT, never an exception."""
+    pairs the policy asks for) and the verdict; a failure is the cell's REJECT, never an exception.
+    `measured`: the main pair's outcome (or why it could not run) when it ran already, in turn with others."""
     policy = context.policy
     cell = _unmeasured_cell(prepared, variant, backend, policy)
     evidence = variant_evidence(prepared, baseline, variant, context)
@@ -206,7 +246,9 @@ def verify_variant(
     if failure is not None:
         return replace(cell, error=failure, verdict=Verdict.failed(failure, failure_kind))
     try:
-        outcome = _measure_pair(prepared, baseline, variant, backend, policy.schedule.batch_size, context)
+        if isinstance(measured, SpeedproofError):
+            raise measured
+        outcome = measured or _measure_pair(prepared, baseline, variant, backend, policy.schedule.batch_size, context)
     except SpeedproofError as error:
         return replace(cell, error=str(error), verdict=Verdict.failed(str(error)))
     cell = replace(cell, ab=outcome.as_dict())
@@ -339,6 +381,20 @@ def _measure_pair(
     metric: str | None = None,
 ) -> PairOutcome:
     """One A/B pair at `batch_size`, on the policy's metric unless `metric` says another."""
+    return run_ab_pairs_in_turn([_pair_steps(prepared, baseline, variant, backend, context, batch_size, metric)])[0]
+
+
+def _pair_steps(
+    prepared: PreparedVariants,
+    baseline: BuiltVariant,
+    variant: BuiltVariant,
+    backend: BackendSpec,
+    context: VerifyContext,
+    batch_size: int | None = None,
+    metric: str | None = None,
+) -> Generator[None, None, PairOutcome]:
+    """The steps of one A/B pair (`ab_pair_steps`), at the policy's batch size and metric unless given."""
+    batch_size = batch_size or context.policy.schedule.batch_size
     specs = prepared.timed_specs(batch_size)
     requests = [
         WorkerRequest.for_cell(
@@ -355,7 +411,7 @@ def _measure_pair(
     schedule = replace(context.policy.schedule, batch_size=batch_size, metric=metric or context.policy.schedule.metric)
     if context.runner.fingerprint().emulated:  # its timings decide nothing: no fresh workers per pair
         schedule = replace(schedule, fresh_workers_below_ms=0.0)
-    return run_ab_pair(
+    return ab_pair_steps(
         requests[0],
         requests[1],
         schedule,

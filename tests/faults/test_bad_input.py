@@ -30,6 +30,8 @@ NOT_UTF8 = b"[policy]\nmin_speedup = 1.2 # caf\xe9 \xff\n"
         (["--recipes", "identity", "--burst-duration-s", "nan"], "expected a finite number"),
         (["--recipes", "identity", "--confidence", "1.5"], "confidence = 1.5; must lie in [0.5, 1)"),
         (["--recipes", "identity", "--min-pairs", "1"], "min_pairs = 1; must be >= 2"),
+        (["--recipes", "identity", "--min-span-s", "nan"], "--min-span-s: expected a finite number, got 'nan'"),
+        (["--recipes", "identity", "--min-span-s=-1"], "min_span_s = -1.0; must be >= 0 (0 = off)"),
     ],
 )
 def test_verify_options(tiny_conv_onnx, tmp_path, capsys, options, message):
@@ -96,6 +98,9 @@ def test_files_that_are_not_utf8(tiny_conv_onnx, tmp_path, capsys, kind):
         ("min_speedup = nan", "min_speedup = nan; must be a finite number"),
         ("max_pair_duration_s = inf", "max_pair_duration_s = inf; must be a finite number"),
         ("burst_duration_s = -inf", "must be a finite number"),
+        ("min_span_s = inf", "min_span_s = inf; must be a finite number"),
+        ("min_span_s = -3", "min_span_s = -3.0; must be >= 0"),
+        ("min_span_s = 'long'", "policy.min_span_s = 'long' has the wrong type"),
         ("min_speedup = 'fast'", "policy.min_speedup = 'fast' has the wrong type"),
         ("min_speedep = 1.2", 'did you mean "min_speedup"'),
     ],

@@ -83,6 +83,7 @@ POLICY_KEYS = [
     "burst_duration_s",
     "min_pairs",
     "max_pair_duration_s",
+    "min_span_s",
     "max_regression",
     "probe_batch_size",
     "throughput_batch_size",

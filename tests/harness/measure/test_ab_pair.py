@@ -17,7 +17,9 @@ from harness.measure.ab_pair import (
     SHORT_BURST_S,
     PairStop,
     StopRule,
+    ab_pair_steps,
     run_ab_pair,
+    run_ab_pairs_in_turn,
 )
 from harness.verdict.policy import Policy
 from harness.verdict.rules import Evidence, decide
@@ -100,7 +102,7 @@ class _NotedWorker:
         self.warmup_s = request.protocol.warmup_min_duration_s
         self.bursts_s = []
         self.sides = []
-        self.launched_at = self.ready_at = None
+        self.launched_at = self.ready_at = self.stopped_at = None
 
     def launch(self):
         if self.launched_at is None:
@@ -121,6 +123,7 @@ class _NotedWorker:
         return self.worker.burst(burst_s, min_iterations)
 
     def stop(self, timeout_s=30.0):
+        self.stopped_at = time.monotonic()
         return self.worker.stop(timeout_s)
 
     def close(self):
@@ -242,3 +245,29 @@ def test_a_model_slower_than_the_threshold_keeps_one_worker_per_side(tiny_conv_o
     schedule = replace(SCHEDULE, fresh_workers_below_ms=1e-6)  # nothing runs in a nanosecond
     outcome = run_ab_pair(request, request, schedule, StopRule(3.0, 0.95), runner, load_timeout_s=120)
     assert outcome.status == "ok" and not outcome.fresh_workers and runner.started == 2
+
+
+def test_fast_pairs_in_turn_run_a_block_each_and_count_only_their_own_time(tiny_conv_onnx, wide_conv_onnx):
+    request, schedule = _fast_model_schedule(cell_request(tiny_conv_onnx))
+    slower = replace(request, artifact_path=str(wide_conv_onnx))
+    schedule = replace(schedule, min_pairs=6, min_span_s=0.0)
+    runners = [_CountingRunner(), _CountingRunner()]
+    started = time.monotonic()
+    outcomes = run_ab_pairs_in_turn(
+        [
+            ab_pair_steps(request, slower, schedule, StopRule(1.0, 0.95), runners[0], load_timeout_s=120),
+            ab_pair_steps(slower, request, schedule, StopRule(1.0, 0.95), runners[1], load_timeout_s=120),
+        ]
+    )
+    wall_s = time.monotonic() - started
+    assert [outcome.stopped_by for outcome in outcomes] == [PairStop.BELOW, PairStop.ABOVE]
+    assert all(outcome.status == "ok" and outcome.speedup.blocks == 6 for outcome in outcomes)
+    # each pair's blocks ran between the other's: pair 1's last block began after pair 2's first was ready
+    first, second = runners[0].shared, runners[1].shared
+    assert len(first) == len(second) == 12  # six blocks of two shared workers each
+    assert first[-1].launched_at > second[0].ready_at and second[-1].launched_at > first[1].ready_at
+    # never both pairs' shared workers alive at once: a block's workers stop before the other pair's start
+    assert all(worker.stopped_at <= later.launched_at for worker, later in zip(first[::2], second[::2], strict=True))
+    # the time budget counts each pair's own time, which together is the wall clock's
+    assert sum(outcome.duration_s for outcome in outcomes) <= wall_s + 0.1
+    assert all(outcome.duration_s < 0.9 * wall_s for outcome in outcomes)

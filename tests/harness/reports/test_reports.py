@@ -137,3 +137,27 @@ def test_the_policy_line_names_both_requirements():
     assert policy_line({"policy": {**policy, "throughput_batch_size": 64}}).startswith(
         "policy: p50 speedup at batch 1 and throughput speedup at batch 64, interval lower end >= 1.1"
     )
+
+
+@pytest.mark.parametrize(
+    ("host_state", "marker"),
+    [
+        ({"block_levels": [0.13, 0.18], "moved": True, "unusual_blocks": 0}, " (host moved)"),
+        ({"block_levels": [0.18, 0.19], "moved": False, "unusual_blocks": 2}, " (host unusual)"),
+        ({"block_levels": [0.18, 0.13], "moved": True, "unusual_blocks": 1}, " (host moved)"),
+        ({"block_levels": [0.13, 0.131], "moved": False, "unusual_blocks": 0}, ""),
+        (None, ""),  # a record from before host states
+    ],
+)
+def test_the_verdict_table_marks_a_speedup_measured_while_the_host_moved_or_sat_away(host_state, marker):
+    from harness.reports.table import host_state_marker, verdict_rows
+
+    cell = {"ab": {"host_state": host_state}, "speedup": {"ratio": 2.0, "ci_low": 1.8, "ci_high": 2.2}}
+    assert host_state_marker(cell) == marker
+    record = {
+        "cells": [
+            {"model": "m", "variant": "v", "backend": "onnxruntime", "status": "ok", **cell},
+        ]
+    }
+    _, rows = verdict_rows(record)
+    assert "2.00x [1.80, 2.20]" + marker in rows[0]
