@@ -122,3 +122,8 @@ def _runner():
     from targets.runners.local import LocalRunner
 
     return LocalRunner()
+
+
+def test_one_outlying_block_is_not_a_state_but_two_levels_are():
+    assert not HostState((0.13, 0.131, 0.2, 0.13, 0.129, 0.132)).moved()  # one burst's scatter
+    assert HostState((0.13, 0.131, 0.2, 0.19, 0.129, 0.132)).moved()  # two blocks in another state
