@@ -496,12 +496,14 @@ def _alternate_bursts(
             # at this size a pair's noise is its processes' offset more than its bursts' sampling:
             # short bursts do; no look is taken yet: the looks are planned anew for the later blocks
             burst_s = min(burst_s, SHORT_BURST_S)
+            sharing_from = time.monotonic()
             if sides.share():
                 outcome.shared_workers = True
                 counted_from = 1
-                block_s = (
-                    SHARED_WORKER_PAIRS * (2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + SETTLING_BURST_S)
-                    + sides.start_s
+                # a block: its two shared workers' start, as long as this first one took (not the first
+                # start's: one side after the other, full warm-up), and its pairs
+                block_s = SHARED_WORKER_PAIRS * (2 * (burst_s + QUIET_BEFORE_SHORT_BURST_S) + SETTLING_BURST_S) + (
+                    time.monotonic() - sharing_from
                 )
                 how = (
                     f"blocks of {SHARED_WORKER_PAIRS} pairs in two fresh worker processes that have each loaded "
