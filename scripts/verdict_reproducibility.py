@@ -92,24 +92,17 @@ def _variants(model: str, recipes: dict[str, str], out: Path) -> dict[str, tuple
 
 
 def _cnn1ms(folder: Path) -> tuple[Path, Path]:
+    """verdict_speed.py's ~1 ms CNN (random weights) and the same with half its channels pruned."""
     import torch
 
     from exporters.torch_to_onnx import export_to_onnx
     from harness.recipes.channel_pruning import prune_structured
 
-    torch.manual_seed(0)
-    module = torch.nn.Sequential(  # about 1 ms on a 2-core EPYC VM
-        torch.nn.Conv2d(3, 48, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(48, 96, 3, stride=2, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(96, 96, 3, stride=2, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-        torch.nn.Linear(96, 10),
-    ).eval()
-    example = [torch.randn(1, 3, 64, 64)]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from verdict_speed import SHAPES, _module
+
+    module = _module("cnn1ms")
+    example = [torch.randn(*SHAPES["cnn1ms"])]
     full, half = folder / "cnn1ms.onnx", folder / "cnn1ms-s50.onnx"
     export_to_onnx(module, example, full)
     prune_structured(module, example, 0.5, "l2", 1, False)
