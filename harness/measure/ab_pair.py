@@ -546,7 +546,7 @@ def _alternate_bursts(
         if outcome.stopped_by:
             return pairs
         if progress:
-            why = f" ({held_back.why})" if held_back else ""
+            why = f" ({held_back})" if held_back else ""
             progress(
                 f"  {blocks} blocks, speedup {estimate.ratio:.2f}x [{estimate.ci_low:.2f}, "
                 f"{estimate.ci_high:.2f}]{why or f' still straddles {stop_rule.min_speedup:.2f}'}"
@@ -574,16 +574,10 @@ def _host_state(bursts: list[dict[str, Any]], metric: str, usual: tuple[float | 
     return HostState(levels, "items/s" if metric == "throughput" else "ms", usual[0], usual[1])
 
 
-@dataclass(frozen=True)
-class HeldBack:
-    """Why a look may not decide yet."""
-
-    why: str
-
-
-def _held_back(span_s: float, min_span_s: float) -> HeldBack | None:
+def _held_back(span_s: float, min_span_s: float) -> str | None:
+    """Why a look may not decide yet (the blocks' span too short), or None."""
     if span_s < min_span_s:
-        return HeldBack(f"the blocks span {span_s:.1f} s of the {min_span_s:g} s a decision needs")
+        return f"the blocks span {span_s:.1f} s of the {min_span_s:g} s a decision needs"
     return None
 
 
@@ -614,7 +608,7 @@ def stop_at_look(
     looks: Sequence[int],
     min_speedup: float,
     out_of_time: bool,
-    held_back: HeldBack | None = None,
+    held_back: str | None = None,
     last_look: bool | None = None,
 ) -> PairStop | None:
     """Whether a look at `estimate` ends the pair, and why; None to measure on. `held_back` (the
