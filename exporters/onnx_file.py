@@ -12,6 +12,7 @@ import onnx
 from onnx import helper
 
 from targets.errors import InputError
+from targets.files_in import checked_input
 from targets.inputs import DEFAULT_INT_HIGH, ModelInput
 from targets.onnx_external_data import external_data_files
 
@@ -20,11 +21,14 @@ PROTOBUF_LIMIT_BYTES = 2**31 - 1
 
 def load_onnx_model(path: Path) -> onnx.ModelProto:
     """Parse and check an ONNX file (external data left on disk); errors name the file."""
-    if not path.exists():
-        raise InputError(f"model file not found: {path}")
-    if not path.is_file():
-        raise InputError(f"model path is not a file: {path}")
-    size_bytes = path.stat().st_size
+    size_bytes = checked_input(path, "model").st_size
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"model {str(path)!r}: its path is not UTF-8, and ONNX and ONNX Runtime take UTF-8 paths only; rename "
+            "the file (or its folder)"
+        ) from None
     if size_bytes > PROTOBUF_LIMIT_BYTES:
         # protobuf cannot parse a message this large: refuse before reading gigabytes into memory
         raise InputError(

@@ -20,6 +20,7 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.api_arguments import checked_arguments
 from harness.progress import ProgressCallback, no_progress
 from harness.results import Result
 from targets.errors import ConfigurationError, UsageError, did_you_mean
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 PathText = str | PathLike[str]
 # NAME=VALUE items as the CLI takes them, or a mapping {name: value}; a shape also as a tuple of dims
 Items = str | Iterable[str] | Mapping[str, Any]
+# input shapes: "NAME=1x3x224x224" items, one shape as dims, shapes as dims, or {name: shape}
+Shapes = str | Iterable[int] | Iterable[str | Iterable[int]] | Mapping[str, str | Iterable[int]]
 # models compressed elsewhere: "PATH[=LABEL]" items, paths, or {label: path}
 Candidates = PathText | Iterable[PathText] | Mapping[str, PathText]
 
@@ -98,6 +101,14 @@ def _batch_sizes(name: str, values: Iterable[int] | None) -> tuple[int, ...] | N
     if repeated:
         raise UsageError(f"{name}={list(sizes)!r}: batch size {', '.join(map(str, repeated))} given twice")
     return sizes
+
+
+def _fractions(name: str, values: Iterable[float]) -> tuple[float, ...]:
+    """Sparsities as the CLI's 0.3,0.5 lists: fractions strictly between 0 and 1."""
+    fractions = tuple(float(value) for value in values)
+    if not fractions or not all(0.0 < value < 1.0 for value in fractions):
+        raise UsageError(f"{name}={list(fractions)!r}: expected fractions between 0 and 1 (exclusive), e.g. [0.3, 0.5]")
+    return fractions
 
 
 def _path(value: PathText | None) -> Path | None:
@@ -184,8 +195,9 @@ def _result(outcome: tuple[dict[str, Any], Path]) -> Result:
     return Result.from_record(record, path)
 
 
+@checked_arguments
 def bench(
-    model: str,
+    model: PathText,
     *,
     recipes: Items | None = None,
     candidates: Candidates | None = None,
@@ -197,7 +209,7 @@ def bench(
     ssh_config: PathText | None = None,
     cluster: str | None = None,
     device: str | None = None,
-    input_shapes: Items | None = None,
+    input_shapes: Shapes | None = None,
     batch_axes: Items | None = None,
     input_values: Items | None = None,
     data: PathText | None = None,
@@ -222,8 +234,9 @@ def bench(
     return _result(run_bench(request, progress=progress or no_progress))
 
 
+@checked_arguments
 def build_variants(
-    model: str,
+    model: PathText,
     *,
     recipes: Items,
     target: str | None = None,
@@ -233,7 +246,7 @@ def build_variants(
     ssh_config: PathText | None = None,
     cluster: str | None = None,
     device: str | None = None,
-    input_shapes: Items | None = None,
+    input_shapes: Shapes | None = None,
     batch_axes: Items | None = None,
     input_values: Items | None = None,
     data: PathText | None = None,
@@ -254,8 +267,9 @@ def build_variants(
     return _result(run_variants(request, progress=progress or no_progress))
 
 
+@checked_arguments
 def verify(
-    model: str,
+    model: PathText,
     *,
     recipes: Items | None = None,
     candidates: Candidates | None = None,
@@ -267,7 +281,7 @@ def verify(
     ssh_config: PathText | None = None,
     cluster: str | None = None,
     device: str | None = None,
-    input_shapes: Items | None = None,
+    input_shapes: Shapes | None = None,
     batch_axes: Items | None = None,
     input_values: Items | None = None,
     data: PathText | None = None,
@@ -296,8 +310,9 @@ def verify(
     return _result(run_verify(request, progress=progress or no_progress))
 
 
+@checked_arguments
 def compare(
-    model: str,
+    model: PathText,
     *,
     sparsities: Iterable[float] | None = None,
     finetune: int = 0,
@@ -310,7 +325,7 @@ def compare(
     ssh_config: PathText | None = None,
     cluster: str | None = None,
     device: str | None = None,
-    input_shapes: Items | None = None,
+    input_shapes: Shapes | None = None,
     batch_axes: Items | None = None,
     input_values: Items | None = None,
     data: PathText | None = None,
@@ -328,7 +343,7 @@ def compare(
 
     request = CompareRequest(
         **_model_on_target(locals()),
-        sparsities=DEFAULT_SPARSITIES if sparsities is None else tuple(sparsities),
+        sparsities=DEFAULT_SPARSITIES if sparsities is None else _fractions("sparsities", sparsities),
         finetune_epochs=_integer("finetune", finetune),
         candidates=_candidates(candidates),
         batch_sizes=_batch_sizes("batch_sizes", batch_sizes) or (),
@@ -339,6 +354,7 @@ def compare(
     return _result(run_compare(request, progress=progress or no_progress))
 
 
+@checked_arguments
 def gate(
     config: PathText,
     *,
@@ -369,8 +385,9 @@ def gate(
     return _result(run_gate(request, progress=progress or no_progress))
 
 
+@checked_arguments
 def search_recipes(
-    model: str | None = None,
+    model: PathText | None = None,
     *,
     space: str | Iterable[str] | None = None,
     max_accuracy_drop: float | None = None,
@@ -386,7 +403,7 @@ def search_recipes(
     ssh_config: PathText | None = None,
     cluster: str | None = None,
     device: str | None = None,
-    input_shapes: Items | None = None,
+    input_shapes: Shapes | None = None,
     batch_axes: Items | None = None,
     input_values: Items | None = None,
     data: PathText | None = None,
@@ -422,8 +439,9 @@ def search_recipes(
     return _result(run_search(request, progress=progress or no_progress, resume=_path(resume)))
 
 
+@checked_arguments
 def sensitivity(
-    model: str,
+    model: PathText,
     *,
     recipe: str | None = None,
     speed: bool = False,
@@ -434,7 +452,7 @@ def sensitivity(
     ssh_config: PathText | None = None,
     cluster: str | None = None,
     device: str | None = None,
-    input_shapes: Items | None = None,
+    input_shapes: Shapes | None = None,
     batch_axes: Items | None = None,
     input_values: Items | None = None,
     data: PathText | None = None,
@@ -460,6 +478,7 @@ def sensitivity(
     return _result(run_sensitivity(request, progress=progress or no_progress))
 
 
+@checked_arguments
 def load_record(path: PathText) -> Result:
     """A record speedproof wrote (any command's, any schema version it can upgrade), checked and read
     as a Result; a file that is not one is an InputError naming it."""

@@ -66,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # before the command started: nothing to stop or keep
+        print("interrupted; nothing was measured", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

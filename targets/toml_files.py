@@ -1,4 +1,5 @@
-"""Reading TOML files (profiles, policies, gate configs) with errors that name the file."""
+"""Reading TOML files (profiles, policies, gate configs) with errors that name the file, through
+the one way in (targets.files_in): plain files only, capped."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from targets.errors import ConfigurationError
+from targets.files_in import CONFIG_CAP_BYTES, read_input_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -16,18 +18,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 def read_toml_file(path: Path, what: str) -> dict[str, Any]:
     """Parse a TOML file; missing or invalid files are errors naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigurationError(f"{what} file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"{what} {path} is a folder; pass the TOML file") from None
-    except UnicodeDecodeError as error:
-        raise ConfigurationError(
-            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); TOML {what} files must be UTF-8"
-        ) from None
-    except OSError as error:
-        raise ConfigurationError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    text = read_input_text(path, what, CONFIG_CAP_BYTES, ConfigurationError)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -9,9 +9,8 @@ import argparse
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from harness.commands.options import EXIT_OK, add_tls_options, print_whole_line
+from harness.commands.options import EXIT_OK, add_tls_options, output_folder, port_number, print_whole_line
 from targets.errors import SpeedproofError
 from targets.runners.fleet_security import FleetTLS, is_loopback
 
@@ -31,10 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--local", action="store_true", required=True, help="everything on this host (the only mode for now)"
     )
     parser.add_argument("--host", default="127.0.0.1", metavar="IP", help="listen address (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8786, help="the scheduler's port (default: 8786; 0: any free)")
+    parser.add_argument(
+        "--port", type=port_number, default=8786, help="the scheduler's port (default: 8786; 0: any free)"
+    )
     parser.add_argument(
         "--tls",
-        type=Path,
+        type=output_folder,
         default=None,
         metavar="DIR",
         help="TLS with mutual authentication: use (or first make) the fleet's CA and certificate in DIR (ca.pem, "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from harness.commands.options import (
     EXIT_CELL_FAILED,
@@ -12,16 +11,20 @@ from harness.commands.options import (
     add_json_option,
     add_model_argument,
     add_out_option,
+    add_plot_option,
     add_policy_options,
     add_target_options,
     batch_list,
+    check_plot_paths,
     comma_items,
     command_progress,
     note_replaced_batch_dims,
+    plot_companion,
     policy_keywords,
     print_result,
     target_keywords,
     wrapped,
+    write_plot,
 )
 
 NAME = "compare"
@@ -71,9 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "FILE-batch.png); the policy's --batch-size decides the verdicts",
     )
     add_out_option(parser)
-    parser.add_argument(
-        "--plot", type=Path, default=None, metavar="FILE", help="PNG path (default: beside the record, .png)"
-    )
+    add_plot_option(parser, "PNG path (default: beside the record, .png)")
     add_json_option(parser)
     add_policy_options(parser)
 
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     batch_sizes = (*((args.policy_batch_size,) if args.policy_batch_size else ()), *args.batch_sizes)
     note_replaced_batch_dims(args.input_shape, batch_sizes or None)
+    check_plot_paths(args.plot, *(("batch",) if args.batch_sizes else ()))
 
     result = api.compare(
         **target_keywords(args),
@@ -100,12 +102,12 @@ def run(args: argparse.Namespace) -> int:
     record, path = result.record, result.path
     assert path is not None
     plot_path = args.plot or path.with_suffix(".png")
-    plot_path.write_bytes(compare_figure(record))
+    write_plot(plot_path, compare_figure(record), path)
     written = [f"plot written to {plot_path}"]
     curve = batch_curve_figure(record)
     if curve is not None:
-        curve_path = plot_path.with_name(f"{plot_path.stem}-batch.png")
-        curve_path.write_bytes(curve)
+        curve_path = plot_companion(plot_path, "batch")
+        write_plot(curve_path, curve, path)
         written.append(f"speedup against batch size written to {curve_path}")
     print_result(
         args,

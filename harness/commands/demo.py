@@ -17,6 +17,8 @@ from harness.commands.options import (
     wrapped,
 )
 from harness.progress import TerminalProgress
+from harness.reports import report_file_text
+from targets.files_out import write_output
 
 NAME = "demo"
 HELP = "verify compressed digits-cnn, digits-transformer and resnet18 variants on this host's target"
@@ -96,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
             if codes & FAILURE_CODES or cell["status"] != "ok":
                 exit_code = EXIT_CELL_FAILED
     report_path = args.out / f"demo-{records[0]['run_id'][:8]}.html"
-    report_path.write_text(html_report(records, title=f"speedproof demo on {target}"))
+    write_output(
+        report_path, report_file_text(html_report(records, title=f"speedproof demo on {target}"), "html"), "--out"
+    )
     print(f"\nHTML report: {report_path}")
     return exit_code

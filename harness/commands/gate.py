@@ -13,12 +13,14 @@ from harness.commands.options import (
     add_out_option,
     add_policy_options,
     apply_tls_options,
+    output_file,
     policy_keywords,
     wrapped,
 )
 from harness.progress import TerminalProgress
-from harness.reports.output_files import check_derived_output, write_derived_output
+from harness.reports import report_file_text
 from targets.errors import SpeedproofError
+from targets.files_out import append_output, check_output, write_output
 
 NAME = "gate"
 HELP = "CI release gate: verify the checks of a config; exit 1 when a required variant is rejected"
@@ -70,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--require-all-targets", action="store_true", help="a target this host cannot run fails the gate"
     )
     parser.add_argument(
-        "--junit", type=Path, default=None, metavar="FILE", help="JUnit XML path (default: beside the record)"
+        "--junit", type=output_file, default=None, metavar="FILE", help="JUnit XML path (default: beside the record)"
     )
     parser.add_argument(
         "--ssh-config",
@@ -81,7 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_cluster_options(parser, device=False)
     parser.add_argument(
-        "--summary", type=Path, default=None, metavar="FILE", help="markdown summary path (default: beside the record)"
+        "--summary",
+        type=output_file,
+        default=None,
+        metavar="FILE",
+        help="markdown summary path (default: beside the record)",
     )
     add_out_option(parser)
     add_policy_options(parser, with_file=False)
@@ -93,9 +99,13 @@ def run(args: argparse.Namespace) -> int:
     from harness.reports.markdown import markdown_report
     from harness.reports.table import record_text
 
+    inputs = (args.config, args.baseline)
     for option, output in (("--junit", args.junit), ("--summary", args.summary)):
         if output is not None:
-            check_derived_output(output, option, inputs=(args.config, args.baseline))
+            check_output(output, option, inputs=inputs)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        check_output(Path(step_summary), "$GITHUB_STEP_SUMMARY", inputs=inputs, append=True)
     if args.cluster:
         apply_tls_options(args)
     result = api.gate(
@@ -122,20 +132,21 @@ def run(args: argparse.Namespace) -> int:
     # a failure of the gate that says so, never a traceback, and the other report is still written
     unwritten: list[str] = []
     written = [f"record written to {path}"]
-    outputs = (("--junit", "JUnit XML", junit_path, junit_xml(record)), ("--summary", "summary", summary_path, summary))
+    outputs = (
+        ("--junit", "JUnit XML", junit_path, report_file_text(junit_xml(record), "junit")),
+        ("--summary", "summary", summary_path, report_file_text(summary, "md")),
+    )
     for option, what, output, text in outputs:
         try:
-            write_derived_output(output, text, option)
+            write_output(output, text, option, inputs=inputs)
             written.append(f"{what}: {output}")
         except SpeedproofError as error:
             unwritten.append(str(error))
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         try:
-            with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(summary + "\n")
-        except OSError as error:
-            unwritten.append(f"$GITHUB_STEP_SUMMARY {step_summary}: could not append ({error.strerror or error})")
+            append_output(Path(step_summary), report_file_text(summary, "md"), "$GITHUB_STEP_SUMMARY", inputs=inputs)
+        except SpeedproofError as error:
+            unwritten.append(str(error))
     print(record_text(record))
     print()
     print("gate passed" if gate["exit_code"] == 0 else "gate FAILED:\n  " + "\n  ".join(gate["failures"]))

@@ -120,10 +120,53 @@ def policy_overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, f"policy_{name}") for name in policy_fields()}
 
 
+def output_folder(text: str) -> Path:
+    """An option naming a folder speedproof writes into (--out, --cache, --tls): one that exists, or a
+    path where one can be made; a file, FIFO or device is refused as the option is read."""
+    import os
+    import stat
+
+    from targets.files_in import file_kind
+
+    try:
+        facts = os.stat(text)
+    except FileNotFoundError:
+        return Path(text)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise argparse.ArgumentTypeError(f"{text}: cannot be used ({reason})") from None
+    if not stat.S_ISDIR(facts.st_mode):
+        kind = "a file" if stat.S_ISREG(facts.st_mode) else file_kind(facts.st_mode)
+        raise argparse.ArgumentTypeError(f"{text}: is {kind}, not a folder; pass a folder")
+    return Path(text)
+
+
+def port_number(text: str) -> int:
+    """A TCP port to listen on: 0 (any free one) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 (any free one) to 65535, got {text!r}")
+    return value
+
+
+def output_file(text: str) -> Path:
+    """An option naming a file speedproof writes (--plot, --output, --junit, --summary): refused as the
+    option is read when the one way out (targets.files_out) would refuse it."""
+    from targets.files_out import output_problem
+
+    problem = output_problem(Path(text))
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text}: {problem}")
+    return Path(text)
+
+
 def add_out_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
-        type=Path,
+        type=output_folder,
         default=Path("results"),
         metavar="DIR",
         help="folder for result records; existing files are never overwritten (default %(default)s)",
@@ -377,3 +420,33 @@ def print_whole_line(text: str) -> None:
     its newline separately, which an unbuffered stdout sends as two writes)."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def add_plot_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--plot", type=output_file, default=None, metavar="FILE", help=help_text)
+
+
+def check_plot_paths(plot: Path | None, *companions: str) -> None:
+    """Refuse, before anything is measured, a --plot path (and its companions FILE-NAME.png) that
+    speedproof may not write (see targets.files_out)."""
+    from targets.files_out import check_output
+
+    if plot is not None:
+        check_output(plot, "--plot")
+        for companion in companions:
+            check_output(plot_companion(plot, companion), "--plot")
+
+
+def plot_companion(plot: Path, name: str) -> Path:
+    return plot.with_name(f"{plot.stem}-{name}.png")
+
+
+def write_plot(path: Path, png: bytes, record_path: Path) -> None:
+    """Write a plot after the run; one that cannot be written says where the record is."""
+    from targets.errors import UsageError
+    from targets.files_out import write_output
+
+    try:
+        write_output(path, png, "--plot")
+    except UsageError as error:
+        raise UsageError(f"{error}; the record was written to {record_path}") from None

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.options import EXIT_OK
-from harness.reports import REPORT_FORMATS, render_report
-from harness.reports.output_files import check_derived_output, write_derived_output
+from harness.commands.options import EXIT_OK, output_file
+from harness.reports import REPORT_FORMATS, render_report, report_file_text
 from targets.errors import InputError
+from targets.files_out import check_output, write_output
 
 NAME = "report"
 HELP = "render a result record as a table, markdown, self-contained HTML or JUnit XML"
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("record", type=Path, metavar="RECORD.json", help="a record written by speedproof")
     parser.add_argument("--format", choices=tuple(REPORT_FORMATS), default="table")
     parser.add_argument(
-        "--output", "-o", type=Path, default=None, metavar="FILE", help="write to FILE instead of stdout"
+        "--output", "-o", type=output_file, default=None, metavar="FILE", help="write to FILE instead of stdout"
     )
 
 
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     import harness.api as api
 
     if args.output:
-        check_derived_output(args.output, "--output", inputs=(args.record,))
+        check_output(args.output, "--output", inputs=(args.record,))
     record = api.load_record(args.record).record
     try:
         text = render_report(record, args.format)
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             f"{args.record}: damaged record: cannot render it as {args.format}: {type(error).__name__}: {error}"
         ) from None
     if args.output:
-        written = write_derived_output(args.output, text, "--output")
+        written = write_output(args.output, report_file_text(text, args.format), "--output", inputs=(args.record,))
         print(f"{args.format} report written to {written}", file=sys.stderr)
     else:
         sys.stdout.write(text)

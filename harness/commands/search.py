@@ -13,8 +13,10 @@ from harness.commands.options import (
     add_json_option,
     add_model_argument,
     add_out_option,
+    add_plot_option,
     add_policy_options,
     add_target_options,
+    check_plot_paths,
     command_progress,
     finite_float,
     policy_keywords,
@@ -22,11 +24,23 @@ from harness.commands.options import (
     print_result,
     target_keywords,
     wrapped,
+    write_plot,
 )
+from harness.search import MAX_SEED
 from targets.errors import UsageError
 
 NAME = "search"
 HELP = "search the recipe space for the fastest compression that keeps quality, each point A/B-verified"
+
+
+def seed_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {MAX_SEED}, got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "with --resume, the seconds this session may add)",
     )
     parser.add_argument("--trials", type=positive_int, default=None, metavar="N", help="stop after N trials in all")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="the sampler's seed (default 0)")
+    parser.add_argument(
+        "--seed", type=seed_number, default=0, metavar="N", help=f"the sampler's seed, 0 to {MAX_SEED} (default 0)"
+    )
     parser.add_argument(
         "--resume",
         type=Path,
@@ -79,9 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="continue the search kept in DIR (its settings: model, target, space, limit, seed, policy)",
     )
-    parser.add_argument(
-        "--plot", type=Path, default=None, metavar="FILE", help="PNG of the front (default: beside the record, .png)"
-    )
+    add_plot_option(parser, "PNG of the front (default: beside the record, .png)")
     add_target_options(parser)
     add_out_option(parser)
     add_json_option(parser)
@@ -95,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model is None and args.resume is None:
         raise UsageError("speedproof search: give MODEL, or --resume DIR to continue a search")
+    check_plot_paths(args.plot)
     try:
         result = api.search_recipes(
             **target_keywords(args),
@@ -120,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     written = []
     if figure is not None:
         plot_path = args.plot or path.with_suffix(".png")
-        plot_path.write_bytes(figure)
+        write_plot(plot_path, figure, path)
         written.append(f"front written to {plot_path}")
     print_result(args, record, lambda: "\n".join([search_text(record), "", *written, f"record written to {path}"]))
     return EXIT_OK if record["search"]["best"] is not None else EXIT_CELL_FAILED

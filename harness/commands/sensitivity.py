@@ -4,20 +4,22 @@ costs (optionally with each one's measured speedup), as a table and a bar chart.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from harness.commands.options import (
     EXIT_OK,
     add_json_option,
     add_model_argument,
     add_out_option,
+    add_plot_option,
     add_policy_options,
     add_target_options,
+    check_plot_paths,
     command_progress,
     policy_keywords,
     print_result,
     target_keywords,
     wrapped,
+    write_plot,
 )
 
 NAME = "sensitivity"
@@ -43,9 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="structured:R[:importance=..][:round_to=N] each group is pruned at (default %(default)s)",
     )
     parser.add_argument("--speed", action="store_true", help="also A/B-verify each single-group variant")
-    parser.add_argument(
-        "--plot", type=Path, default=None, metavar="FILE", help="PNG bar chart (default: beside the record, .png)"
-    )
+    add_plot_option(parser, "PNG bar chart (default: beside the record, .png)")
     add_target_options(parser)
     add_out_option(parser)
     add_json_option(parser)
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.reports.plots import sensitivity_figure
     from harness.reports.table import sensitivity_text
 
+    check_plot_paths(args.plot)
     result = api.sensitivity(
         **target_keywords(args),
         recipe=args.recipe,
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     record, path = result.record, result.path
     assert path is not None
     plot_path = args.plot or path.with_suffix(".png")
-    plot_path.write_bytes(sensitivity_figure(record))
+    write_plot(plot_path, sensitivity_figure(record), path)
     print_result(
         args,
         record,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.commands.options import EXIT_OK, add_tls_options, apply_tls_options, print_whole_line
+from harness.commands.options import EXIT_OK, add_tls_options, apply_tls_options, output_folder, print_whole_line
 from targets.errors import SpeedproofError
 
 NAME = "worker"
@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_tls_options(parser)
     parser.add_argument(
         "--cache",
+        type=output_folder,
         default=None,
         metavar="DIR",
         help="where artifacts are kept by content hash (default: ~/.cache/speedproof/board-artifacts, or "
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from targets.profiles import load_target
     from targets.runners.cluster import ClusterAddress, dask_installed
     from targets.runners.cluster_worker import quiet_dask_logs, serve, set_artifact_cache, worker_resources
-    from targets.runners.fleet_security import check_listening, check_tls_for
+    from targets.runners.fleet_probe import connection_problem, probe_scheduler
+    from targets.runners.fleet_security import check_bindable, check_listening, check_tls_for
     from targets.runners.local import LocalRunner
 
     dask_installed()
@@ -74,19 +76,24 @@ def run(args: argparse.Namespace) -> int:
     scheme = scheduler.partition("://")[0]
     check_tls_for(scheme, "worker", "speedproof worker")
     check_listening(args.host, scheme == "tls", args.insecure_plaintext, "speedproof worker")
+    check_bindable(args.host, "speedproof worker")
     profile = load_target(args.target)
     reasons = LocalRunner().can_run(profile)
     if reasons:
         raise SpeedproofError(f"this host cannot run target {profile.name}: {'; '.join(reasons)}")
     set_artifact_cache(args.cache)
     offered = ", ".join(worker_resources(profile.name, args.device))
+    probe_scheduler(scheduler, "worker")  # a certificate refused, plaintext to TLS: said now, not retried forever
 
     def ready(address: str) -> None:
         print_whole_line(f"worker at {address} joined {scheduler}, offering {offered}")
 
     try:
         asyncio.run(serve(scheduler, profile.name, args.device, args.name, args.host, on_ready=ready))
-    except (OSError, TimeoutError) as error:
-        raise SpeedproofError(f"cannot join the scheduler at {scheduler}: {error}") from None
+    except (OSError, TimeoutError, RuntimeError) as error:  # RuntimeError: Dask's "failed to start" (a bind)
+        raise SpeedproofError(
+            f"cannot join the scheduler at {scheduler}: {connection_problem(error, scheduler)}"
+            + (f" (listening on --host {args.host})" if args.host else "")
+        ) from None
     print("worker stopped: the scheduler closed or the worker was asked to leave", file=sys.stderr)
     return EXIT_OK

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from targets.cache_files import file_sha256, speedproof_cache
+from targets.errors import SpeedproofError
+from targets.files_in import read_input_json
+from targets.files_out import OWN_MARK, is_own_output, write_output
 
 # a block's baseline level this far (relative) from another's, or from this host's usual level for
 # the artifact, is another state: the states measured were 25-40% apart, the level's own noise
@@ -131,15 +132,16 @@ class LevelHistory:
 
     def levels(self) -> list[float]:
         try:
-            if not self.path.is_file() or self.path.is_symlink() or self.path.stat().st_size > HISTORY_MAX_BYTES:
+            if self.path.is_symlink() or not is_own_output(self.path):
                 return []
-            entries = json.loads(self.path.read_text(encoding="utf-8"))
+            stored = read_input_json(self.path, "level history", HISTORY_MAX_BYTES)
+            entries = stored.get("levels", []) if isinstance(stored, dict) else []
             return [
                 float(entry["level"])
                 for entry in entries
                 if isinstance(entry, dict) and isinstance(entry.get("level"), (int, float)) and entry["level"] > 0
             ]
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError, SpeedproofError):
             return []
 
     def usual(self) -> tuple[float | None, int]:
@@ -155,8 +157,8 @@ class LevelHistory:
         entries.append({"level": round(level, 6), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, suffix=".tmp", delete=False) as handle:
-                json.dump(entries, handle)
-            os.replace(handle.name, self.path)
-        except OSError:
-            pass  # a read-only or full cache: the run goes on without adding to the history
+            write_output(self.path, json.dumps({"mark": OWN_MARK, "levels": entries}), "level history")
+        except (OSError, SpeedproofError):
+            # a read-only or full cache, or a file there that is not speedproof's (a link, say, left as
+            # it is): the run goes on without adding to the history
+            pass

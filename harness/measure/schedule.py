@@ -10,6 +10,9 @@ from typing import Any
 from targets.errors import SpeedproofError, did_you_mean
 
 METRICS = ("p50", "p90", "p99", "throughput")
+# beyond these a policy is a typo, and the arithmetic of looks and blocks would overflow
+MAX_DURATION_S = 7 * 24 * 3600.0
+MAX_PAIRS = 1_000_000
 
 
 def not_finite(part: Any) -> list[str]:
@@ -119,6 +122,11 @@ class ABSchedule:
                 f"pairs of {self.burst_duration_s} s bursts; raise it to at least "
                 f"{self.burst_duration_s * 2 * self.min_pairs:g}"
             )
+        for key in ("burst_duration_s", "max_pair_duration_s", "min_span_s"):
+            if getattr(self, key) > MAX_DURATION_S:
+                problems.append(f"{key} = {getattr(self, key):g}; must be at most {MAX_DURATION_S:g} s (a week)")
+        if self.min_pairs > MAX_PAIRS:
+            problems.append(f"min_pairs = {self.min_pairs}; must be at most {MAX_PAIRS}")
         if self.min_span_s < 0:
             problems.append(f"min_span_s = {self.min_span_s}; must be >= 0 (0 = off)")
         if self.fresh_workers_below_ms < 0:

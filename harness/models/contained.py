@@ -26,6 +26,7 @@ from typing import Any
 
 from targets.environment import positive_number_from_environment
 from targets.errors import InputError, SpeedproofError
+from targets.files_in import RESULT_CAP_BYTES, read_input_json
 from targets.quick_exit import exit_quickly
 from targets.runners.processes import python_module_command, run_to_end, signal_name, stderr_tail
 
@@ -74,11 +75,15 @@ def export_in_contained_process(
     )
 
 
-def run_contained(entry_module: str, request: dict[str, Any], who: str, doing: str) -> dict[str, Any]:
+def run_contained(
+    entry_module: str, request: dict[str, Any], who: str, doing: str, in_scratch: bool = False
+) -> dict[str, Any]:
     """Run `python -m entry_module REQUEST.json` under the source limits (time, memory) and return
     the result it wrote; a hang, a crash, an exit without a result or a failed result raises a
     SpeedproofError that starts with `who` and says what happened while `doing`. The child gets
-    `request` plus `folder` (the current folder, importable there), `result_path` and `memory_mb`."""
+    `request` plus `folder` (the current folder, importable there), `result_path` and `memory_mb`;
+    with `in_scratch` it runs in a new empty folder, deleted after it, instead of the current one.
+    Whatever it started is stopped when it ends (`targets.runners.reaper`)."""
     timeout_s, memory_bytes = source_limits()
     with tempfile.TemporaryDirectory(prefix="speedproof-contained-") as folder:
         request_path = Path(folder) / "request.json"
@@ -96,7 +101,11 @@ def run_contained(entry_module: str, request: dict[str, Any], who: str, doing: s
             resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
 
         command = python_module_command(entry_module, str(request_path))
-        returncode = run_to_end(command, stderr_path, timeout_s, preexec_fn=cap_memory)
+        scratch = None
+        if in_scratch:  # its working folder: what it writes by a relative path lands here and is deleted
+            scratch = Path(folder) / "work"
+            scratch.mkdir()
+        returncode = run_to_end(command, stderr_path, timeout_s, preexec_fn=cap_memory, reaped=True, cwd=scratch)
         if returncode is None:
             raise InputError(
                 f"{who}: {doing} took longer than {timeout_s:g} s and was stopped (set {TIMEOUT_ENVIRONMENT} to "
@@ -107,8 +116,8 @@ def run_contained(entry_module: str, request: dict[str, Any], who: str, doing: s
         if returncode < 0:
             raise InputError(f"{who}: the process {doing} crashed with {signal_name(returncode)}" + last_output)
         try:
-            result = json.loads(result_path.read_text())
-        except (OSError, json.JSONDecodeError):
+            result = read_input_json(result_path, f"{who}: result", RESULT_CAP_BYTES)
+        except SpeedproofError:
             raise InputError(
                 f"{who}: the process {doing} exited with code {returncode} without a result" + last_output
             ) from None

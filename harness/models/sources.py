@@ -20,6 +20,7 @@ from harness.models.torch_sources import FUNCTION_SOURCE_SEPARATOR, as_torch_mod
 from harness.models.zoo import ZOO, zoo_model
 from harness.progress import ProgressCallback, no_progress
 from targets.errors import InputError
+from targets.files_in import checked_input
 
 TORCH_FILE_SUFFIXES = (".pt", ".pt2", ".pth")
 PROGRAM_SUFFIX = ".pt2"  # a torch.export program: a model source of its own
@@ -107,8 +108,7 @@ def check_model_source(spec: str) -> None:
     """Raise when MODEL names something that cannot exist (a missing file, an unknown zoo name, a
     module that cannot be found, a torch file), without loading, exporting or importing anything."""
     if is_program_source(spec):
-        if not Path(spec).is_file():
-            raise InputError(f"model file not found: {spec}")
+        checked_input(Path(spec), "model")
         return
     if Path(spec).suffix in TORCH_FILE_SUFFIXES:
         raise InputError(
@@ -116,13 +116,15 @@ def check_model_source(spec: str) -> None:
             "torch.export program (torch.export.save(program, 'model.pt2')), export to ONNX, or pass "
             "package.module:function that builds the module"
         )
-    if spec.endswith(".onnx") and not Path(spec).is_file():
-        raise InputError(f"model file not found: {spec}")
+    if spec.endswith(".onnx"):
+        checked_input(Path(spec), "model")
     if is_onnx_file_source(spec) or spec in ZOO:
         return
     if FUNCTION_SOURCE_SEPARATOR in spec:
         check_function_spec(spec, f"model {spec!r}")
         return
+    if os.path.lexists(spec):  # a FIFO, a device, a folder: the one way in says what it is
+        checked_input(Path(spec), "model")
     if "/" in spec or "." in Path(spec).name:
         raise InputError(f"model file not found: {spec}")
     zoo_model(spec)  # raises the "unknown zoo model ..., valid: ..." error

@@ -29,6 +29,7 @@ import numpy as np
 
 from harness.models.npz_files import LABELS_KEY, read_npz
 from targets.errors import InputError
+from targets.files_in import checked_input
 from targets.inputs import InputSpec, ModelInput, resolve_input_specs
 
 # a quality figure over fewer samples says nothing
@@ -54,8 +55,8 @@ def check_data_source(text: str, option: str) -> None:
             f"{option} {text!r}: expected FILE.npz (numpy.savez, one array per input) or package.module:function "
             "(yielding feed dicts)"
         )
-    elif not Path(text).is_file():
-        raise InputError(f"{option} {text}: file not found")
+    else:
+        checked_input(Path(text), f"{option} data")
 
 
 def _fixed_batch(model_inputs: Sequence[ModelInput]) -> int | None:

@@ -12,6 +12,7 @@ one number, higher is better (accuracy, mAP, 1 - CER, F1)."""
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.models.npz_files import MAX_FUNCTION_SAMPLES
 from targets.errors import InputError
 from targets.inputs import ModelInput
 from targets.quick_exit import exit_quickly
@@ -32,7 +34,7 @@ def collect_function_data(
     """Call the data function contained; its feed dicts joined into samples-first arrays (what an
     .npz would hold), to be checked like one."""
     from harness.models.contained import run_contained
-    from harness.models.npz_files import LABELS_KEY, MAX_FUNCTION_SAMPLES, read_npz
+    from harness.models.npz_files import LABELS_KEY, read_npz
 
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="speedproof-data-", dir=work_dir) as folder:
@@ -49,12 +51,12 @@ def collect_function_data(
             },
             f"{option} {spec!r}",
             "calling it and reading its data",
+            in_scratch=True,
         )
         stored = read_npz(out_path, f"{option} {spec}")
-    calls: list[dict[str, np.ndarray]] = [{} for _ in range(int(result["calls"]))]
+    calls: list[dict[str, np.ndarray]] = [{} for _ in range(_result_calls(result, stored, f"{option} {spec!r}"))]
     for key, name in result["keys"]:
-        call = int(key.split("_", 1)[0].removeprefix("call"))
-        calls[call][name] = stored[key]
+        calls[int(key.split("_", 1)[0].removeprefix("call"))][name] = stored[key]
     if not calls:
         raise InputError(f"{option} {spec!r}: the function yielded no feed dicts")
     arrays: dict[str, np.ndarray] = {}
@@ -69,7 +71,7 @@ def collect_function_data(
             continue
         try:
             arrays[name] = np.concatenate([np.moveaxis(call[name], axis, 0) for call in calls])
-        except (ValueError, np.exceptions.AxisError) as error:
+        except (ValueError, TypeError, np.exceptions.AxisError) as error:  # TypeError: dtypes that do not join
             raise InputError(
                 f"{option} {spec!r}: the feed dicts' {name!r} arrays do not join along its batch dim {axis} "
                 f"({error}); every call's {name!r} must have the same shape but for the batch"
@@ -105,8 +107,41 @@ def task_metric(
             },
             f"--metric-fn {spec!r}",
             "computing the metric",
+            in_scratch=True,
         )
-    return float(result["score"])
+    score = result.get("score")
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise InputError(f"--metric-fn {spec!r}: its process gave back {str(score)[:80]!r}, not a finite number")
+    return float(score)
+
+
+def _result_calls(result: dict[str, Any], stored: dict[str, np.ndarray], who: str) -> int:
+    """How many feed dicts the data function's process says it wrote, checked against what it wrote
+    (user code ran in that process and could have rewritten its result)."""
+    calls, keys = result.get("calls"), result.get("keys")
+    pattern = re.compile(r"^call(\d+)_\d+$")
+    valid = (
+        isinstance(calls, int)
+        and not isinstance(calls, bool)
+        and 0 <= calls <= MAX_FUNCTION_SAMPLES
+        and isinstance(keys, list)
+        and all(
+            isinstance(item, list)
+            and len(item) == 2
+            and all(isinstance(part, str) for part in item)
+            and item[0] in stored
+            and (match := pattern.match(item[0])) is not None
+            and int(match.group(1)) < calls
+            for item in keys
+        )
+    )
+    if not valid:
+        raise InputError(
+            f"{who}: the result its process gave back does not match the data it wrote (calls {str(calls)[:40]}); "
+            "a data function must not write into speedproof's folders"
+        )
+    assert isinstance(calls, int)
+    return calls
 
 
 def _collect_data(request: dict[str, Any]) -> dict[str, Any]:

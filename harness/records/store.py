@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.records.run_record import SCHEMA_VERSION, Record
 from targets.errors import InputError, SpeedproofError, UsageError
+from targets.files_in import RECORD_CAP_BYTES, read_input_json
 
 # facts that version 2 added to every artifact
 ARTIFACT_FACTS_ADDED_IN_2 = (
@@ -198,14 +199,7 @@ def upgrade_record(record: Record, upgraders: dict[int, Callable[[Record], Recor
 
 
 def load_record(path: Path) -> Record:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"result record not found: {path}") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a folder; pass a result record (.json) written by speedproof") from None
-    except (OSError, ValueError, RecursionError) as error:  # ValueError: bad JSON, bad UTF-8, huge ints
-        raise InputError(f"{path}: not a readable JSON record: {error}") from None
+    data = read_input_json(path, "result record", RECORD_CAP_BYTES)
     if not isinstance(data, dict):
         raise InputError(f"{path}: not a speedproof result record (top level is not an object)")
     try:

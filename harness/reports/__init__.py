@@ -8,6 +8,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from targets.files_out import OWN_MARK
+
 
 @dataclass(frozen=True)
 class ReportFormat:
@@ -15,6 +17,7 @@ class ReportFormat:
     help: str
     module: str
     function: str  # takes one record, returns the text
+    comment: str = "<!-- {} -->"  # how the format carries a line of its own, for the file's mark
 
     def render(self, record: dict[str, Any]) -> str:
         renderer = getattr(importlib.import_module(self.module), self.function)
@@ -25,7 +28,7 @@ REPORT_FORMATS: dict[str, ReportFormat] = {
     report.name: report
     for report in (
         ReportFormat(
-            "table", "the terminal table with every reason and note", "harness.reports.table", "record_report"
+            "table", "the terminal table with every reason and note", "harness.reports.table", "record_report", "({})"
         ),
         ReportFormat(
             "md", "markdown, for pull requests and CI summaries", "harness.reports.markdown", "markdown_report"
@@ -40,3 +43,9 @@ REPORT_FORMATS: dict[str, ReportFormat] = {
 
 def render_report(record: dict[str, Any], format_name: str) -> str:
     return REPORT_FORMATS[format_name].render(record)
+
+
+def report_file_text(text: str, format_name: str) -> str:
+    """A report as written to a file: ended by speedproof's mark in the format's own comment, so a
+    later run may replace the file (and nothing else: see targets.files_out)."""
+    return text.rstrip("\n") + "\n" + REPORT_FORMATS[format_name].comment.format(OWN_MARK) + "\n"

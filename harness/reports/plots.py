@@ -10,6 +10,7 @@ import io
 from typing import Any
 
 from harness.reports.table import baseline_cell
+from targets.files_out import OWN_MARK
 
 ACCEPT_COLOR = "#2e7d32"
 REJECT_COLOR = "#c62828"
@@ -32,7 +33,10 @@ def _pyplot() -> Any:
 
 def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    # the mark lets a later run replace the plot, and nothing else (targets.files_out)
+    figure.savefig(
+        buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": f"speedproof ({OWN_MARK})"}
+    )
     _pyplot().close(figure)
     return buffer.getvalue()
 

@@ -17,6 +17,8 @@ so far would run past it is not started.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import statistics
 import time
 import warnings
@@ -30,6 +32,7 @@ from harness.recipes.grammar import parse_recipe
 from harness.records.provenance import new_run_id
 from harness.records.run_record import Record
 from harness.records.store import check_writable_folder, kept_run_folder, write_record
+from harness.search import MAX_SEED
 from harness.search.front import (
     SearchTrial,
     best_accepted,
@@ -61,6 +64,8 @@ from harness.verdict.verify import (
     verify_variant,
 )
 from targets.errors import InputError, SpeedproofError, UsageError
+from targets.files_in import CONFIG_CAP_BYTES, checked_input, read_input_json
+from targets.files_out import write_output
 from targets.inputs import InputSettings
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
@@ -105,6 +110,12 @@ class SearchRequest(ModelOnTarget):
                 )
             return {"max_accuracy_drop": self.max_accuracy_drop}
         return {}
+
+    def check(self, where: str = "--seed") -> None:
+        """Raise UsageError for a seed the samplers cannot take (they draw from numpy's seeds:
+        0 to 2**32 - 1, less room for one seed per session and trial)."""
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(f"{where} {self.seed!r}: a seed is a whole number from 0 to {MAX_SEED}")
 
     def settings(self) -> dict[str, Any]:
         """The request as JSON (search.json), what `--resume` continues with."""
@@ -193,8 +204,10 @@ def run_search(
 ) -> tuple[Record, Path]:
     """Search (or, with `resume`, continue the search kept in that folder) and write the record."""
     optuna = _optuna()
+    request.check()
     if resume is not None:
         folder, request, sessions = _resumed(resume, request)
+        request.check(f"--resume {resume}: its {SETTINGS_FILE} has seed")
     else:
         check_writable_folder(request.out_dir)
         folder, sessions = kept_run_folder(request.out_dir, f"search-{source_label(request.model)}", new_run_id()), 0
@@ -217,7 +230,7 @@ def run_search(
     families = space_families(request.space, facts)
     if not sessions:
         folder.mkdir(parents=True, exist_ok=True)  # a torch source was exported into it
-        (folder / SETTINGS_FILE).write_text(json.dumps(request.settings(), indent=2) + "\n", encoding="utf-8")
+        write_output(folder / SETTINGS_FILE, json.dumps(request.settings(), indent=2) + "\n", "--out", replace=False)
     builder.artifact_dir.mkdir(parents=True, exist_ok=True)
     progress("building the baseline")
     baseline = builder.build(parse_recipe("baseline"), 0)
@@ -225,7 +238,16 @@ def run_search(
         raise SpeedproofError(f"the baseline of {request.model} could not be built: {baseline.error}")
     prepared = replace(prepared, variants=[baseline])
     context = VerifyContext(resolved, policy, runner, request.protocol, progress=progress)
-    study = _study(optuna, folder, request.seed, sessions)
+    try:
+        study = _study(optuna, folder, request.seed, sessions)
+        earlier = [_stored_trial(trial) for trial in study.trials if trial.state != optuna.trial.TrialState.WAITING]
+    except (KeyboardInterrupt, SpeedproofError):
+        raise
+    except Exception as error:  # optuna's and SQLAlchemy's errors, damaged trial attributes
+        raise InputError(
+            f"{folder / STUDY_FILE}: cannot be continued ({type(error).__name__}: {str(error)[:300]}); it was written "
+            "by another optuna or damaged. Start a new search instead of --resume"
+        ) from None
     state = SearchState(
         request,
         folder,
@@ -239,7 +261,7 @@ def run_search(
         request.budget_s,
         progress,
         # a WAITING trial (queued, never asked) is not a trial yet: this session asks it
-        trials=[_stored_trial(trial) for trial in study.trials if trial.state != optuna.trial.TrialState.WAITING],
+        trials=earlier,
     )
     if not sessions:
         for params in first_points(families, facts):
@@ -322,19 +344,53 @@ def _resumed(folder: Path, given: SearchRequest) -> tuple[Path, SearchRequest, i
         raise InputError(f"--resume {folder}: {what}; pass the folder of a search (it holds {SETTINGS_FILE})")
     if not settings.is_file() or not (folder / STUDY_FILE).is_file():
         raise InputError(f"--resume {folder}: not the folder of a search: it holds no {SETTINGS_FILE} and {STUDY_FILE}")
-    try:
-        saved = SearchRequest.from_settings(json.loads(settings.read_text(encoding="utf-8")), settings)
-    except ValueError as error:
-        raise InputError(f"{settings}: not readable JSON: {error}") from None
+    saved = SearchRequest.from_settings(read_input_json(settings, "search settings", CONFIG_CAP_BYTES), settings)
     if given.model and given.model != saved.model:
         raise InputError(f"--resume {folder}: that search is of {saved.model!r}, not {given.model!r}")
+    _check_study_file(folder / STUDY_FILE)
     sessions = 1 + sum(1 for child in folder.iterdir() if child.is_dir() and child.name.startswith("session-"))
+    next_session = folder / f"session-{sessions + 1}"
+    if os.path.lexists(next_session):
+        raise InputError(
+            f"--resume {folder}: {next_session.name} is there but is not the folder of a session; move it away"
+        )
     request = replace(
         saved,
         budget_s=given.budget_s,
         max_trials=given.max_trials if given.max_trials is not None else saved.max_trials,
     )
     return folder, request, sessions
+
+
+def _check_study_file(path: Path) -> None:
+    """Refuse a study database that optuna must not open: a link (its tables would be added to the
+    file behind it), a hard link, not SQLite, or one with triggers (which could drop what a trial
+    measured); the one way in checks that it is a plain file."""
+    facts = os.lstat(path)
+    if stat.S_ISLNK(facts.st_mode) or facts.st_nlink > 1:
+        raise InputError(
+            f"{path}: is a link to another file; a search continues only in the study database it made itself"
+        )
+    checked_input(path, "study database")
+    with path.open("rb") as handle:
+        header = handle.read(16)
+    if header != b"SQLite format 3\x00":
+        raise InputError(f"{path}: not an SQLite database; it is not the study of a search. Start a new search")
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            triggers = connection.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise InputError(f"{path}: not a readable SQLite database ({error}); start a new search") from None
+    if triggers:
+        raise InputError(
+            f"{path}: has triggers ({', '.join(str(row[0]) for row in triggers)}), which optuna never makes and which "
+            "could change what a trial measured; start a new search"
+        )
 
 
 def _explore(optuna: Any, study: Any, state: SearchState) -> str:

@@ -7,6 +7,7 @@ says made it. They are then measured and judged exactly like a built variant."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from targets.onnx_external_data import external_data_locations
 
 LABEL_SEPARATOR = "="
 MAX_LABEL_CHARS = 80
+# a label never ends like a model file: `a=b.onnx` is one file name
+MODEL_SUFFIXES = (".onnx", ".pt2")
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ class CandidateSpec:
     def parse_unchecked(cls, text: str) -> CandidateSpec:
         """The source and label of `text`, without looking whether the source exists."""
         source, separator, label = text.rpartition(LABEL_SEPARATOR)
-        if not separator or not source or "/" in label:  # no label (or '=' belongs to a folder's name)
+        # no label; or the '=' belongs to a file's or folder's name (cand/a=b.onnx, a=b/model.onnx)
+        if not separator or not source or "/" in label or os.path.lexists(text) or label.endswith(MODEL_SUFFIXES):
             source, label = text, _default_label(text)
         source, label = source.strip(), label.strip()
         if not source:

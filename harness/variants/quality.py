@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.models.data import LabelledData
 from targets.errors import SpeedproofError
-from targets.inputs import DEFAULT_SEED, ModelInput, generate_feed, resolve_input_specs
+from targets.inputs import DEFAULT_SEED, ModelInput, feed_bytes, generate_feed, max_feed_bytes, resolve_input_specs
 from targets.profiles import BackendSpec
 from targets.runners.base import Runner
 
@@ -45,9 +45,14 @@ def generated_feeds(
     model_inputs: Sequence[ModelInput], overrides: dict[str | None, tuple[int, ...]], samples: int = FIDELITY_SAMPLES
 ) -> list[Feed]:
     """A fixed list of generated batches, the same for the same model inputs."""
-    batch = evaluation_batch(model_inputs, FIDELITY_BATCH)
+    fixed = evaluation_batch(model_inputs, 0)
+    # one sample must fit the input cap (else its error names batch 1); the batches shrink to fit it
+    sample_bytes = max(1, feed_bytes(resolve_input_specs(list(model_inputs), 1, overrides)))
+    fitting = max(1, max_feed_bytes() // sample_bytes)
+    batch = fixed or min(FIDELITY_BATCH, fitting)
     specs = resolve_input_specs(list(model_inputs), batch, overrides)
-    return [generate_feed(specs, seed=FIDELITY_SEED + index) for index in range(max(1, samples // batch))]
+    count = max(1, min(samples // batch, fitting // batch))  # all of them held at once: within the cap too
+    return [generate_feed(specs, seed=FIDELITY_SEED + index) for index in range(count)]
 
 
 def data_feeds(model_inputs: Sequence[ModelInput], inputs: np.ndarray, batch: int) -> list[Feed]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.models.sources import check_model_source
+from harness.models.zoo import ZOO
 from harness.progress import ProgressCallback, no_progress
 from harness.recipes.grammar import parse_recipe_list
 from harness.records.cells import NOT_MEASURED, CellKey, CellStatus, GatePlacement, VerdictCell
@@ -245,7 +246,12 @@ def _candidate_texts(value: Any, where: str, path: Path) -> tuple[str, ...]:
             source, label = spec.source, spec.label
         else:
             raise ConfigurationError(f'{path}: {where}[{position}] = {item!r}; expected "PATH[=LABEL]" or a table')
-        if source.endswith((".onnx", ".pt2", ".pt", ".pth")):
+        if label and ("/" in label or "=" in label):
+            raise ConfigurationError(
+                f"{path}: {where}[{position}]: the label {label!r} holds '/' or '=', which a label may not (they "
+                "separate a path from its label); name it without them"
+            )
+        if ":" not in source and source not in ZOO:  # a file (whatever its suffix): beside the config
             source = config_relative(source, path, f"{where}[{position}]")
         texts.append(
             f"{source}={label or CandidateSpec.parse_unchecked(item if isinstance(item, str) else source).label}"

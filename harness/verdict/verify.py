@@ -31,7 +31,7 @@ from harness.verdict.batch_curve import BatchPoint, curve_text
 from harness.verdict.policy import Policy, target_policy
 from harness.verdict.reasons import SPEED_CODES, Verdict
 from harness.verdict.rules import Evidence, decide, interval_text, mac_reduction
-from targets.errors import SpeedproofError
+from targets.errors import SpeedproofError, UsageError
 from targets.inputs import InputSettings
 from targets.profiles import BackendSpec, ResolvedProfile
 from targets.runners.base import Runner, WorkerRequest
@@ -108,10 +108,30 @@ def run_verify(
         candidate_texts=request.candidates,
         inputs=request.inputs,
     )
+    check_batches_fit(prepared, context)
     cells = verify_prepared(prepared, context)
     record = verification_record("verify", context, run_id, request.model, prepared, cells, work_dir).as_dict()
     path = write_record(record, request.out_dir, label=f"verify-{prepared.source.name}")
     return record, path
+
+
+def check_batches_fit(prepared: PreparedVariants, context: VerifyContext) -> None:
+    """Raise a UsageError, before anything is measured, when the inputs at a batch size the run will
+    use (the policy's, its throughput and probe batches, the curve's) pass the memory cap, naming the
+    option that asked for it."""
+    schedule = context.policy.schedule
+    asked = [
+        ("--batch-size", schedule.batch_size, ""),
+        ("--throughput-batch-size", schedule.throughput_batch_size, "; or 0 to measure no throughput pair"),
+        ("--probe-batch-size", schedule.probe_batch_size, "; or 0 to probe no larger batch"),
+        *(("--batch-sizes", size, "") for size in context.curve_batch_sizes),
+    ]
+    for option, batch, turn_off in asked:
+        if batch:
+            try:
+                prepared.timed_specs(batch)
+            except SpeedproofError as error:
+                raise UsageError(f"{option} {batch} (the policy's, or the option's): {error}{turn_off}") from None
 
 
 def require_variants(recipe_texts: tuple[str, ...], candidate_texts: tuple[str, ...] = ()) -> None:

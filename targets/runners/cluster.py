@@ -117,7 +117,9 @@ def connect(scheduler: str) -> Client:
         # the default client: Dask's actor handles (live A/B workers) find their client that way
         client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=True)
     except (OSError, TimeoutError) as error:
-        raise RemoteError(f"{scheduler}: no Dask scheduler answers ({error})", FailureKind.LOST) from None
+        from targets.runners.fleet_probe import connection_problem
+
+        raise RemoteError(f"{scheduler}: {connection_problem(error, scheduler)}", FailureKind.LOST) from None
     _CLIENTS[scheduler] = client
     return client
 

@@ -156,7 +156,7 @@ def quiet_dask_logs() -> None:
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
-def set_artifact_cache(folder: str | None) -> None:
+def set_artifact_cache(folder: str | os.PathLike[str] | None) -> None:
     """Where this worker keeps artifacts by content hash (the board agent's cache; inherited by its steps)."""
     if folder:
-        os.environ["SPEEDPROOF_BOARD_CACHE"] = folder
+        os.environ["SPEEDPROOF_BOARD_CACHE"] = str(folder)

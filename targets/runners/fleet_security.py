@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from targets.errors import ConfigurationError
+from targets.files_in import checked_input
 
 ROLES = ("scheduler", "worker", "client")
 TLS_OPTIONS = "--tls-ca-file, --tls-cert and --tls-key"
@@ -47,8 +48,8 @@ class FleetTLS:
             raise ConfigurationError(f"TLS needs {TLS_OPTIONS} together; {', '.join(missing)} missing")
         for option, value in (("--tls-ca-file", self.ca_file), ("--tls-cert", self.cert), ("--tls-key", self.key)):
             assert value is not None
-            if not value.is_file():
-                raise ConfigurationError(f"{option} {value}: file not found")
+            checked_input(value, option, ConfigurationError)
+        _check_dates(self.cert)
 
     def apply(self) -> None:
         """Put the files into Dask's config for every role, with encryption required (this process)."""
@@ -65,6 +66,36 @@ class FleetTLS:
             settings[f"distributed.comm.tls.{role}.cert"] = str(self.cert)
             settings[f"distributed.comm.tls.{role}.key"] = str(self.key)
         dask.config.set(settings)
+
+
+def _check_dates(cert: Path | None) -> None:
+    """Refuse a certificate that is expired or not valid yet: the other side refuses it during the
+    handshake, and under TLS 1.3 this side then sees only a closed connection, never why."""
+    try:
+        import datetime
+
+        from cryptography import x509
+    except ImportError:  # no fleet extra: the fleet commands say which to install
+        return
+    from targets.files_in import CERTIFICATE_CAP_BYTES, read_input_bytes
+
+    assert cert is not None
+    data = read_input_bytes(cert, "--tls-cert", CERTIFICATE_CAP_BYTES, ConfigurationError)
+    try:
+        certificate = x509.load_pem_x509_certificate(data)
+    except ValueError as error:
+        raise ConfigurationError(f"--tls-cert {cert}: not a PEM certificate ({error})") from None
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if certificate.not_valid_after_utc < now:
+        raise ConfigurationError(
+            f"--tls-cert {cert}: expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; the fleet refuses "
+            "it. Sign a new one with the fleet's CA (README: fleets over TLS)"
+        )
+    if certificate.not_valid_before_utc > now:
+        raise ConfigurationError(
+            f"--tls-cert {cert}: not valid before {certificate.not_valid_before_utc:%Y-%m-%d %H:%M} UTC (check this "
+            "host's clock)"
+        )
 
 
 def tls_configured(role: str = "client") -> bool:
@@ -135,3 +166,24 @@ def warn_plaintext_client(scheduler: str) -> None:
             f"unencrypted and anyone who reaches it can run code on its workers; use tls:// with {TLS_OPTIONS}",
             file=sys.stderr,
         )
+
+
+def check_bindable(host: str | None, who: str) -> None:
+    """Raise ConfigurationError when `host` is not an address this host can listen on (Dask would log
+    a traceback and fail to start)."""
+    if not host:
+        return
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise ConfigurationError(
+            f"{who}: --host {host}: not an address or a name this host resolves ({error})"
+        ) from None
+    family, kind, protocol, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.bind(address)
+    except OSError as error:
+        raise ConfigurationError(
+            f"{who}: --host {host}: cannot listen there ({error.strerror or error}); pass an address of this host"
+        ) from None

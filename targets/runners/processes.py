@@ -16,13 +16,23 @@ from pathlib import Path
 from targets.interrupts import raise_if_interrupted
 
 STDERR_TAIL_LINES = 8
+# how long the reaper of user code gets to stop what it started
+REAPER_GRACE_S = 5.0
+# what of a process's output is read to show its tail
+STDERR_TAIL_BYTES = 16 * 1024
+STDERR_LINE_CHARS = 400
 
 
 def stderr_tail(path: Path) -> str:
+    """The last lines a process wrote, read from the file's end only (a process that printed
+    hundreds of megabytes costs no more than one that printed a line)."""
     try:
-        lines = path.read_text(errors="replace").strip().splitlines()
+        with path.open("rb") as handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - STDERR_TAIL_BYTES))
+            text = handle.read(STDERR_TAIL_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return ""
+    lines = [line[:STDERR_LINE_CHARS] for line in text.strip().splitlines()]
     return "\n".join(lines[-STDERR_TAIL_LINES:])
 
 
@@ -46,11 +56,20 @@ def python_module_command(module: str, *arguments: str) -> tuple[str, ...]:
 
 
 def run_to_end(
-    command: Sequence[str], output_path: Path, timeout_s: float, preexec_fn: Callable[[], None] | None = None
+    command: Sequence[str],
+    output_path: Path,
+    timeout_s: float,
+    preexec_fn: Callable[[], None] | None = None,
+    reaped: bool = False,
+    cwd: Path | None = None,
 ) -> int | None:
     """Run `command` with stdout and stderr into `output_path`; return its exit status, or None when
     it ran out of time and was killed. However the wait ends (Ctrl-C, SIGTERM), neither it nor any
-    process it started outlives it: it runs in a session of its own, whose whole group is killed."""
+    process it started outlives it: it runs in a session of its own, whose whole group is killed;
+    with `reaped` (user code) it runs under `targets.runners.reaper`, which also stops what left that
+    session with `setsid`."""
+    if reaped:
+        command = python_module_command("targets.runners.reaper", *command)
     with output_path.open("wb") as output:
         process = subprocess.Popen(
             list(command),
@@ -59,6 +78,7 @@ def run_to_end(
             stderr=output,
             preexec_fn=preexec_fn,
             start_new_session=True,
+            cwd=cwd,
         )
         try:
             raise_if_interrupted()
@@ -66,6 +86,10 @@ def run_to_end(
         except subprocess.TimeoutExpired:
             return None
         finally:
+            if reaped and process.poll() is None:
+                process.terminate()  # the reaper stops everything below it, then itself
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=REAPER_GRACE_S)
             kill_process_group(process.pid)
             if process.poll() is None:
                 process.kill()

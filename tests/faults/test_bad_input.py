@@ -148,7 +148,7 @@ def test_damaged_records(tmp_path, capsys, case, report_format):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"{not json", "not a readable JSON record"), (b"[" * 100000, "not a readable JSON record"), (b"\xff\xfe", "")],
+    [(b"{not json", "not valid JSON"), (b"[" * 100000, "not valid JSON"), (b"\xff\xfe", "not UTF-8")],
 )
 def test_unreadable_records(tmp_path, capsys, content, message):
     path = tmp_path / "record.json"

@@ -59,12 +59,12 @@ def test_gate_outputs_never_replace_its_config(sandbox, tiny_conv_onnx, output_o
     before = hashlib.sha256(config.read_bytes()).hexdigest()
     completed = sandbox.run("gate", "--config", str(config), output_option, str(config), timeout=120)
     assert completed.returncode == 2
-    assert "is an input of this command; it is never written over" in completed.stderr
+    assert "was not written by speedproof" in completed.stderr
     assert hashlib.sha256(config.read_bytes()).hexdigest() == before
 
 
 def test_gate_junit_into_a_folder_is_refused_before_measuring(sandbox, tiny_conv_onnx):
     config = _config(sandbox.root, _check(str(tiny_conv_onnx)))
     completed = sandbox.run("gate", "--config", str(config), "--junit", str(sandbox.root), timeout=120)
-    assert completed.returncode == 2 and "is a folder; pass a file path" in completed.stderr
+    assert completed.returncode == 2 and "is a folder; pass the path of a new file" in completed.stderr
     assert no_traceback(completed.stderr) and not sandbox.records()

@@ -51,8 +51,8 @@ def _search_folder(tmp_path: Path, settings: bytes | None) -> Path:
     ("settings", "message"),
     [
         (None, "not the folder of a search: it holds no search.json and study.db"),
-        (b"{not json", "not readable JSON"),
-        (b"\xff\xfe", "not readable JSON"),
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not UTF-8 text"),
         (b"[1, 2]", "not the settings of a speedproof search"),
         (json.dumps({"model": "m"}).encode(), "not the settings of a speedproof search (KeyError"),
         (json.dumps({"model": 7}).encode(), "model is 7"),

@@ -112,7 +112,7 @@ def test_function_source_without_shape_says_what_to_pass(tmp_path, monkeypatch, 
 def test_the_speedproof_script_exits_quickly():
     from pathlib import Path
 
-    assert 'speedproof = "harness.cli:script_main"' in (Path(__file__).parents[3] / "pyproject.toml").read_text()
+    assert 'speedproof = "harness.entry:script_main"' in (Path(__file__).parents[3] / "pyproject.toml").read_text()
 
 
 @pytest.mark.parametrize("name", COMMAND_MODULES)

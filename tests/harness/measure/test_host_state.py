@@ -55,12 +55,21 @@ def test_the_history_keeps_the_latest_levels_and_knows_the_usual_one_after_enoug
 
 
 @pytest.mark.parametrize("content", ["not json", '{"level": 1}', '[{"level": "x"}, {"level": -1}, 5]'])
-def test_a_damaged_history_is_ignored_and_replaced(tmp_path, content):
+def test_a_damaged_or_foreign_history_is_ignored_and_left_as_it_is(tmp_path, content):
     history = LevelHistory(tmp_path, "key")
     history.path.write_text(content)
     assert history.levels() == []
+    history.add(3.0)  # no error
+    assert history.path.read_text() == content  # not speedproof's: never replaced
+
+
+def test_damaged_entries_of_a_history_are_left_out(tmp_path):
+    history = LevelHistory(tmp_path, "key")
     history.add(3.0)
-    assert [entry["level"] for entry in json.loads(history.path.read_text())] == [3.0]
+    stored = json.loads(history.path.read_text())
+    stored["levels"] += [{"level": "x"}, {"level": -1}, 5]
+    history.path.write_text(json.dumps(stored))
+    assert history.levels() == [3.0]
 
 
 def test_a_history_that_is_a_link_is_neither_read_nor_followed(tmp_path):
@@ -70,8 +79,8 @@ def test_a_history_that_is_a_link_is_neither_read_nor_followed(tmp_path):
     os.symlink(victim, history.path)
     assert history.levels() == []
     history.add(2.0)
-    assert json.loads(victim.read_text()) == [{"level": 1.0}] * 5  # the link was replaced, not its target
-    assert not history.path.is_symlink()
+    assert json.loads(victim.read_text()) == [{"level": 1.0}] * 5  # its target untouched
+    assert history.path.is_symlink()
 
 
 def test_a_read_only_cache_costs_the_history_not_the_run(tmp_path):

@@ -164,3 +164,73 @@ def test_only_the_agents_steps_run_and_put_stays_in_the_cache(tmp_path, monkeypa
     with pytest.raises(ValueError, match="not a file name"):
         board_agent.put("0" * 64, "../escape", io.BytesIO(b"x"))
     assert not (tmp_path / "escape").exists()
+
+
+def _expired_certificate(certs: Path, folder: Path) -> Path:
+    """A certificate signed by the fleet's own CA that expired yesterday (with its key), in `folder`."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca = x509.load_pem_x509_certificate((certs / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((certs / "ca-key.pem").read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=30))
+        .not_valid_after(now - datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    folder.mkdir()
+    (folder / "ca.pem").write_bytes((certs / "ca.pem").read_bytes())
+    (folder / "fleet.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "fleet-key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder
+
+
+def test_a_misconfigured_worker_says_why_instead_of_hanging(tls_fleet, tmp_path):
+    """Dask retries a worker's registration forever and logs why only below WARNING: each of these
+    hung in silence. Now each ends at once, saying what is wrong."""
+    scheduler, certs = tls_fleet
+    from targets.runners.fleet_certificates import ensure_certificates
+
+    other = ensure_certificates(tmp_path / "other-ca").folder
+    expired = _expired_certificate(certs, tmp_path / "expired")
+    worker = ["worker", "--target", "x86-cpu", "--host", "127.0.0.1"]
+    cases = {
+        "another CA's certificate and trust": ([*worker, "--scheduler", scheduler, *_tls_flags(other)], "refused the"),
+        "a trust store of another CA": (
+            [*worker, "--scheduler", scheduler, "--tls-ca-file", str(other / "ca.pem"), *_tls_flags(certs)[2:]],
+            "this side refused the scheduler's certificate",
+        ),
+        "an expired certificate": (
+            [*worker, "--scheduler", scheduler, *_tls_flags(expired)],
+            "fleet.pem: expired on ",
+        ),
+        "plaintext to a TLS scheduler": (
+            [*worker, "--scheduler", scheduler.replace("tls://", "tcp://")],
+            "if it is a TLS scheduler, use its tls:// address",
+        ),
+    }
+    for name, (arguments, said) in cases.items():
+        completed = _run(*arguments, timeout=60)  # it hung forever before
+        assert completed.returncode == 2, (name, completed.stderr)
+        assert said in completed.stderr and "Traceback" not in completed.stderr, (name, completed.stderr)
+
+
+def test_a_client_is_told_its_certificate_expired(tls_fleet, tiny_conv_onnx, tmp_path):
+    scheduler, certs = tls_fleet
+    expired = _expired_certificate(certs, tmp_path / "expired")
+    completed = _run("bench", str(tiny_conv_onnx), "--cluster", scheduler, "--target", "x86-cpu", *_tls_flags(expired))
+    assert completed.returncode == 2 and "fleet.pem: expired on " in completed.stderr, completed.stderr
