@@ -5,9 +5,7 @@ are multiples of 8 and of 16)."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import math
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from exporters.mac_count import NAMED_UNRESOLVED, MacCount, model_macs, nbits_sizes
 from exporters.onnx_file import in_dependency_order
 from targets.onnx_external_data import external_data_files
 
@@ -26,8 +25,6 @@ HASH_CHUNK_BYTES = 1 << 20
 DEFLATE_LEVEL = 6  # zlib's default, what `zip` uses
 ALIGNMENTS = (8, 16)
 MISALIGNED_EXAMPLES = 8
-CONV_OPS = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}  # op -> index of its weight input
-MATMUL_OPS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3)}  # op -> (A, B) inputs
 # element types that hold weights; int64 and bool initializers are shapes, indices and masks
 WEIGHT_TYPES = {
     onnx.TensorProto.FLOAT,
@@ -38,8 +35,6 @@ WEIGHT_TYPES = {
     onnx.TensorProto.UINT8,
     onnx.TensorProto.INT32,
 }
-# ops that pass a weight through unchanged in kind (dequantize, cast, transpose of an initializer)
-WEIGHT_PASS_THROUGH_OPS = {"DequantizeLinear", "Cast", "Transpose", "Identity"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +61,8 @@ class ArtifactFacts:
     alignment: ChannelAlignment
     # parameters per element type (float32, float16, int8, ...): a file compressed elsewhere says its precision here
     weight_dtypes: dict[str, int] = field(default_factory=dict)
+    # what was not counted and why, and how control flow (If, Loop, Scan) was counted
+    macs_notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -118,137 +115,30 @@ def _weight_tensors(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     }
 
 
-def _batch_one_shapes(
-    model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None
-) -> dict[str, tuple[int, ...]]:
-    """Every tensor's shape with the inputs at `input_shapes` (whole shapes at batch 1, from
-    --input-shape or the data), else with their symbolic leading (batch) dims set to 1; only fully
-    known shapes are kept."""
-    input_shapes = input_shapes or {}
-    fixed = copy.deepcopy(model)
-    del fixed.graph.value_info[:]  # recomputed below with the concrete batch
-    initializer_names = {init.name for init in fixed.graph.initializer}
-    for value in fixed.graph.input:
-        if value.name in initializer_names:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        given = input_shapes.get(value.name)
-        if given is not None and len(given) == len(dims):
-            for dim, size in zip(dims, given, strict=True):
-                dim.Clear()
-                dim.dim_value = size
-        elif dims and not dims[0].HasField("dim_value"):
-            dims[0].Clear()
-            dims[0].dim_value = 1
-    for value in fixed.graph.output:
-        for dim in value.type.tensor_type.shape.dim:
-            if not dim.HasField("dim_value"):
-                dim.Clear()
-    _stand_in_for_nbits_matmuls(fixed.graph)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
-    except Exception:
-        inferred = fixed  # facts other than MACs do not need shapes
-    shapes: dict[str, tuple[int, ...]] = {}
-    for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
-            continue
-        dims = value.type.tensor_type.shape.dim
-        if all(dim.HasField("dim_value") for dim in dims):
-            shapes[value.name] = tuple(int(dim.dim_value) for dim in dims)
-    for init in inferred.graph.initializer:
-        shapes[init.name] = tuple(init.dims)
-    return shapes
-
-
 def _packed_4bit_weights(model: onnx.ModelProto) -> dict[str, int]:
     """MatMulNBits' packed weight tensors (two 4-bit weights a byte, and padding) -> the K x N
     weights they hold, counted as params (and as non-zero: packed nibbles say nothing of zeros)."""
     packed = {}
     for node in model.graph.node:
-        sizes = _nbits_sizes(node)
+        sizes = nbits_sizes(node)
         if sizes is not None and len(node.input) > 1:
             packed[node.input[1]] = sizes[0] * sizes[1]
     return packed
 
 
-def _nbits_sizes(node: onnx.NodeProto) -> tuple[int, int] | None:
-    """(K, N) of a MatMulNBits node's weight, from its attributes; None for any other node."""
-    if node.op_type != "MatMulNBits":
-        return None
-    sizes = {attribute.name: attribute.i for attribute in node.attribute if attribute.name in ("K", "N")}
-    return (sizes["K"], sizes["N"]) if len(sizes) == 2 else None
-
-
-def _stand_in_for_nbits_matmuls(graph: onnx.GraphProto) -> None:
-    """ONNX's shape inference does not know onnxruntime's MatMulNBits (4-bit weights), so nothing
-    after one would get a shape: for shapes only, each becomes a MatMul with a (K, N) weight that
-    is declared, not stored. MACs then count it as the MatMul it computes."""
-    for node in graph.node:
-        sizes = _nbits_sizes(node)
-        if sizes is None or node.domain != "com.microsoft":
-            continue
-        weight = f"{node.output[0]}_nbits_weight_shape"
-        graph.input.append(onnx.helper.make_tensor_value_info(weight, onnx.TensorProto.FLOAT, list(sizes)))
-        first = node.input[0]
-        del node.attribute[:]
-        del node.input[:]
-        node.input.extend([first, weight])  # a bias, where it has one, does not change the shape
-        node.op_type, node.domain = "MatMul", ""
-
-
-def _count_macs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> tuple[int, int, list[int]]:
-    """(MACs, nodes whose shapes were unknown, output widths of weight-bearing conv/linear layers)."""
-    producers = {output: node for node in model.graph.node for output in node.output}
-    constants = {init.name for init in model.graph.initializer} | {
-        node.output[0] for node in model.graph.node if node.op_type == "Constant"
-    }
-
-    def is_weight(name: str) -> bool:
-        while name not in constants:
-            producer = producers.get(name)
-            if producer is None or producer.op_type not in WEIGHT_PASS_THROUGH_OPS:
-                return False
-            name = producer.input[0]
-        return True
-
-    macs = unresolved = 0
-    widths: list[int] = []
-    for node in model.graph.node:
-        output = shapes.get(node.output[0]) if node.output else None
-        if node.op_type in CONV_OPS:
-            weight = shapes.get(node.input[CONV_OPS[node.op_type]])
-            if output is None or weight is None:
-                unresolved += 1
-                continue
-            macs += math.prod(output) * math.prod(weight[1:])
-            widths.append(weight[0])
-        elif node.op_type == "Gemm":
-            first = shapes.get(node.input[0])
-            if output is None or first is None:
-                unresolved += 1
-                continue
-            transposed = any(a.name == "transA" and a.i for a in node.attribute)
-            macs += math.prod(output) * first[0 if transposed else 1]
-            widths.append(output[-1])
-        elif (sizes := _nbits_sizes(node)) is not None:  # 4-bit weights of (K, N), given as attributes
-            first = shapes.get(node.input[0])
-            if output is None or first is None:
-                unresolved += 1
-                continue
-            macs += math.prod(output) * first[-1]
-            widths.append(sizes[1])
-        elif node.op_type in MATMUL_OPS:
-            a_index, b_index = MATMUL_OPS[node.op_type]
-            first = shapes.get(node.input[a_index])
-            if output is None or first is None:
-                unresolved += 1
-                continue
-            macs += math.prod(output) * first[-1]
-            second = shapes.get(node.input[b_index])
-            if second is not None and len(second) == 2 and is_weight(node.input[b_index]):
-                widths.append(second[-1])
-    return macs, unresolved, widths
+def macs_notes(counted: MacCount) -> list[str]:
+    """The record's words on the MACs: how control flow was counted, and the nodes (a few, and how
+    many) whose shapes stayed unknown, so MACs are "-"."""
+    notes = list(counted.notes)
+    if counted.unresolved:
+        more = len(counted.unresolved) - NAMED_UNRESOLVED
+        notes.append(
+            f"MACs unknown: {len(counted.unresolved)} node(s) without shapes: "
+            + "; ".join(counted.unresolved[:NAMED_UNRESOLVED])
+            + (f"; and {more} more" if more > 0 else "")
+            + " (a symbolic dim other than the batch: fix it with --input-shape or --data)"
+        )
+    return notes
 
 
 def alignment_of(widths: list[int]) -> ChannelAlignment:
@@ -271,8 +161,7 @@ def artifact_facts(
     weights = _weight_tensors(full)
     packed = _packed_4bit_weights(full)
     ordered = in_dependency_order(full)  # shape inference reads the nodes in order
-    shapes = _batch_one_shapes(ordered, input_shapes)
-    macs, unresolved, widths = _count_macs(ordered, shapes)
+    counted = model_macs(ordered, input_shapes)
     histogram = Counter(
         node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}" for node in full.graph.node
     )
@@ -283,11 +172,12 @@ def artifact_facts(
         zipped_bytes=zipped_bytes,
         params=int(sum(packed.get(name, array.size) for name, array in weights.items())),
         nonzero_params=int(sum(packed.get(name, np.count_nonzero(array)) for name, array in weights.items())),
-        macs=None if unresolved else macs,
-        macs_unresolved_nodes=unresolved,
+        macs=None if counted.unresolved else counted.macs,
+        macs_unresolved_nodes=len(counted.unresolved),
         op_histogram=dict(histogram.most_common()),
-        alignment=alignment_of(widths),
+        alignment=alignment_of(counted.widths),
         weight_dtypes=_weight_dtypes(full),
+        macs_notes=macs_notes(counted),
     )
 
 

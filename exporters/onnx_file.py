@@ -74,20 +74,45 @@ def in_dependency_order(model: onnx.ModelProto) -> onnx.ModelProto:
     inference, which reads the nodes in order); unsortable graphs come back as they are."""
     available = {value.name for value in model.graph.input} | {init.name for init in model.graph.initializer} | {""}
     for node in model.graph.node:
-        if not all(name in available for name in node.input):
+        if not all(name in available for name in node_reads(node)):
             return _topologically_sorted(model) or model
         available.update(node.output)
     return model
 
 
+def node_reads(node: onnx.NodeProto) -> set[str]:
+    """Every value a node reads: its inputs, and what the graphs of its attributes (an `If`'s
+    branches, a `Loop`'s or `Scan`'s body, at any depth) read from outside themselves — the node
+    must come after the producers of both."""
+    reads = set(node.input)
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+        for graph in graphs:
+            reads |= _outer_reads(graph)
+    return reads
+
+
+def _outer_reads(graph: onnx.GraphProto) -> set[str]:
+    """The values a subgraph reads that it neither takes as inputs nor makes itself."""
+    own = {value.name for value in graph.input} | {init.name for init in graph.initializer}
+    own |= {init.values.name for init in graph.sparse_initializer}
+    reads: set[str] = set()
+    for node in graph.node:
+        reads |= node_reads(node)
+        own.update(node.output)
+    reads |= {value.name for value in graph.output}
+    return reads - own
+
+
 def _topologically_sorted(model: onnx.ModelProto) -> onnx.ModelProto | None:
-    """A copy of `model` with its top-level nodes in dependency order (Kahn's algorithm), or None."""
+    """A copy of `model` with its top-level nodes in dependency order (Kahn's algorithm), or None.
+    A node with subgraphs depends on what they read from the main graph too (`node_reads`)."""
     available = {value.name for value in model.graph.input} | {init.name for init in model.graph.initializer}
     available.add("")  # an omitted optional input
     pending = list(model.graph.node)
     ordered: list[onnx.NodeProto] = []
     while pending:
-        ready = [node for node in pending if all(name in available for name in node.input)]
+        ready = [node for node in pending if all(name in available for name in node_reads(node))]
         if not ready:
             return None
         for node in ready:

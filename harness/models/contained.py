@@ -45,6 +45,7 @@ class ContainedExport:
     onnx_path: Path
     latency_only: bool
     provides: frozenset[str]
+    state_path: Path | None = None  # the exported module's weights (state_dict), for the CLI's own call
 
 
 def source_limits() -> tuple[float, int]:
@@ -62,16 +63,21 @@ def export_in_contained_process(
     """Import and call the source function (or, with `program`, load the `.pt2` file `spec`) in a
     contained process that exports the result to `onnx_path`; a failure of any kind becomes a
     SpeedproofError saying what happened."""
+    state_path = onnx_path.resolve().with_suffix(".state.pt")
     request = {
         "spec": str(Path(spec).resolve()) if program else spec,
         "input_shapes": [[name, list(shape)] for name, shape in input_shapes.items()],
         "onnx_path": str(onnx_path.resolve()),
+        "state_path": str(state_path),
         "program": program,
     }
     doing = ("loading" if program else "importing and calling") + " it"
     result = run_contained("harness.models.contained", request, f"model {spec!r}", doing)
     return ContainedExport(
-        onnx_path=onnx_path, latency_only=bool(result["latency_only"]), provides=frozenset(result["provides"])
+        onnx_path=onnx_path,
+        latency_only=bool(result["latency_only"]),
+        provides=frozenset(result["provides"]),
+        state_path=None if program else state_path,
     )
 
 
@@ -181,6 +187,7 @@ def _run_contained(request: dict[str, Any]) -> dict[str, Any]:
         function = import_source_function(spec, request["folder"])
         torch_model = as_torch_model(spec, call_source_function(spec, function), shapes)
         export_torch_model(torch_model, Path(request["onnx_path"]))
+        _save_state(torch_model, Path(request["state_path"]))
     except SpeedproofError as error:
         return {"status": "failed", "error": str(error)}
     except MemoryError:
@@ -192,6 +199,14 @@ def _run_contained(request: dict[str, Any]) -> dict[str, Any]:
         "latency_only": torch_model.latency_only,
         "provides": sorted(torch_model.provided_data()),
     }
+
+
+def _save_state(torch_model: Any, path: Path) -> None:
+    """The exported module's weights and buffers, for the CLI to load into its own call's module."""
+    import torch
+
+    if isinstance(torch_model.module, torch.nn.Module):
+        torch.save({name: value.detach().cpu() for name, value in torch_model.module.state_dict().items()}, path)
 
 
 def _export_program_contained(

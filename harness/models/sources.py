@@ -181,7 +181,9 @@ def _export_function_source(
 
     def load_torch() -> TorchModel:
         function = import_source_function(spec, folder)
-        return as_torch_model(spec, call_source_function(spec, function), input_shapes)
+        torch_model = as_torch_model(spec, call_source_function(spec, function), input_shapes)
+        carry_exported_state(torch_model, exported.state_path, spec)
+        return torch_model
 
     return ResolvedSource(
         function_name,
@@ -192,6 +194,25 @@ def _export_function_source(
         load_torch,
         exported.provides,
     )
+
+
+def carry_exported_state(torch_model: TorchModel, state_path: Path | None, spec: str) -> None:
+    """Give the module this process built the weights of the one that was exported (its state,
+    saved by the contained export): a function that draws random weights on every call
+    (`torchvision.models:squeezenet1_1`) returns another net each time, and a torch recipe's variant
+    must be the exported baseline, changed, not an unrelated net."""
+    import torch
+
+    if state_path is None or not state_path.is_file() or not isinstance(torch_model.module, torch.nn.Module):
+        return
+    state = torch.load(state_path, weights_only=True)
+    try:
+        torch_model.module.load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError) as error:
+        raise InputError(
+            f"model {spec!r}: a second call returned a network of another structure than the exported one "
+            f"({str(error).splitlines()[0][:200]}); the function must build the same network every time"
+        ) from None
 
 
 def _export_program_source(

@@ -168,6 +168,9 @@ def variants_notes(record: dict[str, Any]) -> list[str]:
         if variant["status"] != "ok":
             notes.append(f"FAILED {variant['recipe']}: {variant['error']}")
         notes.extend(f"warning {variant['recipe']}: {warning}" for warning in variant.get("warnings", []))
+        notes.extend(
+            f"MACs {variant['recipe']}: {note}" for note in (variant.get("artifact") or {}).get("macs_notes", [])
+        )
         notes.extend(step_round_notes(variant))
     source = record.get("model_source") or {}
     if source.get("latency_only"):
@@ -317,7 +320,7 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 
 def verdict_next_step(verdict: dict[str, Any]) -> str:
-    """keep, tune, reject or remeasure; records written before next_step existed get it from their codes."""
+    """keep, tune, reject, remeasure or fix; records written before next_step existed get it from their codes."""
     if verdict.get("next_step"):
         return str(verdict["next_step"])
     try:
@@ -343,6 +346,8 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
             lines.append(f"next step {where}: {_next_step_advice(verdict)}")
         lines.extend(f"warning {where}: {warning}" for warning in cell.get("warnings", []))
         artifact = cell.get("artifact") or {}
+        if cell.get("reference") or cell["variant"] == "baseline" or artifact.get("macs") is None:
+            lines.extend(f"MACs {where}: {note}" for note in artifact.get("macs_notes") or [])
         if verdict.get("decision") == "ACCEPT" and artifact.get("path"):
             kept = "" if Path(artifact["path"]).is_file() else " (no longer on disk)"
             lines.append(

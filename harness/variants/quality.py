@@ -106,6 +106,11 @@ def top1_accuracy(first_outputs: np.ndarray, labels: np.ndarray) -> dict[str, An
 
 # an SNR past this is reported as this: the outputs are the same to float precision
 MAX_SNR_DB = 200.0
+# closeness per channel: axes of at most this many channels; a channel the baseline holds constant
+# (its variation below this share of the most varied channel's) is not judged; the worst kept
+MAX_CHANNELS = 4096
+CONSTANT_CHANNEL_SHARE = 1e-9
+WORST_CHANNELS_KEPT = 128
 
 
 def is_class_scores(outputs: np.ndarray) -> bool:
@@ -125,6 +130,39 @@ def fitting_measure(baseline_outputs: list[np.ndarray]) -> tuple[str, str]:
 
 
 @dataclass
+class _ChannelSums:
+    """Running sums per channel of one axis of an output (its values over the samples and the
+    other axes): the baseline's sum and sum of squares, and the squared differences."""
+
+    axis: int
+    count: int = 0
+    base: np.ndarray | None = None
+    base_squares: np.ndarray | None = None
+    noise: np.ndarray | None = None
+
+    def add(self, output: np.ndarray, reference: np.ndarray) -> None:
+        values = np.moveaxis(output, self.axis, 0).reshape(output.shape[self.axis], -1)
+        base = np.moveaxis(reference, self.axis, 0).reshape(reference.shape[self.axis], -1)
+        sums = (base.sum(1), (base**2).sum(1), ((values - base) ** 2).sum(1))
+        if self.base is None or self.base_squares is None or self.noise is None:
+            self.base, self.base_squares, self.noise = sums
+        else:
+            self.base, self.base_squares = self.base + sums[0], self.base_squares + sums[1]
+            self.noise = self.noise + sums[2]
+        self.count += base.shape[1]
+
+    def snr_db(self) -> np.ndarray:
+        """Each channel's standardized SNR: its variation in the baseline over the variant's error
+        (NaN for a channel the baseline holds constant: nothing to judge)."""
+        assert self.base is not None and self.base_squares is not None and self.noise is not None
+        signal = np.maximum(self.base_squares - self.base**2 / max(self.count, 1), 0.0)
+        judged = signal > CONSTANT_CHANNEL_SHARE * float(signal.max(initial=0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr = np.where(self.noise > 0, 10 * np.log10(signal / self.noise), MAX_SNR_DB)
+        return np.where(judged, np.minimum(snr, MAX_SNR_DB), np.nan)
+
+
+@dataclass
 class _Closeness:
     """Running sums of one output's closeness over the feeds."""
 
@@ -133,6 +171,7 @@ class _Closeness:
     signal: float = 0.0
     max_abs: float = 0.0
     incomparable: str | None = None
+    channels: list[_ChannelSums] | None = None
 
     def add(self, values: np.ndarray, reference: np.ndarray, where: str) -> None:
         if self.incomparable is not None:
@@ -155,6 +194,12 @@ class _Closeness:
         self.signal += float(np.sum(base**2))
         if flat.size:
             self.max_abs = max(self.max_abs, float(np.max(np.abs(flat - base))))
+        if values.ndim >= 2:
+            if self.channels is None:  # the axis after the batch, and the last one too ([1, N, 84] layouts)
+                axes = dict.fromkeys(axis for axis in (1, values.ndim - 1) if 2 <= values.shape[axis] <= MAX_CHANNELS)
+                self.channels = [_ChannelSums(axis) for axis in axes]
+            for sums in self.channels:
+                sums.add(values.astype(np.float64), reference.astype(np.float64))
 
     def figures(self, name: str) -> dict[str, Any]:
         if self.incomparable is not None:
@@ -169,7 +214,33 @@ class _Closeness:
             "mean_cosine": float(np.mean(cosines)),
             "snr_db": float(min(snr_db, MAX_SNR_DB)),
             "max_abs_diff": self.max_abs,
+            **({"channels": self._worst_channels()} if self.channels else {}),
         }
+
+    def _worst_channels(self) -> dict[str, Any] | None:
+        """The axis whose worst channel is worst, and its worst channels (standardized SNR, lowest first)."""
+        worst: dict[str, Any] | None = None
+        for sums in self.channels or []:
+            snr = sums.snr_db()
+            if np.all(np.isnan(snr)):
+                continue
+            order = np.argsort(np.where(np.isnan(snr), np.inf, snr))[:WORST_CHANNELS_KEPT]
+            listed = [[int(index), round(float(snr[index]), 2)] for index in order if not np.isnan(snr[index])]
+            entry: dict[str, Any] = {
+                "axis": sums.axis,
+                "count": int(len(snr)),
+                "worst": listed,
+                "all_listed": int(np.count_nonzero(~np.isnan(snr))) <= WORST_CHANNELS_KEPT,
+            }
+            if worst is None or listed[0][1] < worst["worst"][0][1]:
+                worst = entry
+        return worst
+
+
+def _worst_channels_of(figures: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The output whose worst channel is worst, with its channel figures."""
+    candidates = [{"output": item["name"], **item["channels"]} for item in figures if item.get("channels")]
+    return min(candidates, key=lambda item: item["worst"][0][1]) if candidates else None
 
 
 def fidelity(
@@ -196,7 +267,7 @@ def fidelity(
         for index, (value, expected) in enumerate(zip(values, base, strict=True)):
             sums[index].add(np.asarray(value), np.asarray(expected), f"at feed {feed_index}")
         first, first_base = np.asarray(values[0]), np.asarray(base[0])
-        if first.ndim >= 2 and first.shape == first_base.shape:
+        if first.ndim >= 2 and first.shape[1] >= 2 and first.shape == first_base.shape:  # [batch, 1]: no class axis
             agreements.append((top1(first) == top1(first_base)).reshape(-1))
     figures = [closeness.figures(name) for closeness, name in zip(sums, names, strict=True)]
     comparable = [item for item in figures if "incomparable" not in item]
@@ -211,6 +282,7 @@ def fidelity(
         "max_abs_diff": max(item["max_abs_diff"] for item in comparable) if comparable else None,
         "outputs": figures,
         "incomparable": [f"{item['name']}: {item['incomparable']}" for item in figures if "incomparable" in item],
+        "worst_channels": _worst_channels_of(comparable),
         "auto_measure": measure,
         "auto_measure_reason": why,
         "samples": samples,

@@ -55,6 +55,14 @@ class AcceptanceRules:
     min_snr_db: float = field(
         default=20.0, metadata={"help": "fidelity_measure snr_db: the smallest signal-to-noise ratio (dB) allowed"}
     )
+    min_channel_snr_db: float = field(
+        default=3.0,
+        metadata={
+            "help": "without labels: the smallest standardized SNR (dB) of any one channel of an output against "
+            "the baseline's (its variation over the variant's error): a head whose values collapse (a detector's "
+            "class scores zeroed by one int8 scale) fails it while the whole tensor's cosine holds"
+        },
+    )
     max_memory_ratio: float = field(
         default=1.10, metadata={"help": "largest peak-RSS ratio variant / baseline allowed"}
     )
@@ -100,6 +108,7 @@ POLICY_KEYS = (
     "fidelity_measure",
     "min_cosine",
     "min_snr_db",
+    "min_channel_snr_db",
     "max_memory_ratio",
     "max_pair_duration_s",
     "burst_duration_s",

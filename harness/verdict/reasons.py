@@ -78,6 +78,7 @@ class NextStep(TextEnum):
     TUNE = "tune"  # the speed requirement held, quality or memory did not: fine-tune more, distil, prune less
     REJECT = "reject"  # no real speedup on this hardware (or it does not fit): no fine-tuning fixes that
     REMEASURE = "remeasure"  # the interval did not decide, or nothing was measured: fix the run, measure again
+    FIX = "fix"  # the variant (or its baseline) could not be built: measuring again cannot help
 
     @property
     def advice(self) -> str:
@@ -92,6 +93,8 @@ NEXT_STEP_ADVICE = {
     "might)",
     NextStep.REMEASURE: "measure again: the run did not decide (a longer budget, a quieter host) or could not "
     "measure (the message says why)",
+    NextStep.FIX: "fix the build first: the variant could not be made (the message says why); measuring again "
+    "cannot help",
 }
 
 
@@ -131,6 +134,7 @@ class Verdict:
     hints: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     realization: float | None = None
+    not_built: bool = False  # the variant or its baseline could not be built: the next step is to fix that
 
     @property
     def accepted(self) -> bool:
@@ -141,12 +145,12 @@ class Verdict:
 
     @property
     def next_step(self) -> NextStep:
-        return next_step_for(self.decision, self.codes())
+        return NextStep.FIX if self.not_built else next_step_for(self.decision, self.codes())
 
     @classmethod
-    def failed(cls, message: str, kind: FailureKind | None = None) -> Verdict:
-        """The verdict on a variant that produced no measurement."""
-        return cls(Decision.REJECT, (Reason(ReasonCode.for_failure(kind), message),))
+    def failed(cls, message: str, kind: FailureKind | None = None, not_built: bool = False) -> Verdict:
+        """The verdict on a variant that produced no measurement (`not_built`: it could not be made)."""
+        return cls(Decision.REJECT, (Reason(ReasonCode.for_failure(kind), message),), not_built=not_built)
 
     def as_dict(self) -> dict[str, Any]:
         return {

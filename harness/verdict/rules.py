@@ -96,7 +96,7 @@ def noise_text(estimate: SpeedupEstimate, contended_pairs: int) -> str:
     )
     if contended_pairs:
         text += (
-            f"; {contended_pairs} of {estimate.pairs} pairs ran while other processes used over "
+            f"; {min(contended_pairs, estimate.pairs)} of {estimate.pairs} pairs ran while other processes used over "
             f"{CONTENDED_OTHER_CPU_SHARE:.0%} of the host's CPU"
         )
     return text
@@ -251,6 +251,9 @@ class QualityCheck:
                 shortfall = fidelity_shortfall(quality, rules)
                 if shortfall is not None:
                     result.reasons.append(Reason(ReasonCode.FIDELITY_LOW, shortfall))
+                collapsed = channel_shortfall(quality, rules)
+                if collapsed is not None:
+                    result.reasons.append(Reason(ReasonCode.FIDELITY_LOW, collapsed))
         return result
 
 
@@ -281,6 +284,43 @@ def judged_measure(quality: dict[str, Any], rules: Any) -> tuple[str, str]:
     if measure == "top1" and quality.get("top1_agreement") is None:
         return "cosine", "the output has no class axis"
     return measure, quality.get("auto_measure_reason") or "the default"
+
+
+def channel_shortfall(quality: dict[str, Any], rules: Any) -> str | None:
+    """The FIDELITY_LOW sentence when some channel of an output lost its meaning: its standardized
+    SNR below min_channel_snr_db (the channels named), whatever the whole tensor's closeness says."""
+    channels = quality.get("worst_channels")
+    required = getattr(rules, "min_channel_snr_db", None)
+    if not channels or required is None or not channels.get("worst"):
+        return None
+    below = [(index, snr) for index, snr in channels["worst"] if snr < required - FLOAT_SLACK]
+    if not below:
+        return None
+    named = _index_ranges(sorted(index for index, _ in below))
+    many = (
+        f"{len(below)}+"
+        if len(below) == len(channels["worst"]) and not channels.get("all_listed", True)
+        else str(len(below))
+    )
+    whole = f"; the whole output's cosine {quality['mean_cosine']:.4f} hides them" if quality.get("mean_cosine") else ""
+    return (
+        f"output {channels['output']!r}: {many} of its {channels['count']} channels on axis {channels['axis']} "
+        f"collapsed against the baseline's (standardized SNR {below[0][1]:.1f} dB at channel {below[0][0]} < "
+        f"{required:g} dB required): channels {named}{whole}. A quantization scale shared by values of "
+        "different ranges (boxes in pixels, scores in 0-1) does this: keep that output's last layers in float"
+    )
+
+
+def _index_ranges(indices: list[int], most: int = 8) -> str:
+    """4, 5, 6, 9 -> '4-6, 9' (at most `most` ranges, then '...')."""
+    ranges: list[list[int]] = []
+    for index in indices:
+        if ranges and index == ranges[-1][1] + 1:
+            ranges[-1][1] = index
+        else:
+            ranges.append([index, index])
+    texts = [f"{first}-{last}" if last > first else str(first) for first, last in ranges]
+    return ", ".join(texts[:most]) + (", ..." if len(texts) > most else "")
 
 
 def fidelity_shortfall(quality: dict[str, Any], rules: Any) -> str | None:
@@ -430,6 +470,13 @@ def int4_hints(evidence: Evidence) -> list[str]:
     return hints
 
 
+def _mostly_8bit(facts: dict[str, Any]) -> bool:
+    """Whether most of an artifact's weights are 8-bit integers (a quantized file)."""
+    dtypes = facts.get("weight_dtypes") or {}
+    total = sum(dtypes.values())
+    return bool(total) and (dtypes.get("int8", 0) + dtypes.get("uint8", 0)) > total / 2
+
+
 def hardware_hints(evidence: Evidence) -> list[str]:
     """Why the hardware may not deliver the gain (only given when the speed requirement failed)."""
     hints = []
@@ -440,7 +487,11 @@ def hardware_hints(evidence: Evidence) -> list[str]:
     if params and nonzero is not None and base_params and base_nonzero:
         zero_share = 1 - nonzero / params
         base_zero_share = 1 - base_nonzero / base_params
-        if zero_share - base_zero_share > 0.2 and (reduction is None or reduction < 1 / SMALLER_BELOW):
+        if (
+            zero_share - base_zero_share > 0.2
+            and (reduction is None or reduction < 1 / SMALLER_BELOW)
+            and not _mostly_8bit(facts)  # int8 weights that round to zero were not pruned
+        ):
             hints.append(
                 f"{zero_share:.0%} of the weights are zero, but dense kernels multiply the zeros too: the MACs "
                 "are unchanged. Structured pruning (whole channels or heads) shrinks the work itself; 2:4 "

@@ -264,7 +264,7 @@ def verify_variant(
     elif not variant.ok:
         failure, failure_kind = f"variant {variant.recipe!r} could not be built: {variant.error}", variant.failure_kind
     if failure is not None:
-        return replace(cell, error=failure, verdict=Verdict.failed(failure, failure_kind))
+        return replace(cell, error=failure, verdict=Verdict.failed(failure, failure_kind, not_built=True))
     try:
         if isinstance(measured, SpeedproofError):
             raise measured

@@ -41,3 +41,35 @@ def test_what_cannot_be_a_source_is_a_clear_error(spec, message, tmp_path):
 def test_onnx_file_sources_are_known_before_loading(tiny_conv_onnx):
     assert is_onnx_file_source(str(tiny_conv_onnx)) and is_onnx_file_source("not/there.onnx")
     assert not is_onnx_file_source("resnet18") and not is_onnx_file_source("pkg.mod:fn")
+
+
+RANDOM_NET = """
+import torch
+
+def build():
+    # no seed: every call draws other weights, as torchvision.models:squeezenet1_1() does
+    return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+"""
+
+
+def test_the_module_the_recipes_change_is_the_one_that_was_exported(tmp_path, monkeypatch, capsys):
+    """A function that draws random weights on every call: the CLI's own call gets the exported
+    module's weights, so a torch recipe changes the baseline that is measured, not another net."""
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from harness.cli import main
+
+    (tmp_path / "random_net.py").write_text(RANDOM_NET)
+    monkeypatch.chdir(tmp_path)
+    source = resolve_model_source("random_net:build", {None: (1, 16)}, tmp_path / "work")
+    module = source.torch_model().module
+    example = np.random.default_rng(0).standard_normal((1, 16)).astype(np.float32)
+    session = onnxruntime.InferenceSession(str(source.onnx_path))
+    exported = session.run(None, {session.get_inputs()[0].name: example})[0]
+    with torch.no_grad():
+        assert np.allclose(module(torch.from_numpy(example)).numpy(), exported, atol=1e-5)
+    # the fp16 recipe checks its output against the torch module's: it held only by chance before
+    assert main(["variants", "random_net:build", "--recipes", "fp16", "--input-shape", "1x16", "--out", "out"]) == 0
+    assert "FAILED" not in capsys.readouterr().out

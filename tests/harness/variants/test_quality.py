@@ -97,3 +97,27 @@ def test_the_measure_fits_the_output():
     vector = fidelity(rng.standard_normal(8), rng.standard_normal(8))
     assert vector["top1_agreement"] is None and vector["auto_measure"] == "cosine"
     assert fidelity(scores.copy(), scores)["snr_db"] == 200.0
+
+
+def _detector_outputs(seed: int, scores_alive: bool = True) -> np.ndarray:
+    """[1, 4 + 80, 64]: box rows in pixels (0-640), class-score rows in 0-1."""
+    rng = np.random.default_rng(seed)
+    boxes = rng.uniform(0, 640, (1, 4, 64))
+    scores = rng.uniform(0, 1, (1, 80, 64)) * (1.0 if scores_alive else 0.0)
+    return np.concatenate([boxes, scores], axis=1).astype(np.float32)
+
+
+def test_a_collapsed_head_is_seen_per_channel_where_the_whole_tensor_looks_close():
+    from harness.variants.quality import fidelity
+
+    baseline = [[_detector_outputs(seed)] for seed in range(4)]
+    dead = [[np.concatenate([feed[0][:, :4], feed[0][:, 4:] * 0], axis=1)] for feed in baseline]
+    figures = fidelity(dead, baseline, ["output0"])
+    assert figures["mean_cosine"] > 0.999  # the box rows dominate the whole tensor
+    worst = figures["worst_channels"]
+    assert worst["output"] == "output0" and worst["axis"] == 1 and worst["count"] == 84
+    assert sorted(index for index, snr in worst["worst"] if snr < 0) == list(range(4, 84))
+    noisy = [
+        [feed[0] + np.random.default_rng(9).normal(0, 0.01, feed[0].shape).astype(np.float32)] for feed in baseline
+    ]
+    assert min(snr for _, snr in fidelity(noisy, baseline)["worst_channels"]["worst"]) > 10  # small noise: no collapse

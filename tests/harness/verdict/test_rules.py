@@ -347,3 +347,20 @@ def test_four_bit_weights_that_do_not_pay_get_the_memory_bound_hint_and_the_miss
     )
     on_gpu = decide(_evidence(recipe="int4-weight", variant_facts=int4, speedup=slower, gpu_target=True))
     assert not any("4-bit" in hint for hint in on_gpu.hints)
+
+
+def test_a_collapsed_channel_is_fidelity_low_naming_the_channels():
+    from types import SimpleNamespace
+
+    from harness.verdict.rules import channel_shortfall
+
+    rules = SimpleNamespace(min_channel_snr_db=3.0)
+    quality = {
+        "mean_cosine": 0.9998,
+        "worst_channels": {"output": "output0", "axis": 1, "count": 84, "worst": [[i, -20.0] for i in range(4, 84)]},
+    }
+    said = channel_shortfall(quality, rules)
+    assert said is not None and "80 of its 84 channels on axis 1" in said and "channels 4-83" in said
+    assert "cosine 0.9998 hides them" in said
+    healthy = {**quality, "worst_channels": {**quality["worst_channels"], "worst": [[7, 25.0]]}}
+    assert channel_shortfall(healthy, rules) is None
