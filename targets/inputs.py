@@ -249,6 +249,27 @@ def _batch_axis_advice(model_input: ModelInput) -> str:
     return ""
 
 
+def _unresolved_dims(model_input: ModelInput) -> list[int]:
+    axis = model_input.batch_axis if model_input.batch_axis is not None else -1
+    return [index for index, dim in enumerate(model_input.dims) if index != axis and not isinstance(dim, int)]
+
+
+def _check_all_unresolved(model_inputs: list[ModelInput], overrides: dict[str | None, tuple[int, ...]]) -> None:
+    """Several inputs with dims that cannot be resolved (a sequence length shared by input_ids and
+    attention_mask): one error naming them all, not one per try."""
+    unresolved = [item for item in model_inputs if item.name not in overrides and _unresolved_dims(item)]
+    if len(unresolved) < 2:
+        return  # one: the loop's own error says it, with the batch-axis advice
+    symbols = sorted({str(item.dims[index]) for item in unresolved for index in _unresolved_dims(item)} - {"None"})
+    shared = f" (where they share {', '.join(map(repr, symbols))}, give the same size)" if symbols else ""
+    raise UsageError(
+        f"inputs {', '.join(f'{item.name!r} {_format_dims(item.dims)}' for item in unresolved)} have dims that cannot "
+        "be resolved from the model; pass "
+        + " ".join(f"--input-shape {_example_override(item)}" for item in unresolved)
+        + f" (N = the size you want){shared}"
+    )
+
+
 def resolve_input_specs(
     model_inputs: list[ModelInput],
     batch_size: int,
@@ -271,6 +292,7 @@ def resolve_input_specs(
         if name not in names:
             raise UsageError(f"--input-shape names input {name!r}, but the model's inputs are: {', '.join(names)}")
 
+    _check_all_unresolved(model_inputs, overrides)
     specs = []
     for model_input in model_inputs:
         dims = list(model_input.dims)

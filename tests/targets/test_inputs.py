@@ -136,3 +136,20 @@ def test_a_fixed_dim_that_is_not_the_batch_gets_advice_for_this_model():
     fixed = with_batch_axes([ModelInput("x", "float32", (1, 64)), ModelInput("state", "float32", (2, 1, 16))])
     with pytest.raises(SpeedproofError, match="--batch-axis state=K, or =none"):
         resolve_input_specs(fixed, 1)  # state's dim 0 (2 layers) taken as the batch: the advice says how to fix it
+
+
+def test_inputs_sharing_a_symbolic_dim_are_named_together_in_one_error():
+    """input_ids and attention_mask share `seq`: one error names both (it took two failed tries)."""
+    from targets.errors import UsageError
+    from targets.inputs import ModelInput, resolve_input_specs
+
+    inputs = [
+        ModelInput("input_ids", "int64", ("batch", "seq")),
+        ModelInput("attention_mask", "int64", ("batch", "seq")),
+    ]
+    with pytest.raises(UsageError) as raised:
+        resolve_input_specs(inputs, 1, {})
+    message = str(raised.value)
+    assert "--input-shape input_ids=1xN --input-shape attention_mask=1xN" in message and "share 'seq'" in message
+    shapes = [spec.shape for spec in resolve_input_specs(inputs, 1, {"input_ids": (1, 8), "attention_mask": (1, 8)})]
+    assert shapes == [(1, 8), (1, 8)]
