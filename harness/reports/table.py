@@ -172,6 +172,8 @@ def variants_notes(record: dict[str, Any]) -> list[str]:
             f"MACs {variant['recipe']}: {note}" for note in (variant.get("artifact") or {}).get("macs_notes", [])
         )
         notes.extend(step_round_notes(variant))
+    quality_notes = {str((variant.get("quality") or {}).get("note") or "") for variant in record["variants"]} - {""}
+    notes.extend(f"note: {note}" for note in sorted(quality_notes))
     source = record.get("model_source") or {}
     if source.get("latency_only"):
         notes.append(f"{source.get('spec')} has random weights: quality is fidelity to the baseline, not accuracy")
@@ -353,7 +355,8 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
             lines.append(
                 f"ACCEPTED {where}: ship {artifact['path']}{kept}, sha256 {str(artifact.get('sha256'))[:16]}..."
             )
-        for note in verdict.get("notes", []):
+        quality_note = (cell.get("quality") or {}).get("note")
+        for note in [*verdict.get("notes", []), *([quality_note] if quality_note else [])]:
             if (cell["model"], note) not in said_for_model:
                 said_for_model.add((cell["model"], note))
                 lines.append(f"note {cell['model']}: {note}")

@@ -176,3 +176,24 @@ def test_a_gate_check_takes_data_and_a_metric_with_paths_relative_to_its_config(
     assert main(["gate", "--config", str(config), "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert "relative to the config's folder" in error and "exists relative to the current folder" in error
+
+
+def test_labels_that_no_measure_uses_are_said_on_the_terminal(detection, tmp_path, capsys, monkeypatch):
+    """val.npz's labels are boxes, not class indices, and no --metric-fn is given: they are unused,
+    which the terminal says (only the JSON did before)."""
+    monkeypatch.chdir(detection)
+    main(
+        [
+            "verify",
+            "det.onnx",
+            "--candidate",
+            "det_far.onnx=far",
+            "--data",
+            "val.npz",
+            *FAST_POLICY_FLAGS,
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "note det: the labels were not used" in printed and "--metric-fn" in printed
