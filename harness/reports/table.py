@@ -502,7 +502,8 @@ def search_text(record: dict[str, Any]) -> str:
         f"({counts['timed']} timed, {counts['cut_by_quality']} cut by quality before timing, {counts['failed']} "
         f"failed; {counts['interrupted']} interrupted, {search.get('repeats', 0)} repeats drawn and not measured "
         f"again), stopped by {stopped}",
-        f"space: {', '.join(search['space'])}; quality limit: max_accuracy_drop {search['max_accuracy_drop']:g}"
+        f"space: {', '.join(search['space'])}; quality limit: "
+        + (search.get("quality_limit") or f"max_accuracy_drop {search['max_accuracy_drop']:g}")
         + (f" (baseline quality {base:.4g})" if base is not None else ""),
         policy_line(record),
         "",

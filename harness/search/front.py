@@ -47,6 +47,23 @@ def quality_excess(quality: dict[str, Any] | None, baseline: dict[str, Any] | No
     return (rules.min_snr_db - score) / max(rules.min_snr_db, 1.0) if rules.min_fidelity > 0 else 0.0
 
 
+def quality_limit_text(baseline: dict[str, Any] | None, trials: list[dict[str, Any] | None], rules: Any) -> str:
+    """The quality limit a search applies, in words: the accuracy or score drop when the baseline has
+    one, else the fidelity measure that judges its outputs (the first measured point says which)."""
+    if (baseline or {}).get("metric") in ("accuracy", "task"):
+        return f"max_accuracy_drop {rules.max_accuracy_drop:g}"
+    measured = next((quality for quality in trials if quality and quality.get("metric") == "fidelity"), None)
+    if measured is None or rules.min_fidelity <= 0:
+        return (
+            "none (no labelled data, and no point measured yet)" if rules.min_fidelity > 0 else "none (min_fidelity 0)"
+        )
+    measure, _ = judged_measure(measured, rules)
+    return {
+        "top1": f"top-1 agreement with the baseline >= {rules.min_fidelity:g}",
+        "cosine": f"mean cosine to the baseline >= {rules.min_cosine:g}",
+    }.get(measure, f"SNR against the baseline >= {rules.min_snr_db:g} dB")
+
+
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 

@@ -38,6 +38,7 @@ from harness.search.front import (
     best_accepted,
     pareto_front,
     quality_excess,
+    quality_limit_text,
     quality_score,
     trial_line,
 )
@@ -579,6 +580,9 @@ def _record(state: SearchState, stopped_by: str, session: int) -> Record:
         },
         "repeats": sum(1 for trial in state.trials if trial.repeat_of is not None),
         "baseline_quality_score": quality_score(state.baseline.quality, policy.rules),
+        "quality_limit": quality_limit_text(
+            state.baseline.quality, [trial.quality for trial in state.trials], policy.rules
+        ),
     }
     data = record.with_section("search", section).as_dict()
     # trials of earlier sessions are kept as the cells they wrote: added as such, after the reference

@@ -173,8 +173,9 @@ def test_the_search_command_prints_the_trials_and_writes_the_front(
     assert code in (EXIT_OK, EXIT_CELL_FAILED)
     assert ("best accepted:" in out) == (code == EXIT_OK)
     assert "search of tiny_cnn_without_data on" in out and "record written to" in out
-    # no labels: the quality is fidelity to the baseline's outputs
+    # no labels: the quality is fidelity to the baseline's outputs, and the limit said is the one applied
     assert "fidelity" in out
+    assert "quality limit: top-1 agreement with the baseline >= 0.99" in out and "max_accuracy_drop" not in out
     if "front written to" in out:
         assert list(tmp_path.glob("*.png"))
 
