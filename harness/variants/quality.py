@@ -126,7 +126,8 @@ def fitting_measure(baseline_outputs: list[np.ndarray]) -> tuple[str, str]:
     shape = tuple(first.shape)
     if is_class_scores(first):
         return "top1", f"the output is [batch, {shape[1]}]: class scores"
-    return "cosine", f"the output has shape [batch, {', '.join(map(str, shape[1:]))}]: not one score per class"
+    # the shape as measured: which axis is the batch is not known for an output (sequence-first ones)
+    return "cosine", f"the output has shape [{', '.join(map(str, shape))}]: not one score per class"
 
 
 @dataclass
