@@ -270,6 +270,12 @@ def _check_all_unresolved(model_inputs: list[ModelInput], overrides: dict[str | 
     )
 
 
+def fed_only(feed: dict[str, np.ndarray], taken: set[str]) -> dict[str, np.ndarray]:
+    """`feed` without the inputs an artifact does not take (a candidate that dropped a constant input;
+    which inputs it may drop was checked when it was loaded)."""
+    return feed if set(feed) <= taken else {name: value for name, value in feed.items() if name in taken}
+
+
 def resolve_input_specs(
     model_inputs: list[ModelInput],
     batch_size: int,

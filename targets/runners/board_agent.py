@@ -220,6 +220,7 @@ def outputs(header: dict[str, Any], feeds_npz: bytes) -> bytes:
     import numpy as np
 
     from targets.backends import load_runner_class
+    from targets.inputs import fed_only
 
     archive = np.load(io.BytesIO(feeds_npz), allow_pickle=False)
     feeds: dict[int, dict[str, np.ndarray]] = {}
@@ -228,7 +229,8 @@ def outputs(header: dict[str, Any], feeds_npz: bytes) -> bytes:
         feeds.setdefault(int(index), {})[name] = archive[key]
     runner = load_runner_class(header["backend"])(header["artifact_path"], int(header["threads"]), header["options"])
     with runner:
-        results = [runner.outputs_as_numpy(runner.infer(feeds[index])) for index in sorted(feeds)]
+        taken = {meta.name for meta in runner.get_input_metadata()}  # a candidate may lack a constant input
+        results = [runner.outputs_as_numpy(runner.infer(fed_only(feeds[index], taken))) for index in sorted(feeds)]
     buffer = io.BytesIO()
     arrays: dict[str, Any] = {
         f"out_{feed}_{output}": value for feed, values in enumerate(results) for output, value in enumerate(values)

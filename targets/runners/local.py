@@ -69,10 +69,12 @@ class LocalRunner(Runner):
     ) -> list[list[np.ndarray]]:
         # on this host, in this process: the runtime is the one the workers use
         from targets.backends import load_runner_class
+        from targets.inputs import fed_only
 
         runner = load_runner_class(backend.name)(artifact_path, threads, backend.options)
         with runner:
-            return [runner.outputs_as_numpy(runner.infer(feed)) for feed in feeds]
+            taken = {meta.name for meta in runner.get_input_metadata()}  # a candidate may lack a constant input
+            return [runner.outputs_as_numpy(runner.infer(fed_only(feed, taken))) for feed in feeds]
 
     def run_cell(self, request: WorkerRequest, timeout_s: float) -> CellResult:
         """Return the worker's result, or a failed result saying how the worker died."""

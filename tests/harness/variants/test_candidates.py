@@ -184,3 +184,52 @@ def test_a_candidate_with_other_outputs_is_refused(tiny_conv_onnx, tmp_path, cap
 )
 def test_next_step(decision, codes, step):
     assert next_step_for(decision, codes) == step
+
+
+def _with_rate(path, takes_rate: bool):
+    """x [N, 16] -> x * 2 (+ 0 * sr when it takes a scalar sample rate `sr`, as a voice model does)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    nodes = [helper.make_node("Mul", ["x", "two"], ["scaled"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])]
+    if takes_rate:
+        inputs.append(helper.make_tensor_value_info("sr", TensorProto.INT64, []))
+        nodes += [
+            helper.make_node("Cast", ["sr"], ["rate"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["rate", "zero"], ["nothing"]),
+            helper.make_node("Add", ["scaled", "nothing"], ["y"]),
+        ]
+    else:
+        nodes.append(helper.make_node("Identity", ["scaled"], ["y"]))
+    constants = [
+        numpy_helper.from_array(np.array(2, np.float32), "two"),
+        numpy_helper.from_array(np.array(0, np.float32), "zero"),
+    ]
+    graph = helper.make_graph(
+        nodes, "rate", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 16])], constants
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_a_candidate_without_an_input_the_run_fixes_to_a_constant_is_fed_without_it(tmp_path, capsys):
+    """The voice model's own 16 kHz-only variant drops `sr`: with --input-value sr=16000 it is measured
+    on the same feed less `sr` (it was refused before); without the constant it is still refused."""
+    base = _with_rate(tmp_path / "base.onnx", takes_rate=True)
+    only_16k = _with_rate(tmp_path / "only16k.onnx", takes_rate=False)
+    common = [
+        "verify",
+        str(base),
+        "--candidate",
+        f"{only_16k}=only16k",
+        *FAST_POLICY_FLAGS,
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    main([*common, "--input-value", "sr=16000"])
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "only16k" in line and "FAILED" not in line)
+    assert "cos 1.0000" in row
+    assert "FAILED" not in out.split("next step")[0]
+    assert main(common) == EXIT_USAGE and "lacks input 'sr'" in capsys.readouterr().err
