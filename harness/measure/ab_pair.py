@@ -155,7 +155,10 @@ class PairOutcome:
         return (("baseline", self.baseline), ("variant", self.variant))
 
     def contended_pairs(self) -> int:
-        return sum(1 for burst in self.bursts if burst.get("contended"))
+        """Contended pairs among those the interval counts (the last ones: a first pair that moved the
+        model to fresh workers is measured, recorded and left out of the interval)."""
+        counted = self.speedup.pairs if self.speedup is not None else len(self.bursts)
+        return sum(1 for burst in self.bursts[max(0, len(self.bursts) - counted) :] if burst.get("contended"))
 
     def as_dict(self) -> dict[str, Any]:
         return {

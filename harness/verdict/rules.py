@@ -96,7 +96,7 @@ def noise_text(estimate: SpeedupEstimate, contended_pairs: int) -> str:
     )
     if contended_pairs:
         text += (
-            f"; {min(contended_pairs, estimate.pairs)} of {estimate.pairs} pairs ran while other processes used over "
+            f"; {contended_pairs} of {estimate.pairs} pairs ran while other processes used over "
             f"{CONTENDED_OTHER_CPU_SHARE:.0%} of the host's CPU"
         )
     return text

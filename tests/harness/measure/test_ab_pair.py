@@ -271,3 +271,15 @@ def test_fast_pairs_in_turn_run_a_block_each_and_count_only_their_own_time(tiny_
     # the time budget counts each pair's own time, which together is the wall clock's
     assert sum(outcome.duration_s for outcome in outcomes) <= wall_s + 0.1
     assert all(outcome.duration_s < 0.9 * wall_s for outcome in outcomes)
+
+
+def test_contended_pairs_are_counted_among_the_pairs_the_interval_counts():
+    """A first pair that moved the model to fresh workers is recorded but left out of the interval:
+    "54 of 53 pairs ran while other processes used over 25%" counted it."""
+    from harness.measure.ab_pair import PairOutcome
+    from harness.measure.speedup import SpeedupEstimate
+
+    bursts = [{"contended": True}] + [{"contended": index % 2 == 0} for index in range(6)]
+    estimate = SpeedupEstimate("p50", 1.0, 0.9, 1.1, 0.95, 6, 1.0, 1.0)
+    assert PairOutcome(status="ok", speedup=estimate, bursts=bursts).contended_pairs() == 3
+    assert PairOutcome(status="failed", bursts=bursts).contended_pairs() == 4
