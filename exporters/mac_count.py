@@ -46,15 +46,20 @@ class MacCount:
 
 
 def batch_one_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Shapes:
-    """Every tensor's fully known shape (subgraphs' included) with the inputs at `input_shapes`
-    (whole shapes at batch 1, from --input-shape or the data), else with their symbolic leading
-    (batch) dims set to 1."""
-    fixed = _fixed_inputs(model, input_shapes or {})
-    shapes: Shapes = {}
+    """Every tensor's fully known shape (subgraphs' included) from ONNX's shape inference, with the
+    inputs at `input_shapes` (whole shapes at batch 1, from --input-shape or the data), else with
+    their symbolic leading (batch) dims set to 1."""
     try:
-        shapes.update(_known_shapes(onnx.shape_inference.infer_shapes(fixed, data_prop=True).graph))
+        return _known_shapes(
+            onnx.shape_inference.infer_shapes(_fixed_inputs(model, input_shapes or {}), data_prop=True).graph
+        )
     except Exception:
-        pass  # facts other than MACs do not need shapes
+        return {}  # facts other than MACs do not need shapes
+
+
+def _with_symbolic_shapes(fixed: onnx.ModelProto, shapes: Shapes) -> Shapes:
+    """`shapes` completed by ONNX Runtime's symbolic shape inference on `fixed` (the inputs fixed)."""
+    shapes = dict(shapes)
     try:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
@@ -78,10 +83,17 @@ def model_macs(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] 
     dim is fixed (shapes computed in the graph: Shape, Gather, Mod, Concat into a Reshape, as torch
     exports attention), ONNX Runtime's basic graph optimizations fold those computations into
     constants and the count is taken on the folded graph (the same nodes' work, nothing fused)."""
-    counted = count_macs(model, batch_one_shapes(model, input_shapes))
+    shapes = batch_one_shapes(model, input_shapes)
+    counted = count_macs(model, shapes)
+    if not counted.unresolved:
+        return counted  # the common case: ONNX's inference resolved every counted node
+    fixed = _fixed_inputs(model, input_shapes or {})
+    again = count_macs(model, _with_symbolic_shapes(fixed, shapes))
+    if len(again.unresolved) < len(counted.unresolved):
+        counted = again
     if not counted.unresolved:
         return counted
-    folded = _shapes_folded(_fixed_inputs(model, input_shapes or {}))
+    folded = _shapes_folded(fixed)
     if folded is None:
         return counted
     again = count_macs(folded, batch_one_shapes(folded, input_shapes))

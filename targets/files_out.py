@@ -165,12 +165,8 @@ def _is_json_document(text: str) -> bool:
 
 
 def _is_toml_document(text: str) -> bool:
-    import sys
+    from targets.toml_files import tomllib
 
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10 only
-        import tomli as tomllib
     try:
         return bool(tomllib.loads(text))
     except (tomllib.TOMLDecodeError, RecursionError):

@@ -427,12 +427,11 @@ def add_plot_option(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def check_plot_paths(plot: Path | None, *companions: str) -> None:
-    """Refuse, before anything is measured, a --plot path (and its companions FILE-NAME.png) that
-    speedproof may not write (see targets.files_out)."""
+    """Refuse, before anything is measured, the companions FILE-NAME.png of a --plot path that
+    speedproof may not write (see targets.files_out; --plot itself is checked as it is read)."""
     from targets.files_out import check_output
 
     if plot is not None:
-        check_output(plot, "--plot")
         for companion in companions:
             check_output(plot_companion(plot, companion), "--plot")
 
