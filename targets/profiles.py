@@ -110,12 +110,27 @@ class ResolvedProfile:
 
 
 def with_backend(profile: TargetProfile, backend: str | None) -> TargetProfile:
-    """The profile narrowed to the one backend a run uses: `backend` by name, or (None) the first
-    the profile lists; the others are there to be chosen with --backend. `NAME:key=value:...`
-    also overrides options of that backend, e.g. `torch:mode=compile`."""
+    """The profile narrowed to the backends a run uses: `backend` by name, or (None) the first the
+    profile lists; the others are there to be chosen with --backend. `NAME:key=value:...` also
+    overrides options of that backend, e.g. `torch:mode=compile`; a comma-separated list
+    (`onnxruntime,openvino`) keeps several, in that order: each variant is then judged on each."""
     if backend is None:
         return replace(profile, backends=profile.backends[:1])
-    name, _, option_text = backend.partition(":")
+    items = [item.strip() for item in backend.split(",")]
+    if not all(items):
+        raise ConfigurationError(f"--backend {backend!r}: an empty name between commas; e.g. onnxruntime,openvino")
+    names = [item.partition(":")[0] for item in items]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigurationError(
+            f"--backend {backend!r} names {', '.join(repeated)} more than once; each backend is measured once per "
+            "run (run again for other options of the same backend)"
+        )
+    return replace(profile, backends=tuple(_chosen_backend(profile, item) for item in items))
+
+
+def _chosen_backend(profile: TargetProfile, item: str) -> BackendSpec:
+    name, _, option_text = item.partition(":")
     chosen = [spec for spec in profile.backends if spec.name == name]
     if not chosen:
         listed = ", ".join(spec.name for spec in profile.backends)
@@ -125,7 +140,7 @@ def with_backend(profile: TargetProfile, backend: str | None) -> TargetProfile:
     spec = chosen[0]
     if option_text:
         spec = BackendSpec(spec.name, {**spec.options, **backend_option_overrides(name, option_text)})
-    return replace(profile, backends=(spec,))
+    return spec
 
 
 def backend_option_overrides(name: str, text: str) -> dict[str, Any]:

@@ -239,11 +239,14 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         default=None,
-        metavar="NAME[:key=value...]",
-        help="which of the target's backends measures: onnxruntime (ONNX files) or torch (torch.export "
-        "programs, run by PyTorch; needs a torch model source); default: the profile's first. "
-        "key=value items override its profile options, e.g. torch:mode=compile or torch:dtype=bfloat16 "
-        "(see `speedproof targets` and the README's Backends)",
+        metavar="NAME[:key=value...][,NAME...]",
+        help="which of the target's backends measures: onnxruntime or openvino (ONNX files; openvino needs "
+        "pip install 'speedproof[openvino]') or torch (torch.export programs, run by PyTorch; needs a torch model "
+        "source); default: the profile's first. key=value items override its profile options, e.g. "
+        "torch:mode=compile or openvino:inference_precision=bf16. Several, comma-separated "
+        "(onnxruntime,openvino), judge each variant on each runtime against the baseline on the same runtime, "
+        "and A/B the baselines across runtimes (verify, gate, compare, bench). See `speedproof targets` and the "
+        "README's Backends",
     )
     parser.add_argument(
         "--threads", type=positive_int, default=None, metavar="N", help="intra-op threads (default: the profile's)"

@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
 def _backend_text(backend: dict[str, Any]) -> str:
     options = backend["options"]
     detail = options.get("execution_provider") or " ".join(
-        str(options[key]) for key in ("device", "mode", "dtype") if key in options
+        str(options[key])
+        for key in ("device", "mode", "dtype", "performance_hint", "inference_precision")
+        if key in options
     )
     return f"{backend['name']} ({detail})" if detail else backend["name"]
 

@@ -1,5 +1,5 @@
 """The ONNX-level recipe steps: int8 quantization (dynamic and static, through onnxruntime's
-quantization tools), 4-bit weight-only quantization of MatMul weights, and float16 conversion.
+quantization tools; int8-nncf through NNCF's), 4-bit weight-only quantization of MatMul weights, and float16 conversion.
 Each registers itself with the catalogue."""
 
 from __future__ import annotations
@@ -32,6 +32,17 @@ def _int8_static(step: RecipeStep, source: Path, destination: Path, context: Onn
         activations=str(step.option("activations")),
         reduce_range=bool(step.option("reduce_range")),
         symmetric=bool(step.option("symmetric")),
+    )
+
+
+def _int8_nncf(step: RecipeStep, source: Path, destination: Path, context: OnnxStepContext) -> None:
+    from exporters.nncf_quantize import quantize_int8_nncf
+
+    quantize_int8_nncf(
+        source,
+        destination,
+        context.calibration_feeds(int(step.option("calibration"))),
+        preset=str(step.option("preset")),
     )
 
 
@@ -80,6 +91,24 @@ register(
             ),
         },
         apply_onnx=_int8_static,
+    )
+)
+register(
+    RecipeKind(
+        "int8-nncf",
+        "onnx",
+        "NNCF's post-training int8 quantization (QDQ, fast bias correction), as OpenVINO users make int8 "
+        "models; needs pip install 'speedproof[nncf]'",
+        options={
+            "calibration": OptionSpec("int", 64, "calibration samples", minimum=1),
+            "preset": OptionSpec(
+                "choice",
+                "performance",
+                "performance: symmetric activations; mixed: asymmetric activations (models with non-ReLU activations)",
+                ("performance", "mixed"),
+            ),
+        },
+        apply_onnx=_int8_nncf,
     )
 )
 register(

@@ -146,6 +146,8 @@ class VerdictCell:
     batch_curve: list[dict[str, Any]] | None = None  # verify --batch-sizes: the speedup at each
     placement: GatePlacement | None = None
     skip_reason: str | None = None
+    # a reference cell on a second backend: its baseline A/B against the first backend's (harness.verdict.verify)
+    runtime_switch: dict[str, Any] | None = None
 
     @classmethod
     def failed(
@@ -205,6 +207,8 @@ class VerdictCell:
             data["throughput_speedup"] = self.throughput_speedup
         if self.batch_curve is not None:
             data["batch_curve"] = self.batch_curve
+        if self.runtime_switch is not None:
+            data["runtime_switch"] = self.runtime_switch
         if placement is not None:
             data.update(check=placement.check, target=placement.target, required=placement.required)
             if placement.remote is not None:

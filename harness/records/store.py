@@ -274,6 +274,7 @@ CELL_OPTIONAL_FIELDS: dict[str, tuple[type, ...]] = {
             "runtime",
             "larger_batch_speedup",
             "throughput_speedup",
+            "runtime_switch",
         )
     },
 }

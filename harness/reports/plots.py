@@ -105,21 +105,26 @@ def compare_figure(record: dict[str, Any]) -> bytes:
     points = record.get("compare", {}).get("points", [])
     policy = record.get("policy") or {}
     figure, (speed_axis, size_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for kind, color in KIND_COLORS.items():
-        kind_points = sorted((p for p in points if p["kind"] == kind and p.get("speedup")), key=lambda p: p["sparsity"])
+    backends = list(dict.fromkeys(p.get("backend") for p in points))
+    for (kind, color), backend in ((entry, backend) for entry in KIND_COLORS.items() for backend in backends):
+        kind_points = sorted(
+            (p for p in points if p["kind"] == kind and p.get("speedup") and p.get("backend") == backend),
+            key=lambda p: p["sparsity"],
+        )
         if not kind_points:
             continue
+        label = f"{kind} ({backend})" if len(backends) > 1 else kind
         xs = [p["sparsity"] for p in kind_points]
         ratios = [p["speedup"]["ratio"] for p in kind_points]
         errors = [
             [p["speedup"]["ratio"] - p["speedup"]["ci_low"] for p in kind_points],
             [p["speedup"]["ci_high"] - p["speedup"]["ratio"] for p in kind_points],
         ]
-        style = "o-" if len(xs) > 1 else "D"
-        speed_axis.errorbar(xs, ratios, yerr=errors, fmt=style, color=color, capsize=4, label=kind)
+        style = ("o-" if backend == backends[0] else "o--") if len(xs) > 1 else "D"
+        speed_axis.errorbar(xs, ratios, yerr=errors, fmt=style, color=color, capsize=4, label=label)
         for key, marker, name in (("zipped_reduction", "s", "zipped size"), ("mac_reduction", "^", "MACs")):
             values = [p.get(key) for p in kind_points]
-            if any(v is not None for v in values):
+            if any(v is not None for v in values) and backend == backends[0]:  # the same files on every backend
                 size_axis.plot(
                     xs,
                     values,

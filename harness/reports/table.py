@@ -251,9 +251,27 @@ def where_measured(cell: dict[str, Any]) -> str:
     return f"{target} @ {cell['remote']}" if cell.get("remote") else target
 
 
+def record_backends(record: dict[str, Any]) -> list[str]:
+    """The backends a record's cells ran on, in the order they first appear."""
+    return list(dict.fromkeys(str(cell["backend"]) for cell in record.get("cells", []) if cell.get("backend")))
+
+
+def on_backend(record: dict[str, Any], backend: str) -> dict[str, Any]:
+    """The record with only the cells that ran on `backend`."""
+    return {**record, "cells": [cell for cell in record["cells"] if cell.get("backend") == backend]}
+
+
+def cell_place(record: dict[str, Any], cell: dict[str, Any]) -> str:
+    """A cell named in a note: target, model, variant, and its backend when the record has several."""
+    backend = f"on {cell['backend']}" if len(record_backends(record)) > 1 else None
+    return " ".join(part for part in (cell.get("target"), cell["model"], cell["variant"], backend) if part)
+
+
 def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of the verdict table (shared by the text, markdown and HTML reports)."""
+    """Header and rows of the verdict table (shared by the text, markdown and HTML reports); a record
+    measured on several backends gets a backend column."""
     with_target = any(cell.get("target") for cell in record["cells"])
+    with_backend = len(record_backends(record)) > 1
     rows = []
     for cell in record["cells"]:
         reference = baseline_cell(record, cell) or {}
@@ -275,6 +293,7 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                 *([where_measured(cell)] if with_target else []),
                 cell["model"],
                 cell["variant"],
+                *([cell["backend"]] if with_backend else []),
                 (_number(facts["bytes"] / 1e6, 2) + _relative(facts.get("bytes"), base_facts.get("bytes")))
                 if facts
                 else "-",
@@ -306,6 +325,7 @@ def verdict_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         *(["target"] if with_target else []),
         "model",
         "variant",
+        *(["backend"] if with_backend else []),
         "file MB (vs base)",
         "zipped MB",
         "MACs",
@@ -338,7 +358,7 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
     lines = []
     said_for_model: set[tuple[str, str]] = set()
     for cell in record["cells"]:
-        where = " ".join(part for part in (cell.get("target"), cell["model"], cell["variant"]) if part)
+        where = cell_place(record, cell)
         if cell.get("reference") and cell["status"] != "ok":
             lines.append(f"FAILED {where}: {cell['error']}")
         verdict = cell.get("verdict") or {}
@@ -378,7 +398,8 @@ def verdict_summary(record: dict[str, Any]) -> list[str]:
         verdict = cell.get("verdict")
         if cell.get("reference") or not verdict:
             continue
-        name = " on ".join(part for part in (cell["model"], cell.get("target")) if part)
+        several = len(record_backends(record)) > 1
+        name = " on ".join(part for part in (cell["model"], cell.get("target"), several and cell["backend"]) if part)
         accepted, rejected = by_model.setdefault(name, ([], []))
         if verdict["decision"] == "ACCEPT":
             accepted.append(f"{cell['variant']} ({speedup_text(cell.get('speedup'))})")
@@ -422,19 +443,67 @@ def policy_line(record: dict[str, Any]) -> str:
 
 
 def record_text(record: dict[str, Any]) -> str:
-    """The terminal table of any record, with its notes."""
+    """The terminal table of any record, with its notes; a verdict record measured on several backends
+    gets one table per backend, then where each variant pays."""
     headers, rows, notes = record_tables(record)
     table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
+    backends = record_backends(record)
+    if record.get("command") in ("verify", "gate", "compare") and len(backends) > 1:
+        tables = []
+        for backend in backends:
+            backend_headers, backend_rows = verdict_rows(on_backend(record, backend))
+            tables.append(
+                f"on {backend}:\n"
+                + tabulate(
+                    backend_rows, headers=backend_headers, tablefmt="simple", disable_numparse=True, stralign="right"
+                )
+            )
+        table = "\n\n".join(tables) + "\n\n" + "\n".join(runtime_lines(record))
     header = policy_line(record)
     return terminal_safe((header + "\n\n" if header else "") + table + ("\n\n" + "\n".join(notes) if notes else ""))
 
 
+def runtime_lines(record: dict[str, Any]) -> list[str]:
+    """Where each compression pays, one line per variant over the record's backends ("int8-static: 1.04x
+    [0.98, 1.10] on onnxruntime REJECT, 1.97x [1.90, 2.05] on openvino ACCEPT"), after one line per model for
+    the baselines' own switch of runtime."""
+    lines = ["where each variant pays (each judged against the baseline on the same runtime):"]
+    groups: dict[tuple[Any, str, str], list[str]] = {}
+    for cell in record["cells"]:
+        place = (cell.get("target"), cell["model"], cell["variant"])
+        switch = cell.get("runtime_switch")
+        if cell.get("reference"):
+            if switch:
+                measured = (
+                    speedup_text(switch.get("speedup")) + f" after {switch.get('pairs')} pairs"
+                    if switch.get("speedup")
+                    else f"not measured: {switch.get('error')}"
+                )
+                lines.insert(
+                    1,
+                    f"  {cell['model']} baseline on {switch['to_backend']} vs on {switch['from_backend']}: {measured}"
+                    " (switching runtime, the same file)",
+                )
+            continue
+        verdict = cell.get("verdict") or {}
+        decision = verdict.get("decision") or cell["status"]
+        speed = speedup_text(cell.get("speedup")) if cell.get("speedup") else "no speedup"
+        groups.setdefault(place, []).append(f"{speed} on {cell['backend']} {decision}")
+    for (target, model, variant), parts in groups.items():
+        name = " ".join(str(part) for part in (target, model, variant) if part)
+        lines.append(f"  {name}: {', '.join(parts)}")
+    return lines
+
+
 def compare_table(record: dict[str, Any]) -> str:
-    """kind, sparsity, size and MAC reductions, speedup [CI], decision: one row per point."""
+    """kind, sparsity, size and MAC reductions, speedup [CI], decision: one row per point (and backend, when
+    the sweep ran on several)."""
     rows = []
+    several = len({point.get("backend") for point in record["compare"]["points"]}) > 1
     for point in record["compare"]["points"]:
         rows.append(
             [
+                *([point.get("backend")] if several else []),
                 f"candidate {point['recipe']}" if point["kind"] == "candidate" else point["kind"],
                 f"{point['sparsity']:.0%}",
                 f"{point['zipped_reduction']:.2f}x" if point["zipped_reduction"] else "-",
@@ -444,7 +513,10 @@ def compare_table(record: dict[str, Any]) -> str:
                 " ".join(point["reasons"]),
             ]
         )
-    headers = ["kind", "sparsity", "zipped smaller", "MACs fewer", "speedup [CI]", "decision", "reasons"]
+    headers = [
+        *(["backend"] if several else []),
+        *("kind", "sparsity", "zipped smaller", "MACs fewer", "speedup [CI]", "decision", "reasons"),
+    ]
     return terminal_safe(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right"))
 
 

@@ -70,7 +70,7 @@ from targets.files_out import write_output
 from targets.inputs import InputSettings
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
-from targets.runners.compatibility import resolve_target
+from targets.runners.compatibility import require_one_backend, resolve_target
 from targets.runners.protocol import MeasurementProtocol
 
 # acceptable quality loss per application (absolute top-1, or the task metric's units)
@@ -215,6 +215,7 @@ def run_search(
     overrides = {**request.policy_overrides, **request.quality_overrides()}
     runner = runner or runner_for(request.remote, request.ssh_config, request.target, progress)
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
+    require_one_backend(resolved, "search")
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=overrides)
     session_dir = folder if not sessions else folder / f"session-{sessions + 1}"
     prepared, builder = prepare_source(

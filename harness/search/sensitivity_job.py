@@ -21,7 +21,7 @@ from harness.verdict.verify import ModelOnTarget, VerifyContext, reference_cell,
 from targets.errors import UsageError
 from targets.runners.base import Runner
 from targets.runners.choose import runner_for
-from targets.runners.compatibility import resolve_target
+from targets.runners.compatibility import require_one_backend, resolve_target
 
 DEFAULT_RECIPE = "structured:0.5"
 
@@ -55,6 +55,7 @@ def run_sensitivity(
     check_writable_folder(request.out_dir)
     runner = runner or runner_for(request.remote, request.ssh_config, request.target, progress)
     resolved = resolve_target(request.target, request.threads, runner, request.backend)
+    require_one_backend(resolved, "sensitivity")
     policy = target_policy(resolved.profile, request.policy_file, cli_overrides=request.policy_overrides)
     run_id = new_run_id()
     work_dir = kept_run_folder(request.out_dir, f"sensitivity-{source_label(request.model)}", run_id)

@@ -9,7 +9,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from harness.variants.quality import (
 )
 from targets.errors import BackendFellBack, FailureKind, SpeedproofError
 from targets.inputs import ModelInput
+from targets.profiles import BackendSpec
 
 CALIBRATION_BATCH = 8
 
@@ -60,6 +61,20 @@ class BuiltVariant:
     # FELL_BACK when evaluating quality found the backend running elsewhere than asked
     failure_kind: FailureKind = FailureKind.ERROR
     candidate: dict[str, Any] | None = None  # a model the user made elsewhere: where it came from, what made it
+    # several backends in one run: quality on each further backend (against the baseline there), or why
+    # it could not be evaluated there (error, failure kind)
+    quality_on: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed_on: dict[str, tuple[str, FailureKind]] = field(default_factory=dict)
+
+    def on_backend(self, backend: str) -> BuiltVariant:
+        """This variant as the cells of `backend` see it: its quality there, or failed when it could not be
+        evaluated there. The first backend's (the build's own) is the variant itself."""
+        if backend in self.failed_on:
+            error, kind = self.failed_on[backend]
+            return replace(self, status="failed", error=error, failure_kind=kind)
+        if backend in self.quality_on:
+            return replace(self, quality=self.quality_on[backend])
+        return self
 
     @property
     def is_identity_control(self) -> bool:
@@ -196,6 +211,26 @@ class VariantBuilder:
             self._remove_partial_files(index, variant)
         variant.build_s = round(time.monotonic() - started, 2)
         return variant
+
+    def quality_on_backend(self, backend: BackendSpec, variants: list[BuiltVariant]) -> None:
+        """Evaluate every built variant's quality again on `backend` (its fidelity against the baseline
+        there): a runtime can lose accuracy another keeps (int8 sums that saturate). The first variant
+        is the baseline."""
+        saved = self.quality, self._baseline_outputs
+        self.quality, self._baseline_outputs = replace(self.quality, backend=backend), None
+        try:
+            for index, variant in enumerate(variants):
+                if not variant.ok or variant.artifact_path is None or variant.quality is None:
+                    continue
+                self.progress(f"quality of {variant.recipe} on {backend.name}")
+                try:
+                    variant.quality_on[backend.name] = self._quality(variant.artifact_path, is_reference=index == 0)
+                except BackendFellBack as error:
+                    variant.failed_on[backend.name] = (str(error), FailureKind.FELL_BACK)
+                except SpeedproofError as error:
+                    variant.failed_on[backend.name] = (str(error), FailureKind.ERROR)
+        finally:
+            self.quality, self._baseline_outputs = saved
 
     def _remove_partial_files(self, index: int, variant: BuiltVariant) -> None:
         """A failed variant leaves no half-made artifact behind (the source file is never touched)."""

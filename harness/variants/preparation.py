@@ -24,7 +24,7 @@ from harness.variants.candidates import candidate_folder, load_candidate, parse_
 from harness.variants.quality import QualityBackend
 from targets.backends import backend_entry
 from targets.cache_files import file_sha256
-from targets.errors import SpeedproofError
+from targets.errors import SpeedproofError, UsageError
 from targets.inputs import InputSettings, InputSpec, ModelInput, resolve_input_specs, shape_overrides
 from targets.profiles import ResolvedProfile
 from targets.runners.base import Runner
@@ -90,6 +90,8 @@ def prepare_variants(
             )
         else:
             variants.append(builder.build_candidate(candidate))
+    for backend in resolved.profile.backends[1:]:
+        builder.quality_on_backend(backend, variants)
     return replace(prepared, variants=variants)
 
 
@@ -129,6 +131,15 @@ def prepare_source(
         _check_shapes_resolve(model_inputs, overrides)
     backend = resolved.profile.backends[0]
     artifact_kind = backend_entry(backend.name).artifact_kind
+    others = [
+        other.name for other in resolved.profile.backends if backend_entry(other.name).artifact_kind != artifact_kind
+    ]
+    if others:
+        raise UsageError(
+            f"--backend {','.join(spec.name for spec in resolved.profile.backends)}: {backend.name} runs "
+            f"{artifact_kind} artifacts and {', '.join(others)} another kind; backends judged in one run must run "
+            "the same artifact (e.g. onnxruntime,openvino): run the others separately"
+        )
     if artifact_kind == "pt2" and source.kind == "onnx-file":
         raise SpeedproofError(
             f"model {model!r} is an ONNX file; the {backend.name} backend runs torch.export programs built from "

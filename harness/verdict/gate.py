@@ -60,8 +60,9 @@ CHECK_KEYS = {
     "required": "list of recipes (from `recipes`) or candidate labels that must be ACCEPTED for the gate to pass",
     "targets": "list of target profiles (names or .toml paths); default: the one that suits the host",
     "input_shape": "shape of the input, e.g. [1, 3, 224, 224], or a list of NAME=1x3x224x224 strings",
-    "backend": "which backend of each target measures: onnxruntime or torch, options as in --backend "
-    '(e.g. "torch:mode=compile"); default: each target\'s first',
+    "backend": "which backend of each target measures: onnxruntime, openvino or torch, options as in --backend "
+    '(e.g. "torch:mode=compile"); several, comma-separated ("onnxruntime,openvino"), judge each variant on each '
+    "(a required one must pass on all); default: each target's first",
     "threads": "intra-op threads (default: the profile's)",
     "policy": "table: policy keys for this check only (over the config's [policy])",
     "remote": f"measure this check on another machine: {REMOTE_FORMS} (ssh: keys only, host key checked; "
@@ -180,10 +181,11 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
             elif (
                 backend is not None
             ):  # the default target is known only when the check runs: check the name and options
-                name, _, options = backend.partition(":")
-                backend_entry(name)
-                if options:
-                    backend_option_overrides(name, options)
+                for item in backend.split(","):
+                    name, _, options = item.strip().partition(":")
+                    backend_entry(name)
+                    if options:
+                        backend_option_overrides(name, options)
         except SpeedproofError as error:
             key = "targets" if target is not None else "backend"
             raise ConfigurationError(f"{path}: {where}.{key}: {error}") from None
@@ -574,6 +576,8 @@ def gate_failures(record: dict[str, Any]) -> list[str]:
             continue
         verdict = cell.get("verdict") or {}
         on = cell["target"] + (f" @ {cell['remote']}" if cell.get("remote") else "")  # which device, in a fleet
+        if len({other.get("backend") for other in record["cells"] if not other.get("skipped")}) > 1:
+            on += f" ({cell['backend']})"
         if cell.get("required") and not cell.get("skipped") and verdict.get("decision") != Decision.ACCEPT:
             codes = " ".join(reason["code"] for reason in verdict.get("reasons", [])) or cell.get("error") or "?"
             why = f" ({cell['error']})" if cell["status"] == CellStatus.FAILED and cell.get("error") else ""

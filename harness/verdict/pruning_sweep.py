@@ -80,7 +80,15 @@ def run_compare(
     )
     cells = verify_prepared(prepared, context)
     labels = [variant.recipe for variant in prepared.variants if variant.candidate is not None]
-    sweep = {"model": prepared.source.name, "points": _points(points, [cell.as_dict() for cell in cells], labels)}
+    cell_dicts = [cell.as_dict() for cell in cells]
+    sweep = {
+        "model": prepared.source.name,
+        "points": [  # one sweep per backend (--backend onnxruntime,openvino), each against its own baseline
+            {**point, "backend": backend.name}
+            for backend in resolved.profile.backends
+            for point in _points(points, [cell for cell in cell_dicts if cell["backend"] == backend.name], labels)
+        ],
+    }
     verified = verification_record("compare", context, run_id, request.model, prepared, cells, work_dir)
     record = verified.with_section("compare", sweep).as_dict()
     path = write_record(record, request.out_dir, label=f"compare-{prepared.source.name}")

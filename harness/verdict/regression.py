@@ -45,7 +45,7 @@ class RegressionCheck:
 
 
 def stored_verdict_cells(stored: dict[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The stored record's measured verdict cells by (target, model, variant, batch size)."""
+    """The stored record's measured verdict cells by (target, model, variant, batch size, backend)."""
     default_target = (stored.get("target") or {}).get("name")
     return {
         cell_identity(cell, cell.get("target") or default_target): cell
@@ -55,4 +55,4 @@ def stored_verdict_cells(stored: dict[str, Any]) -> dict[tuple[Any, ...], dict[s
 
 
 def cell_identity(cell: dict[str, Any], target: str | None) -> tuple[Any, ...]:
-    return (target, cell["model"], cell["variant"], cell.get("batch_size"))
+    return (target, cell["model"], cell["variant"], cell.get("batch_size"), cell.get("backend"))

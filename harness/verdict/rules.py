@@ -57,6 +57,7 @@ class Evidence:
     baseline_peak_rss_bytes: int | None = None
     variant_peak_rss_bytes: int | None = None
     host_isa: str = "x86_64"
+    backend: str = "onnxruntime"  # the runtime the pair ran on
     host_cpu_flags: tuple[str, ...] = ()
     gpu_target: bool = False
     emulated: bool = False
@@ -477,6 +478,14 @@ def _mostly_8bit(facts: dict[str, Any]) -> bool:
     return bool(total) and (dtypes.get("int8", 0) + dtypes.get("uint8", 0)) > total / 2
 
 
+def openvino_int8_text() -> str:
+    return (
+        "int8 on OpenVINO on an x86 CPU without VNNI or AMX (no avx512_vnni, avx_vnni or amx_int8): its CPU plugin "
+        "still runs the quantized layers in u8/i8, with AVX2 multiply-adds whose 16-bit sums can saturate (OpenVINO's "
+        "saturation note: NNCF's quantizer, the int8-nncf recipe, avoids it), and gains less than with VNNI"
+    )
+
+
 def hardware_hints(evidence: Evidence) -> list[str]:
     """Why the hardware may not deliver the gain (only given when the speed requirement failed)."""
     hints = []
@@ -501,7 +510,9 @@ def hardware_hints(evidence: Evidence) -> list[str]:
     if ops & INT8_OPS and not evidence.gpu_target:
         if evidence.host_isa == "x86_64" and not set(X86_INT8_FLAGS) & set(evidence.host_cpu_flags):
             hints.append(
-                "int8 on an x86 CPU without VNNI or AMX (no avx512_vnni, avx_vnni or amx_int8): int8 dot "
+                openvino_int8_text()
+                if evidence.backend == "openvino"
+                else "int8 on an x86 CPU without VNNI or AMX (no avx512_vnni, avx_vnni or amx_int8): int8 dot "
                 "products take several instructions each, plus the (de)quantize steps, so int8 is often "
                 "slower than float32 here"
             )

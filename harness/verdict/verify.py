@@ -169,15 +169,47 @@ def verify_prepared(prepared: PreparedVariants, context: VerifyContext) -> list[
     """One reference cell for the baseline and one verdict cell per other variant, per backend. The
     variants' main pairs run in turn (`run_ab_pairs_in_turn`: a fast model's blocks of each variant
     between the others'), then each variant's further pairs and verdict."""
-    baseline = prepared.variants[0]
     cells = []
-    for backend in context.resolved.profile.backends:
-        cells.append(reference_cell(prepared, baseline, backend, context.policy))
-        others = prepared.variants[1:]
+    backends = context.resolved.profile.backends
+    for backend in backends:
+        baseline = prepared.variants[0].on_backend(backend.name)
+        reference = reference_cell(prepared, baseline, backend, context.policy)
+        if backend is not backends[0] and baseline.ok:
+            reference = replace(
+                reference, runtime_switch=runtime_switch(prepared, baseline, backends[0], backend, context)
+            )
+        cells.append(reference)
+        others = [variant.on_backend(backend.name) for variant in prepared.variants[1:]]
         measured = _main_pairs_in_turn(prepared, baseline, others, backend, context)
         for variant in others:
             cells.append(verify_variant(prepared, baseline, variant, backend, context, measured.get(variant.recipe)))
     return cells
+
+
+def runtime_switch(
+    prepared: PreparedVariants, baseline: BuiltVariant, first: BackendSpec, backend: BackendSpec, context: VerifyContext
+) -> dict[str, Any]:
+    """The baseline on `backend` A/B against the baseline on `first`: switching runtime is itself a change a
+    user can make, judged by the same interval. Its speedup, pairs and time; or the error when it failed."""
+    context.progress(f"A/B {prepared.source.name}: baseline on {first.name} vs baseline on {backend.name}")
+    entry: dict[str, Any] = {"from_backend": first.name, "to_backend": backend.name}
+    try:
+        steps = _pair_steps(prepared, baseline, baseline, first, context, variant_backend=backend)
+        outcome = run_ab_pairs_in_turn([steps])[0]
+    except SpeedproofError as error:
+        return {**entry, "error": str(error)}
+    if outcome.status != "ok" or outcome.speedup is None:
+        return {**entry, "error": outcome.error or "no speedup was estimated"}
+    context.progress(
+        f"  {backend.name} vs {first.name}: {interval_text(outcome.speedup)} after {len(outcome.bursts)} pairs"
+    )
+    return {
+        **entry,
+        "speedup": outcome.speedup.as_dict(),
+        "pairs": len(outcome.bursts),
+        "duration_s": round(outcome.duration_s, 2),
+        "latency_ms": {"from": outcome.baseline.latency_ms, "to": outcome.variant.latency_ms},
+    }
 
 
 def _main_pairs_in_turn(
@@ -257,10 +289,15 @@ def verify_variant(
     `measured`: the main pair's outcome (or why it could not run) when it ran already, in turn with others."""
     policy = context.policy
     cell = _unmeasured_cell(prepared, variant, backend, policy)
-    evidence = variant_evidence(prepared, baseline, variant, context)
+    evidence = replace(variant_evidence(prepared, baseline, variant, context), backend=backend.name)
     failure, failure_kind = None, None
     if not baseline.ok:
         failure, failure_kind = f"the baseline could not be built: {baseline.error}", baseline.failure_kind
+    elif not variant.ok and backend.name in variant.failed_on:  # built, but its quality could not run there
+        failure, failure_kind = (
+            f"{backend.name} could not run {variant.recipe!r}: {variant.error}",
+            variant.failure_kind,
+        )
     elif not variant.ok:
         failure, failure_kind = f"variant {variant.recipe!r} could not be built: {variant.error}", variant.failure_kind
     if failure is not None:
@@ -412,20 +449,22 @@ def _pair_steps(
     context: VerifyContext,
     batch_size: int | None = None,
     metric: str | None = None,
+    variant_backend: BackendSpec | None = None,
 ) -> Generator[None, None, PairOutcome]:
-    """The steps of one A/B pair (`ab_pair_steps`), at the policy's batch size and metric unless given."""
+    """The steps of one A/B pair (`ab_pair_steps`), at the policy's batch size and metric unless given;
+    the variant runs on `variant_backend` when given (the baseline across runtimes), else on `backend`."""
     batch_size = batch_size or context.policy.schedule.batch_size
     specs = prepared.timed_specs(batch_size)
     requests = [
         WorkerRequest.for_cell(
             str(built.artifact_path.resolve()),  # type: ignore[union-attr]
-            backend,
+            on_backend,
             context.resolved,
             specs,
             batch_size,
             context.protocol,
         )
-        for built in (baseline, variant)
+        for built, on_backend in ((baseline, backend), (variant, variant_backend or backend))
     ]
     rules = context.policy.rules
     schedule = replace(context.policy.schedule, batch_size=batch_size, metric=metric or context.policy.schedule.metric)

@@ -33,6 +33,7 @@ class BackendEntry:
     help: str
     options: dict[str, BackendOption]
     artifact_kind: str = "onnx"  # the kind of artifact file it runs (exporters.artifacts.ARTIFACT_KINDS)
+    extra: str | None = None  # the optional extra that installs its runtime, e.g. "openvino"
 
 
 BACKENDS: dict[str, BackendEntry] = {
@@ -50,6 +51,34 @@ BACKENDS: dict[str, BackendEntry] = {
                 str,
                 "ORT graph optimisations applied when the session is created",
                 choices=("disabled", "basic", "extended", "all"),
+            ),
+        },
+    ),
+    "openvino": BackendEntry(
+        module="targets.backends.openvino.runner",
+        class_name="OpenVinoRunner",
+        help="OpenVINO's CPU plugin compiling the ONNX artifact (read as is); records the precision each compute "
+        "layer really ran in, and fails a quantized layer that ran in float",
+        extra="openvino",
+        options={
+            "performance_hint": BackendOption(
+                str,
+                "OpenVINO's performance hint: latency (one stream) or throughput (streams for parallel requests; "
+                "speedproof runs one request at a time)",
+                choices=("latency", "throughput"),
+            ),
+            "inference_precision": BackendOption(
+                str,
+                "precision of float layers: f32, bf16 (a CPU with AVX-512 BF16 or AMX) or f16; left out: the "
+                "plugin's choice. A CPU without it cannot run the profile; a compile that ignored it fails the cell",
+                choices=("f32", "bf16", "f16"),
+            ),
+            "num_streams": BackendOption(int, "execution streams (left out: what the performance hint picks)"),
+            "low_precision": BackendOption(
+                str,
+                "auto: the plugin runs quantized (QDQ) layers in int8; off: its low-precision transformations are "
+                "off (LP_TRANSFORMS_MODE), so they run in float and an int8 artifact's cell is FELL_BACK",
+                choices=("auto", "off"),
             ),
         },
     ),
@@ -90,6 +119,7 @@ BACKENDS: dict[str, BackendEntry] = {
         class_name="TensorRTRunner",
         help="a TensorRT engine built from the ONNX artifact on the GPU that runs it (cached), timed with CUDA "
         "events; records which tactic and precision each layer got",
+        extra="trt",
         options={
             "precision": BackendOption(
                 str,
@@ -134,6 +164,7 @@ def load_runner_class(name: str) -> type[BackendRunner]:
     try:
         module = importlib.import_module(entry.module)
     except ImportError as error:
-        raise SpeedproofError(f"backend {name!r} cannot be used on this host: {error}") from error
+        install = f"; install it with pip install 'speedproof[{entry.extra}]'" if entry.extra else ""
+        raise SpeedproofError(f"backend {name!r} cannot be used on this host: {error}{install}") from error
     runner_class: type[BackendRunner] = getattr(module, entry.class_name)
     return runner_class

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from targets.backends import load_runner_class
-from targets.errors import SpeedproofError
+from targets.errors import SpeedproofError, UsageError
 from targets.host.fingerprint import HostFingerprint
 from targets.profiles import (
     BackendSpec,
@@ -81,3 +81,13 @@ def resolve_target(
     if reasons:
         raise SpeedproofError(f"this host cannot run target {profile.name}: {'; '.join(reasons)}")
     return resolve_profile(profile, host, threads, runner.available_cpus())
+
+
+def require_one_backend(resolved: ResolvedProfile, command: str) -> None:
+    """Refuse several backends (`--backend onnxruntime,openvino`) for a command that measures on one."""
+    names = [backend.name for backend in resolved.profile.backends]
+    if len(names) > 1:
+        raise UsageError(
+            f"--backend {','.join(names)}: speedproof {command} measures on one backend; run it once per backend "
+            "(verify, gate and compare judge each variant on several)"
+        )

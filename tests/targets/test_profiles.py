@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from targets.errors import SpeedproofError
-from targets.profiles import builtin_profile_names, load_profile_file, load_target, resolve_profile
+from targets.errors import ConfigurationError, SpeedproofError
+from targets.profiles import builtin_profile_names, load_profile_file, load_target, resolve_profile, with_backend
 from tests.helpers import synthetic_host
 
 VALID_PROFILE = """
@@ -87,3 +87,23 @@ def test_resolve_physical_threads_and_core_caps(tmp_path):
     resolved = resolve_profile(load_profile_file(Path(path)), synthetic_host(), threads_override=3)
     assert resolved.threads == 3
     assert any("asks for 4096 cores" in note for note in resolved.notes)
+
+
+def test_several_backends_are_kept_in_the_order_given_with_their_options():
+    profile = with_backend(load_target("x86-cpu"), "openvino:inference_precision=f32,onnxruntime")
+    assert [spec.name for spec in profile.backends] == ["openvino", "onnxruntime"]
+    assert profile.backends[0].options == {"performance_hint": "latency", "inference_precision": "f32"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("onnxruntime,,openvino", "an empty name between commas"),
+        ("openvino,openvino:num_streams=2", "names openvino more than once"),
+        ("onnxruntime,tensorflow", "has no backend 'tensorflow'"),
+        ("openvino:inference_precision=f8", r"inference_precision='f8'; valid: f32, bf16, f16"),
+    ],
+)
+def test_a_backend_list_that_cannot_be_measured_is_refused_saying_why(text, message):
+    with pytest.raises(ConfigurationError, match=message):
+        with_backend(load_target("x86-cpu"), text)

@@ -9,6 +9,7 @@ import pytest
 
 from harness.cli import EXIT_OK, main
 from harness.reports.plots import compare_figure, speedup_figure
+from harness.reports.table import compare_table
 from harness.verdict.pruning_sweep import compare_recipes
 from targets.errors import SpeedproofError
 from tests.helpers import FAST_POLICY_FLAGS, TINY_CNN
@@ -105,6 +106,34 @@ def test_compare_command_writes_a_table_a_record_and_a_plot(tmp_path, capsys):
     assert same["recipe"] == "same-net" and same["sparsity"] == 0.0 and same["decision"] == "REJECT"
     unstructured = [p for p in points if p["kind"] == "unstructured"]
     assert all(p["mac_reduction"] == pytest.approx(1.0) for p in unstructured)  # zeros still multiplied
+    assert compare_figure(record).startswith(PNG_MAGIC)
+
+
+def test_a_sweep_on_two_runtimes_has_a_backend_column_and_a_line_per_runtime_in_its_plot():
+    def point(kind, sparsity, backend, ratio):
+        speedup = {"ratio": ratio, "ci_low": ratio - 0.1, "ci_high": ratio + 0.1}
+        return {
+            "kind": kind,
+            "sparsity": sparsity,
+            "recipe": f"{kind}:{sparsity}",
+            "speedup": speedup,
+            "zipped_reduction": 1.5,
+            "mac_reduction": 2.0,
+            "decision": "ACCEPT",
+            "reasons": [],
+            "backend": backend,
+        }
+
+    points = [
+        point(kind, level, backend, 1.5)
+        for backend in ("onnxruntime", "openvino")
+        for kind in ("structured", "unstructured")
+        for level in (0.3, 0.6)
+    ]
+    record = {"compare": {"model": "m", "points": points}, "policy": {"min_speedup": 1.1}}
+    table = compare_table(record)
+    assert table.splitlines()[0].split()[:2] == ["backend", "kind"]
+    assert sum(" openvino " in f" {line} " for line in table.splitlines()) == 4
     assert compare_figure(record).startswith(PNG_MAGIC)
 
 

@@ -120,10 +120,20 @@ def test_config_errors_exit_2_and_name_the_file_and_key(tmp_path, capsys):
         ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\nbackend = "tensorflow"\n', "unknown backend 'tensorflow'"),
         ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\nbackend = 3\n', "check[0].backend = 3"),
         ('[[check]]\nmodel = "m"\nrecipes = ["identity"]\nbackend = "torch:mode=turbo"\n', "mode='turbo'; valid:"),
+        (
+            '[[check]]\nmodel = "m"\nrecipes = ["identity"]\nbackend = "onnxruntime,openvino:num_streamz=2"\n',
+            "unknown option 'num_streamz'",
+        ),
+        (
+            '[[check]]\nmodel = "m"\nrecipes = ["identity"]\ntargets = ["x86-cpu"]\n'
+            'backend = "onnxruntime,onnxruntime"\n',
+            "names onnxruntime more than once",
+        ),
         ('[[checks]]\nmodel = "m"\n', "unknown top-level key 'checks' (did you mean \"check\"?)"),
     ],
 )
 def test_config_validation(tmp_path, text, message):
+    """Each check's values are refused with the file, the key and what is valid, before anything runs."""
     path = tmp_path / "gate.toml"
     path.write_text(text)
     with pytest.raises(SpeedproofError) as error:

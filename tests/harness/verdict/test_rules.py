@@ -88,6 +88,13 @@ def test_smaller_but_not_faster_is_no_real_speedup_with_the_numbers():
     assert any("dense kernels multiply the zeros" in hint for hint in verdict.hints)
 
 
+def test_int8_without_vnni_on_openvino_gets_openvinos_own_hint():
+    slower = _evidence(recipe="int8-static", variant_facts=INT8, speedup=_speedup(0.9, 0.85, 0.95))
+    hints = decide(replace(slower, backend="openvino")).hints
+    assert any("int8 on OpenVINO" in hint and "can saturate" in hint and "int8-nncf" in hint for hint in hints)
+    assert not any("often slower than float32" in hint for hint in hints)
+
+
 def test_interval_below_one_is_slower_with_the_int8_hint_on_a_cpu_without_vnni():
     verdict = decide(_evidence(recipe="int8-dynamic", variant_facts=INT8, speedup=_speedup(0.4, 0.38, 0.42)))
     assert verdict.codes() == ["SLOWER"]
