@@ -479,9 +479,10 @@ def runtime_lines(record: dict[str, Any]) -> list[str]:
                     if switch.get("speedup")
                     else f"not measured: {switch.get('error')}"
                 )
+                name = " ".join(str(part) for part in (cell.get("target"), cell["model"]) if part)
                 lines.insert(
                     1,
-                    f"  {cell['model']} baseline on {switch['to_backend']} vs on {switch['from_backend']}: {measured}"
+                    f"  {name} baseline on {switch['to_backend']} vs on {switch['from_backend']}: {measured}"
                     " (switching runtime, the same file)",
                 )
             continue
