@@ -1,5 +1,5 @@
-"""The README's Python API example, run as written: a baseline ONNX file and a candidate made with
-ONNX Runtime's quantizer, verified with `harness.verify`, the verdicts read from the typed result.
+"""The Python API guide's example (docs/guides/python-api.md), run as written: a baseline ONNX file and a
+candidate made with ONNX Runtime's quantizer, verified with `harness.verify`, the verdicts read from the typed result.
 
     python scripts/api_example.py [--folder DIR]
 
@@ -28,7 +28,7 @@ def make_files(folder: Path) -> None:
 
 
 def example() -> None:
-    # --- the README's example, as written ---
+    # --- the guide's example, as written ---
     from harness import verify
 
     result = verify(

@@ -1,4 +1,4 @@
-"""Verify models compressed elsewhere, on their own data: the walkthrough behind the README's
+"""Verify models compressed elsewhere, on their own data: the walkthrough behind docs/guides/own-model.md's
 "Verify your own compressed model", run end to end and printed.
 
     python scripts/own_data_walkthrough.py --folder /tmp/walkthrough [--cnn mobilenet_v2] [--quick]

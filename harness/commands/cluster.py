@@ -1,7 +1,7 @@
 """`speedproof cluster --local`: a Dask scheduler on this host and one `speedproof worker` per target
 this host can run, to try fleets out. It prints the scheduler's address for `--cluster` and runs until
 Ctrl-C or SIGTERM, which stop the workers too. A real lab starts `dask scheduler` on one machine and
-`speedproof worker` on each device (README: Fleets)."""
+`speedproof worker` on each device (docs/guides/fleets.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Start a Dask scheduler here and one measuring worker (`speedproof worker`) for every target "
         "profile this host can run; print the address to pass as --cluster; run until stopped. For a "
-        "lab of devices, see the README's Fleets (dask scheduler + speedproof worker on each device, or "
+        "lab of devices, see docs/guides/fleets.md (dask scheduler + speedproof worker on each device, or "
         "Dask's SSHCluster)."
     )
     parser.add_argument(

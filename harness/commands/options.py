@@ -245,8 +245,8 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         "source); default: the profile's first. key=value items override its profile options, e.g. "
         "torch:mode=compile or openvino:inference_precision=bf16. Several, comma-separated "
         "(onnxruntime,openvino), judge each variant on each runtime against the baseline on the same runtime, "
-        "and A/B the baselines across runtimes (verify, gate, compare, bench). See `speedproof targets` and the "
-        "README's Backends",
+        "and A/B the baselines across runtimes (verify, gate, compare, bench). See `speedproof targets` and "
+        "docs/reference/backends.md",
     )
     parser.add_argument(
         "--threads", type=positive_int, default=None, metavar="N", help="intra-op threads (default: the profile's)"
@@ -259,7 +259,7 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         "copied there by content hash, and measured by that machine's own speedproof (same version; PATH: its "
         "Python, default python3); the record carries its fingerprint. qemu-aarch64:[FOLDER] runs them in an "
         "emulated aarch64 Python instead (scripts/setup_aarch64_python.py; functional checks only: emulated "
-        "timings never decide). See the README's Remote machines",
+        "timings never decide). See docs/guides/boards.md",
     )
     parser.add_argument(
         "--ssh-config",
@@ -300,7 +300,7 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         help="your own inputs: an .npz with one array per model input, named after it, samples first (0-d for a "
         "constant), and optionally 'labels'; or a function yielding feed dicts {input: array}. Used for quality "
         "(accuracy with labels for class scores, else closeness to the baseline), for int8-static calibration, "
-        "and as the timed inputs. See the README's 'Verify your own compressed model'",
+        "and as the timed inputs. See docs/guides/own-model.md",
     )
     parser.add_argument(
         "--calibration-data",
@@ -320,7 +320,7 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
 
 def add_tls_options(parser: argparse.ArgumentParser) -> None:
     """The fleet's TLS files (targets.runners.fleet_security)."""
-    group = parser.add_argument_group("fleet TLS (mutual authentication; see the README's Fleets)")
+    group = parser.add_argument_group("fleet TLS (mutual authentication; see docs/guides/fleets.md)")
     group.add_argument(
         "--tls-ca-file", type=Path, default=None, metavar="FILE", help="the fleet's CA certificate (PEM)"
     )
@@ -345,7 +345,7 @@ def add_cluster_options(parser: argparse.ArgumentParser, device: bool = True) ->
         metavar="tls://SCHEDULER:PORT",
         help="measure on a device of a Dask fleet: a worker started with `speedproof worker --target NAME` "
         "(needs --target; artifacts travel there by content hash; both sides of every A/B pair run on that one "
-        "worker). Needs speedproof[fleet]; see the README's Fleets",
+        "worker). Needs speedproof[fleet]; see docs/guides/fleets.md",
     )
     if device:
         parser.add_argument(

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--remote",
         default=None,
         metavar="ssh://[user@]host[:port][?python=PATH]",
-        help="ask another machine over SSH instead of this host (see the README's Remote machines)",
+        help="ask another machine over SSH instead of this host (see docs/guides/boards.md)",
     )
     parser.add_argument(
         "--ssh-config", type=Path, default=None, metavar="FILE", help="an OpenSSH config file for --remote (ssh -F)"

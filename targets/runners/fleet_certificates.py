@@ -1,7 +1,7 @@
 """Certificates for a lab's fleet, so the secure path is the easy one: a CA (kept in the folder to
 sign more) and certificates signed by it, EC P-256, made with `cryptography`. `speedproof cluster
 --local --tls DIR` makes `ca.pem`, `ca-key.pem`, `fleet.pem` and `fleet-key.pem` there when they are
-missing; the README shows the openssl commands that do the same for more hosts."""
+missing; docs/guides/fleets.md shows the openssl commands that do the same for more hosts."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def ensure_certificates(folder: Path) -> FleetCertificates:
         raise ConfigurationError(
             f"--tls {folder}: holds {held} but not {missing}; speedproof uses a folder with all four files, signs "
             "a new fleet.pem with the CA of a folder that holds only ca.pem and ca-key.pem, or makes all four in an "
-            "empty folder. It never replaces a file there: pass another folder, or complete this one (README: "
-            "fleets over TLS)"
+            "empty folder. It never replaces a file there: pass another folder, or complete this one "
+            "(docs/guides/fleets.md: fleets over TLS)"
         )
     try:
         from cryptography import x509

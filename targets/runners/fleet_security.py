@@ -89,7 +89,7 @@ def _check_dates(cert: Path | None) -> None:
     if certificate.not_valid_after_utc < now:
         raise ConfigurationError(
             f"--tls-cert {cert}: expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; the fleet refuses "
-            "it. Sign a new one with the fleet's CA (README: fleets over TLS)"
+            "it. Sign a new one with the fleet's CA (docs/guides/fleets.md: fleets over TLS)"
         )
     if certificate.not_valid_before_utc > now:
         raise ConfigurationError(
@@ -130,7 +130,7 @@ def check_tls_for(scheme: str, role: str, who: str) -> None:
     if scheme == "tls" and not tls_configured(role):
         raise ConfigurationError(
             f"{who}: a tls:// address needs the fleet's TLS files: {TLS_OPTIONS} (or Dask's config, "
-            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE and ..._CLIENT__CERT/KEY); see the README's Fleets"
+            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE and ..._CLIENT__CERT/KEY); see docs/guides/fleets.md"
         )
     if scheme == "tcp" and tls_configured(role):
         raise ConfigurationError(f"{who}: TLS files are given, but the address is tcp://; use tls:// with them")
