@@ -120,8 +120,19 @@ def compare_figure(record: dict[str, Any]) -> bytes:
             [p["speedup"]["ratio"] - p["speedup"]["ci_low"] for p in kind_points],
             [p["speedup"]["ci_high"] - p["speedup"]["ratio"] for p in kind_points],
         ]
-        style = ("o-" if backend == backends[0] else "o--") if len(xs) > 1 else "D"
-        speed_axis.errorbar(xs, ratios, yerr=errors, fmt=style, color=color, capsize=4, label=label)
+        first = backend == backends[0]  # a second runtime: hollow squares, dashed, a little to the right
+        style = ("o-" if first else "s--") if len(xs) > 1 else ("D" if first else "s")
+        shift = 0.008 * backends.index(backend)
+        speed_axis.errorbar(
+            [x + shift for x in xs],
+            ratios,
+            yerr=errors,
+            fmt=style,
+            color=color,
+            capsize=4,
+            label=label,
+            markerfacecolor=color if first else "white",
+        )
         for key, marker, name in (("zipped_reduction", "s", "zipped size"), ("mac_reduction", "^", "MACs")):
             values = [p.get(key) for p in kind_points]
             if any(v is not None for v in values) and backend == backends[0]:  # the same files on every backend
@@ -134,6 +145,9 @@ def compare_figure(record: dict[str, Any]) -> bytes:
                     label=f"{kind}: {name}",
                     alpha=0.9 if key == "mac_reduction" else 0.55,
                 )
+    levels = sorted({p["sparsity"] for p in points})
+    if len(levels) == 1:  # one level: room around it for the runtimes' points side by side
+        speed_axis.set_xlim(levels[0] - 0.05, levels[0] + 0.05)
     speed_axis.axhline(1.0, color="#777777", linestyle=":", linewidth=1)
     if policy.get("min_speedup"):
         speed_axis.axhline(policy["min_speedup"], color=REJECT_COLOR, linestyle="--", linewidth=1, label="threshold")
