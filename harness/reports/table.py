@@ -357,6 +357,7 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
     variant of a model shares (e.g. random weights) is said once for the model."""
     lines = []
     said_for_model: set[tuple[str, str]] = set()
+    said_warnings: set[tuple[Any, ...]] = set()
     for cell in record["cells"]:
         where = cell_place(record, cell)
         if cell.get("reference") and cell["status"] != "ok":
@@ -366,7 +367,15 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
         lines.extend(f"hint {where}: {hint}" for hint in verdict.get("hints", []))
         if verdict and verdict.get("decision") != "ACCEPT":
             lines.append(f"next step {where}: {_next_step_advice(verdict)}")
-        lines.extend(f"warning {where}: {warning}" for warning in cell.get("warnings", []))
+        for warning in cell.get("warnings", []):
+            # a variant's build warning is the same on every runtime: said once, without the runtime's name
+            shared = not warning.startswith(("baseline worker:", "variant worker:"))
+            said = (cell.get("check"), cell.get("target"), cell["model"], cell["variant"], warning)
+            if shared and said in said_warnings:
+                continue
+            said_warnings.add(said)
+            plain = " ".join(part for part in (cell.get("target"), cell["model"], cell["variant"]) if part)
+            lines.append(f"warning {plain if shared else where}: {warning}")
         artifact = cell.get("artifact") or {}
         if cell.get("reference") or cell["variant"] == "baseline" or artifact.get("macs") is None:
             lines.extend(f"MACs {where}: {note}" for note in artifact.get("macs_notes") or [])

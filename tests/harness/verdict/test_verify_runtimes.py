@@ -82,6 +82,9 @@ def test_the_table_has_one_section_per_runtime_and_a_line_per_variant_saying_whe
     line = next(line for line in text.splitlines() if line.strip().startswith("tiny_cnn int8-static:"))
     assert " on onnxruntime " in line and " on openvino " in line
     assert "int8-static on openvino" in text  # notes name the runtime
+    # the build's warning is the variant's, the same on both runtimes: said once
+    calibration = [line for line in text.splitlines() if "calibration samples" in line]
+    assert calibration and len(calibration) == 1 and calibration[0].startswith("warning tiny_cnn int8-static: ")
 
 
 def test_the_command_line_takes_a_list_and_refuses_the_same_backend_twice(tmp_path, capsys):
