@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from targets.backends import backend_entry
+from targets.backends import BackendOption, backend_entry
 from targets.errors import ConfigurationError, SpeedproofError, did_you_mean, unknown_choice
 from targets.host.cpu_conditions import fastest_cpus_here
 from targets.host.fingerprint import HostFingerprint, normalize_isa
@@ -22,6 +22,8 @@ from targets.toml_files import read_toml_file
 PROFILES_DIR = Path(__file__).parent / "profiles"
 BYTES_PER_GB = 1024**3
 KNOWN_ISAS = ("x86_64", "aarch64")
+# the largest count a backend option takes (streams, a batch size): past it, a typo rather than a setting
+MAX_BACKEND_COUNT = 1 << 16
 
 TOP_LEVEL_HELP = {
     "name": "profile name, e.g. x86-cpu",
@@ -116,31 +118,48 @@ def with_backend(profile: TargetProfile, backend: str | None) -> TargetProfile:
     (`onnxruntime,openvino`) keeps several, in that order: each variant is then judged on each."""
     if backend is None:
         return replace(profile, backends=profile.backends[:1])
-    items = [item.strip() for item in backend.split(",")]
+    chosen = parse_backend_list(backend, profile)
+    return replace(profile, backends=tuple(_chosen_backend(profile, *item) for item in chosen))
+
+
+def parse_backend_list(text: str, profile: TargetProfile | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """`NAME[:key=value...][,NAME...]` as (name, option overrides) pairs, each name named once and each
+    option checked like a profile's. Each name is one `profile` lists (None: any registered backend, for a
+    target known only later)."""
+    items = [item.strip() for item in text.split(",")]
     if not all(items):
-        raise ConfigurationError(f"--backend {backend!r}: an empty name between commas; e.g. onnxruntime,openvino")
+        raise ConfigurationError(f"--backend {text!r}: an empty name between commas; e.g. onnxruntime,openvino")
     names = [item.partition(":")[0] for item in items]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ConfigurationError(
-            f"--backend {backend!r} names {', '.join(repeated)} more than once; each backend is measured once per "
+            f"--backend {text!r} names {', '.join(repeated)} more than once; each backend is measured once per "
             "run (run again for other options of the same backend)"
         )
-    return replace(profile, backends=tuple(_chosen_backend(profile, item) for item in items))
+    parsed = []
+    for item in items:
+        name, _, option_text = item.partition(":")
+        if profile is not None:
+            _profile_backend(profile, name)
+        else:
+            backend_entry(name)  # an unknown name is an error listing the known ones
+        parsed.append((name, backend_option_overrides(name, option_text) if option_text else {}))
+    return parsed
 
 
-def _chosen_backend(profile: TargetProfile, item: str) -> BackendSpec:
-    name, _, option_text = item.partition(":")
+def _profile_backend(profile: TargetProfile, name: str) -> BackendSpec:
     chosen = [spec for spec in profile.backends if spec.name == name]
     if not chosen:
         listed = ", ".join(spec.name for spec in profile.backends)
         raise ConfigurationError(
             f"target {profile.name} ({profile.source}) has no backend {name!r}; it lists: {listed}"
         )
-    spec = chosen[0]
-    if option_text:
-        spec = BackendSpec(spec.name, {**spec.options, **backend_option_overrides(name, option_text)})
-    return spec
+    return chosen[0]
+
+
+def _chosen_backend(profile: TargetProfile, name: str, overrides: dict[str, Any]) -> BackendSpec:
+    spec = _profile_backend(profile, name)
+    return BackendSpec(name, {**spec.options, **overrides}) if overrides else spec
 
 
 def backend_option_overrides(name: str, text: str) -> dict[str, Any]:
@@ -159,10 +178,27 @@ def backend_option_overrides(name: str, text: str) -> dict[str, Any]:
                 f"--backend {name}: unknown option {key!r}{did_you_mean(key, entry.options)}; "
                 f"valid: {', '.join(entry.options)}"
             )
-        if option.choices and value not in option.choices:
-            raise ConfigurationError(f"--backend {name}: {key}={value!r}; valid: {', '.join(option.choices)}")
-        options[key] = value
+        try:
+            options[key] = checked_option_value(option, value)
+        except ValueError as error:
+            raise ConfigurationError(f"--backend {name}: {key}={value!r}; {error}") from None
     return options
+
+
+def checked_option_value(option: BackendOption, value: Any) -> Any:
+    """A backend option's value as its type (a command line's text converted), or ValueError saying what
+    is valid: one of its choices, or for a count a whole number from 1 to MAX_BACKEND_COUNT."""
+    if option.type is int:
+        if isinstance(value, str):
+            try:
+                value = int(value, 10)
+            except ValueError:
+                raise ValueError(f"expected a whole number from 1 to {MAX_BACKEND_COUNT}") from None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BACKEND_COUNT:
+            raise ValueError(f"expected a whole number from 1 to {MAX_BACKEND_COUNT}")
+    if option.choices and value not in option.choices:
+        raise ValueError(f"valid: {', '.join(option.choices)}")
+    return value
 
 
 def builtin_profile_names() -> list[str]:
@@ -214,9 +250,10 @@ def _parse_backend(table: Any, index: int, path: Path) -> BackendSpec:
         if key not in table:
             continue
         value = _require(table, key, option.type, where, path)
-        if option.choices and value not in option.choices:
-            raise ConfigurationError(f"{path}: {where}.{key} = {value!r}; valid: {', '.join(option.choices)}")
-        options[key] = value
+        try:
+            options[key] = checked_option_value(option, value)
+        except ValueError as error:
+            raise ConfigurationError(f"{path}: {where}.{key} = {value!r}; {error}") from None
     return BackendSpec(name=name, options=options)
 
 

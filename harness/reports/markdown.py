@@ -6,7 +6,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from harness.reports.table import policy_line, record_backends, record_tables, runtime_lines
+from harness.reports.table import judged_per_runtime, policy_line, record_tables, runtime_lines
 from harness.reports.text_safety import markdown_safe
 
 
@@ -51,7 +51,7 @@ def markdown_report(record: dict[str, Any], extra_lines: list[str] | None = None
             disable_numparse=True,
         )
     )
-    if record.get("command") in ("verify", "gate", "compare") and len(record_backends(record)) > 1:
+    if judged_per_runtime(record):
         where, *per_variant = runtime_lines(record)
         lines += ["", markdown_safe(where), "", *(f"- {_escape_cell(line.strip())}" for line in per_variant)]
     if notes:

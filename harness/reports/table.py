@@ -256,6 +256,11 @@ def record_backends(record: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(str(cell["backend"]) for cell in record.get("cells", []) if cell.get("backend")))
 
 
+def judged_per_runtime(record: dict[str, Any]) -> bool:
+    """A verdict record measured on several backends: tables per runtime and where each variant pays."""
+    return record.get("command") in ("verify", "gate", "compare") and len(record_backends(record)) > 1
+
+
 def on_backend(record: dict[str, Any], backend: str) -> dict[str, Any]:
     """The record with only the cells that ran on `backend`."""
     return {**record, "cells": [cell for cell in record["cells"] if cell.get("backend") == backend]}
@@ -456,10 +461,9 @@ def record_text(record: dict[str, Any]) -> str:
     gets one table per backend, then where each variant pays."""
     headers, rows, notes = record_tables(record)
     table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, stralign="right")
-    backends = record_backends(record)
-    if record.get("command") in ("verify", "gate", "compare") and len(backends) > 1:
+    if judged_per_runtime(record):
         tables = []
-        for backend in backends:
+        for backend in record_backends(record):
             backend_headers, backend_rows = verdict_rows(on_backend(record, backend))
             tables.append(
                 f"on {backend}:\n"

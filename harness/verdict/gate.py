@@ -37,11 +37,10 @@ from harness.verdict.policy import Policy, apply_overrides, build_policy, check_
 from harness.verdict.reasons import Decision
 from harness.verdict.regression import Regression, RegressionCheck, cell_identity, stored_verdict_cells
 from harness.verdict.verify import VerifyContext, verify_prepared
-from targets.backends import backend_entry
 from targets.errors import ConfigurationError, InputError, SpeedproofError, did_you_mean
 from targets.host.fingerprint import HostFingerprint
 from targets.inputs import InputSettings, shape_overrides
-from targets.profiles import backend_option_overrides, load_target, resolve_profile, with_backend
+from targets.profiles import load_target, parse_backend_list, resolve_profile, with_backend
 from targets.runners.agent import AgentRunner, RemoteError
 from targets.runners.base import Runner
 from targets.runners.choose import REMOTE_FORMS, check_remote, remote_runner
@@ -178,14 +177,8 @@ def _parse_check(table: Any, index: int, path: Path) -> GateCheck:
         try:
             if target is not None:
                 with_backend(load_target(target), backend)
-            elif (
-                backend is not None
-            ):  # the default target is known only when the check runs: check the name and options
-                for item in backend.split(","):
-                    name, _, options = item.strip().partition(":")
-                    backend_entry(name)
-                    if options:
-                        backend_option_overrides(name, options)
+            elif backend is not None:  # the default target is known only when the check runs: names and options
+                parse_backend_list(backend)
         except SpeedproofError as error:
             key = "targets" if target is not None else "backend"
             raise ConfigurationError(f"{path}: {where}.{key}: {error}") from None

@@ -57,6 +57,18 @@ def runtime_layers(compiled_model: Any) -> list[RuntimeLayer]:
     return layers
 
 
+def has_quantized_ops(model: Any) -> bool:
+    """Whether OpenVINO's reading of the artifact (an `ov.Model`) holds quantization: FakeQuantize (its form
+    of QuantizeLinear), or 8- or 4-bit integer constants (dequantized weights)."""
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind == "FakeQuantize" or (
+            kind == "Constant" and op.get_output_element_type(0).get_type_name() in INTEGER_PRECISIONS
+        ):
+            return True
+    return False
+
+
 def quantized_compute_nodes(onnx_path: str | Path) -> set[str]:
     """Names of the artifact's compute nodes that are quantized: QDQ-fed (a weight or data input made by
     DequantizeLinear) or an integer op of their own. Reads the graph only, not external weights."""

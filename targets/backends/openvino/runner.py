@@ -19,6 +19,7 @@ from targets.backends.base import BackendRunner, TensorMetadata
 from targets.backends.openvino.layer_precision import (
     fell_back_layers,
     fell_back_text,
+    has_quantized_ops,
     precision_summary,
     quantized_compute_nodes,
     runtime_layers,
@@ -52,6 +53,22 @@ def cpu_capabilities(core: ov.Core) -> tuple[str, ...]:
     return tuple(str(item) for item in core.get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
 
 
+def _unavailable_reason(core: ov.Core, options: Mapping[str, Any]) -> str | None:
+    """Why this CPU plugin cannot run with `options`; None when it can."""
+    if DEVICE not in core.available_devices:
+        return f"OpenVINO {openvino_version()} sees no CPU device (devices: {', '.join(core.available_devices)})"
+    precision = options.get("inference_precision")
+    if precision is not None:
+        capability = INFERENCE_PRECISIONS[str(precision)][1]
+        capabilities = cpu_capabilities(core)
+        if capability not in capabilities:
+            return (
+                f"inference_precision = {precision!r}: this CPU cannot compute in {capability} (OpenVINO "
+                f"{openvino_version()} reports {', '.join(capabilities)}); bf16 needs AVX-512 BF16 or AMX"
+            )
+    return None
+
+
 class OpenVinoRunner(BackendRunner):
     name = "openvino"
 
@@ -64,19 +81,7 @@ class OpenVinoRunner(BackendRunner):
 
     @classmethod
     def unavailable_reason(cls, options: Mapping[str, Any]) -> str | None:
-        core = ov.Core()
-        if DEVICE not in core.available_devices:
-            return f"OpenVINO {openvino_version()} sees no CPU device (devices: {', '.join(core.available_devices)})"
-        precision = options.get("inference_precision")
-        if precision is not None:
-            capability = INFERENCE_PRECISIONS[str(precision)][1]
-            capabilities = cpu_capabilities(core)
-            if capability not in capabilities:
-                return (
-                    f"inference_precision = {precision!r}: this CPU cannot compute in {capability} (OpenVINO "
-                    f"{openvino_version()} reports {', '.join(capabilities)}); bf16 needs AVX-512 BF16 or AMX"
-                )
-        return None
+        return _unavailable_reason(ov.Core(), options)
 
     def compile_config(self) -> dict[str, Any]:
         """The CPU plugin's properties for this profile's options."""
@@ -94,10 +99,10 @@ class OpenVinoRunner(BackendRunner):
         return config
 
     def activate_impl(self) -> None:
-        reason = self.unavailable_reason(self.options)
+        self.core = ov.Core()
+        reason = _unavailable_reason(self.core, self.options)
         if reason is not None:
             raise SpeedproofError(f"openvino cannot run {self.artifact_path}: {reason}")
-        self.core = ov.Core()
         config = self.compile_config()
         try:
             model = self.core.read_model(self.artifact_path)
@@ -105,17 +110,19 @@ class OpenVinoRunner(BackendRunner):
         except Exception as error:  # OpenVINO raises RuntimeError with its own message
             raise SpeedproofError(f"openvino could not compile {self.artifact_path}: {error}") from error
         self.request = self.compiled.create_infer_request()
-        self.facts = self._check_what_runs(config)
+        self.facts = self._check_what_runs(config, has_quantized_ops(model))
 
-    def _check_what_runs(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """Raise BackendFellBack when the compiled model does not run as asked; else the facts to record."""
+    def _check_what_runs(self, config: Mapping[str, Any], quantized_model: bool) -> dict[str, Any]:
+        """Raise BackendFellBack when the compiled model does not run as asked; else the facts to record.
+        The ONNX graph is read for its quantized layers only when OpenVINO's model has quantized operations
+        (a float model's worker start reads no file twice)."""
         assert self.compiled is not None
         asked = config.get("INFERENCE_PRECISION_HINT")
         precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "f32", "bf16", ...
         if asked is not None and precision != asked:
             raise BackendFellBack(f"openvino fell back: asked for inference precision {asked}, it compiled {precision}")
         layers = runtime_layers(self.compiled)
-        quantized = quantized_compute_nodes(self.artifact_path)
+        quantized = quantized_compute_nodes(self.artifact_path) if quantized_model else set()
         fallen = fell_back_layers(quantized, layers)
         if fallen:
             raise BackendFellBack(f"openvino fell back: {fell_back_text(fallen, len(quantized))}")
