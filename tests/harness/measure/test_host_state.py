@@ -118,8 +118,9 @@ def test_a_run_away_from_the_usual_level_widens_its_interval_and_one_at_it_decid
     assert held.duration_s > first.duration_s  # it measured on, to the budget, hoping for the usual state
     assert len(far.levels()) == HISTORY_MIN_RUNS + 1  # its own level added
 
-    # this host's own state may move between the runs of a test: "at the usual level" here is within 2x
-    monkeypatch.setattr(host_state, "HOST_STATE_MARGIN", 1.0)
+    # this host's own state moves between the runs of a test (0.052 ms in the first run, 0.0245 ms in this one,
+    # under a full suite): "at the usual level" here is within 5x, still far inside the 10x case above
+    monkeypatch.setattr(host_state, "HOST_STATE_MARGIN", 4.0)
     near = LevelHistory(tmp_path / "near", "key")
     for _ in range(HISTORY_MIN_RUNS):
         near.add(level)
