@@ -1,4 +1,4 @@
-"""4-bit weight-only quantization of an ONNX graph (the LLM-style int4 of RTN/GPTQ/AWQ) through
+"""4-bit (and 8-bit) weight-only quantization of an ONNX graph (the LLM-style int4 of RTN/GPTQ/AWQ) through
 onnxruntime's own quantizer: every MatMul whose weight is a constant becomes a MatMulNBits with
 block-wise 4-bit weights and float scales; activations stay float. Gemm nodes (what the exporter
 makes of a 2-D nn.Linear) are first rewritten as MatMul + Add, which computes the same thing, so
@@ -40,24 +40,25 @@ class Int4Result:
 
 
 def quantize_int4_weights(
-    source: Path, destination: Path, block_size: int, symmetric: bool, accuracy_level: int
+    source: Path, destination: Path, block_size: int, symmetric: bool, accuracy_level: int, bits: int = 4
 ) -> Int4Result:
-    """Write `destination`: `source` with 4-bit block-wise weights on its MatMuls; raises when no
+    """Write `destination`: `source` with `bits`-bit (4 or 8) block-wise weights on its MatMuls; raises when no
     MatMul or Gemm has a constant weight (nothing would change)."""
+    recipe = f"int{bits}-weight"
     quantizer_class = _nbits_quantizer()
     model = onnx.load(str(source))
     rewritten = rewrite_gemms_as_matmuls(model.graph)
     matmuls = _constant_weight_matmuls(model.graph)
     if not matmuls:
         raise SpeedproofError(
-            f"int4-weight: {source.name} has no MatMul or Gemm with a constant weight to quantize (int4-weight "
+            f"{recipe}: {source.name} has no MatMul or Gemm with a constant weight to quantize ({recipe} "
             "quantizes linear layers' weights; convolutions stay as they are)"
         )
     try:
         with quiet_quantizer():
             quantizer = quantizer_class(
                 model,
-                bits=4,
+                bits=bits,
                 block_size=block_size,
                 is_symmetric=symmetric,
                 accuracy_level=accuracy_level or None,
@@ -65,7 +66,7 @@ def quantize_int4_weights(
             quantizer.process()
             quantized_model = quantizer.model.model
     except Exception as error:
-        raise SpeedproofError(f"int4-weight: onnxruntime could not quantize {source.name}: {error}") from error
+        raise SpeedproofError(f"{recipe}: onnxruntime could not quantize {source.name}: {error}") from error
     onnx.save(quantized_model, str(destination))
     counts = Counter(node.op_type for node in quantized_model.graph.node)
     return Int4Result(matmuls=matmuls, quantized=counts[NBITS_OP], gemms_rewritten=rewritten)

@@ -290,12 +290,28 @@ def verify(
     policy: PathText | None = None,
     out: PathText = "results",
     progress: ProgressCallback | None = None,
+    prompt_tokens: Iterable[int] | None = None,
+    decode_tokens: int | None = None,
+    prompts: PathText | None = None,
     **policy_values: Any,
 ) -> Result:
     """A/B-measure each recipe's variant and each candidate (`PATH[=LABEL]`, a model compressed
     elsewhere) against the baseline and ACCEPT or REJECT it: `speedproof verify`. `policy` is a TOML
     file with a [policy] table; policy keywords (min_speedup, max_accuracy_drop, batch_size, ...)
-    override it. `batch_sizes`: also compare at these for the speedup curve."""
+    override it. `batch_sizes`: also compare at these for the speedup curve.
+
+    A generative decoder (a zoo decoder, a Hugging Face folder, an ONNX Runtime GenAI folder) is timed phase by
+    phase instead: prefill at each of `prompt_tokens` (default 128, 512), time to first token and time per token
+    (`decode_tokens` per timed window) after the first; `prompts`: a text file whose tokens replace the random
+    ids; the policy's metric names the phase that must pay (decode_ms_per_token by default)."""
+    from harness.decoders.sources import is_decoder_source
+
+    decoder_options = {"prompt_tokens": prompt_tokens, "decode_tokens": decode_tokens, "prompts": prompts}
+    if is_decoder_source(str(model)):
+        return _verify_decoder(locals(), policy_values)
+    given = [name for name, value in decoder_options.items() if value is not None]
+    if given:
+        raise UsageError(f"{given[0]}= times a generative decoder's phases; {model} is not a decoder")
     from harness.verdict.verify import VerifyRequest, run_verify
 
     request = VerifyRequest(
@@ -308,6 +324,64 @@ def verify(
         batch_sizes=_batch_sizes("batch_sizes", batch_sizes) or (),
     )
     return _result(run_verify(request, progress=progress or no_progress))
+
+
+# verify's options that mean nothing for a decoder, each with its default
+NOT_FOR_DECODERS = {
+    "batch_sizes": (),
+    "remote": None,
+    "ssh_config": None,
+    "cluster": None,
+    "device": None,
+    "input_shapes": None,
+    "batch_axes": None,
+    "input_values": None,
+    "data": None,
+    "calibration_data": None,
+    "metric_fn": None,
+}
+
+
+def _verify_decoder(arguments: dict[str, Any], policy_values: dict[str, Any]) -> Result:
+    from harness.decoders.job import DecoderVerifyRequest, run_decoder_verify
+    from harness.decoders.scenario import DEFAULT_PROMPT_TOKENS, DecoderScenario
+
+    for name, default in NOT_FOR_DECODERS.items():
+        if arguments[name] not in (default, None, ()):
+            raise UsageError(
+                f"--{name.replace('_', '-')} ({name}=) does not apply to a generative decoder "
+                f"({arguments['model']}): it is measured on this machine's CPU with token ids it makes (or prompts=)"
+            )
+    given = arguments["prompt_tokens"]
+    if given is not None and (isinstance(given, (str, int)) or not isinstance(given, Iterable)):
+        raise UsageError(f"prompt_tokens={given!r}: expected a list of prompt lengths, e.g. [128, 512]")
+    lengths = (
+        tuple(_positive_int("prompt_tokens", value, required=True) for value in given)
+        if given
+        else DEFAULT_PROMPT_TOKENS
+    )
+    scenario = DecoderScenario(
+        prompt_tokens=lengths,
+        **(
+            {"decode_tokens": _positive_int("decode_tokens", arguments["decode_tokens"])}
+            if arguments["decode_tokens"] is not None
+            else {}
+        ),
+        prompts=_path(arguments["prompts"]),
+    )
+    request = DecoderVerifyRequest(
+        model=str(arguments["model"]),
+        recipes=_texts("recipes", arguments["recipes"]),
+        candidates=_candidates(arguments["candidates"]),
+        target=None if arguments["target"] is None else str(arguments["target"]),
+        backend=arguments["backend"],
+        threads=_positive_int("threads", arguments["threads"]),
+        policy_file=_path(arguments["policy"]),
+        policy_overrides=_policy_overrides(policy_values, "verify"),
+        scenario=scenario,
+        out_dir=Path(arguments["out"]),
+    )
+    return _result(run_decoder_verify(request, progress=arguments["progress"] or no_progress))
 
 
 @checked_arguments

@@ -157,7 +157,12 @@ def profile_keys_markdown() -> str:
     ]
     for name, entry in BACKENDS.items():
         install = f" Install: `pip install 'speedproof[{entry.extra}]'`." if entry.extra else ""
-        parts += ["", f"### `{name}`", "", f"{entry.help}; runs `.{entry.artifact_kind}` artifacts.{install}", ""]
+        runs = (
+            "ONNX Runtime GenAI folders"
+            if entry.artifact_kind == "genai-folder"
+            else f"`.{entry.artifact_kind}` artifacts"
+        )
+        parts += ["", f"### `{name}`", "", f"{entry.help}; runs {runs}.{install}", ""]
         rows: list[list[object]] = [
             [f"`{key}`", " \\| ".join(option.choices) if option.choices else option.type.__name__, option.help]
             for key, option in entry.options.items()

@@ -18,6 +18,7 @@ from harness.commands.options import (
     command_progress,
     note_replaced_batch_dims,
     policy_keywords,
+    positive_int,
     print_result,
     recipes_epilog,
     target_keywords,
@@ -57,6 +58,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also compare at these batch sizes and report the speedup curve and where the variant starts or "
         "stops paying; the policy's --batch-size decides the verdict",
     )
+    decoder = parser.add_argument_group(
+        "generative decoders",
+        "a zoo decoder (smollm-135m-shape, llama-tiny-shape), a Hugging Face folder (config.json, model.safetensors, "
+        "tokenizer) or an ONNX Runtime GenAI folder (genai_config.json) is built with ONNX Runtime GenAI's model "
+        "builder and timed phase by phase: prefill at each prompt length, time to first token and time per token "
+        "after the first; --metric names the phase that must pay: decode_ms_per_token (default), prefill_ms, "
+        "ttft_ms. Recipes: int4-weight, int8-weight, drop-layers:K, identity; --candidate takes GenAI folders",
+    )
+    decoder.add_argument(
+        "--prompt-tokens",
+        type=batch_list,
+        default=None,
+        metavar="128,512",
+        help="prompt lengths in tokens: prefill is timed at each, time to first token and decoding after the first "
+        "(default 128,512)",
+    )
+    decoder.add_argument(
+        "--decode-tokens",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="tokens per timed decode window after the prompt (default 16); the figure is the time per token",
+    )
+    decoder.add_argument(
+        "--prompts",
+        default=None,
+        metavar="TEXT_FILE",
+        help="a text file tokenized with the decoder's tokenizer (before any timing) whose first tokens are the "
+        "prompts, instead of random token ids",
+    )
     add_out_option(parser)
     add_json_option(parser)
     add_policy_options(parser)
@@ -74,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         recipes=args.recipes,
         candidates=args.candidates,
         batch_sizes=args.batch_sizes,
+        prompt_tokens=args.prompt_tokens,
+        decode_tokens=args.decode_tokens,
+        prompts=args.prompts,
         policy=args.policy,
         out=args.out,
         progress=command_progress(args),

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.measure.host_state import HostState, LevelHistory
-from harness.measure.schedule import ABSchedule
+from harness.measure.schedule import DECODER_METRICS, ABSchedule
 from harness.measure.speedup import (
     BurstPair,
     SpeedupEstimate,
@@ -182,7 +182,7 @@ def _burst_metric(latencies_ns: Sequence[int], duration_s: float, metric: str, b
     if metric == "throughput":
         return batch_size * len(latencies_ns) / duration_s
     summary = summarize_latencies_ns(latencies_ns)
-    return float(getattr(summary, metric))
+    return float(summary.p50 if metric in DECODER_METRICS else getattr(summary, metric))
 
 
 def run_ab_pair(

@@ -9,7 +9,10 @@ from typing import Any
 
 from targets.errors import SpeedproofError, did_you_mean
 
-METRICS = ("p50", "p90", "p99", "throughput")
+# a generative decoder's phases (harness/decoders): each timed iteration is one phase, its figure in ms (per
+# token for decode); the A/B compares the median of each burst's phase figures
+DECODER_METRICS = {"decode_ms_per_token": "decode", "prefill_ms": "prefill", "ttft_ms": "ttft"}
+METRICS = ("p50", "p90", "p99", "throughput", *DECODER_METRICS)
 # beyond these a policy is a typo, and the arithmetic of looks and blocks would overflow
 MAX_DURATION_S = 7 * 24 * 3600.0
 MAX_PAIRS = 1_000_000
@@ -38,7 +41,9 @@ class ABSchedule:
     metric: str = field(
         default="p50",
         metadata={
-            "help": "what the speedup is measured on: p50 | p90 | p99 latency, or throughput (items/s)",
+            "help": "what the speedup is measured on: p50 | p90 | p99 latency, or throughput (items/s); for a "
+            "generative decoder, the phase that must pay: decode_ms_per_token (the default there), prefill_ms (at "
+            "every prompt length) or ttft_ms (time to first token)",
             "choices": METRICS,
         },
     )

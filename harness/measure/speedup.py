@@ -39,10 +39,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from harness.measure.schedule import DECODER_METRICS
 from harness.measure.statistics import NS_PER_MS
 from targets.runners.protocol import MEDIAN_BURST_ITERATIONS
 
-LATENCY_QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
+# a decoder phase's iterations are each a whole phase (a prompt's forward, a window of decode steps): their median
+LATENCY_QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, **dict.fromkeys(DECODER_METRICS, 50.0)}
 METHOD = (
     "hodges-lehmann + wilcoxon signed-rank interval over per-block log ratios (a block: one pair, or the pairs "
     "of one set of worker processes)"
@@ -262,6 +264,7 @@ def speedup_interval(
 # iterations one burst needs before its percentile means anything: a median is stable after a
 # few; a tail needs ten iterations beyond it (LoadGen-style: p99 rests on 1000, p90 on 100). A
 # burst waits for them up to targets.runners.protocol.burst_cap_s (2 s for p50, 60 s for tails)
+# (a decoder phase's burst: one iteration at least; a prefill of a long prompt takes seconds)
 BURST_MIN_ITERATIONS = {"p50": MEDIAN_BURST_ITERATIONS, "p90": 100, "p99": 1000, "throughput": 1}
 
 

@@ -55,6 +55,7 @@ def _int4_weight(step: RecipeStep, source: Path, destination: Path, context: Onn
         block_size=int(step.option("block_size")),
         symmetric=bool(step.option("symmetric")),
         accuracy_level=int(step.option("accuracy_level")),
+        bits=8 if step.name == "int8-weight" else 4,
     )
     return result.as_note()
 
@@ -111,25 +112,36 @@ register(
         apply_onnx=_int8_nncf,
     )
 )
+# the options of weight-only quantization, on ONNX models (onnxruntime's quantizer) and on decoders (ONNX Runtime
+# GenAI's model builder, harness/decoders/build.py)
+WEIGHT_ONLY_OPTIONS = {
+    "block_size": OptionSpec("choice", "32", "weights per scale (block along the input axis)", ("32", "64", "128")),
+    "symmetric": OptionSpec("bool", False, "no zero points (symmetric around 0) instead of one per block"),
+    "accuracy_level": OptionSpec(
+        "choice",
+        "4",
+        "MatMulNBits' compute type: 0 the kernel's choice, 1 fp32, 2 fp16, 3 bf16, 4 int8 (fastest on x86 "
+        "CPUs with AVX2/AVX512-VNNI)",
+        ("0", "1", "2", "3", "4"),
+    ),
+}
 register(
     RecipeKind(
         "int4-weight",
         "onnx",
         "4-bit block-wise weight-only quantization of MatMul/Gemm weights (onnxruntime's MatMulNBits, RTN); "
-        "activations stay float",
-        options={
-            "block_size": OptionSpec(
-                "choice", "32", "weights per scale (block along the input axis)", ("32", "64", "128")
-            ),
-            "symmetric": OptionSpec("bool", False, "no zero points (symmetric around 0) instead of one per block"),
-            "accuracy_level": OptionSpec(
-                "choice",
-                "4",
-                "MatMulNBits' compute type: 0 the kernel's choice, 1 fp32, 2 fp16, 3 bf16, 4 int8 (fastest on x86 "
-                "CPUs with AVX2/AVX512-VNNI)",
-                ("0", "1", "2", "3", "4"),
-            ),
-        },
+        "activations stay float. On a decoder: the model builder's int4 precision with these options",
+        options=WEIGHT_ONLY_OPTIONS,
+        apply_onnx=_int4_weight,
+    )
+)
+register(
+    RecipeKind(
+        "int8-weight",
+        "onnx",
+        "8-bit block-wise weight-only quantization of MatMul/Gemm weights (MatMulNBits with 8 bits); activations "
+        "stay float. On a decoder: the model builder's int8 precision with these options",
+        options=WEIGHT_ONLY_OPTIONS,
         apply_onnx=_int4_weight,
     )
 )

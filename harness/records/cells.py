@@ -148,6 +148,8 @@ class VerdictCell:
     skip_reason: str | None = None
     # a reference cell on a second backend: its baseline A/B against the first backend's (harness.verdict.verify)
     runtime_switch: dict[str, Any] | None = None
+    # a generative decoder's cell: each phase's A/B (prefill@N, ttft@N, decode@N), the judged one also above
+    phases: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def failed(
@@ -209,6 +211,8 @@ class VerdictCell:
             data["batch_curve"] = self.batch_curve
         if self.runtime_switch is not None:
             data["runtime_switch"] = self.runtime_switch
+        if self.phases is not None:
+            data["phases"] = self.phases
         if placement is not None:
             data.update(check=placement.check, target=placement.target, required=placement.required)
             if placement.remote is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from harness.reports.decoder_table import decoder_notes, decoder_rows
 from harness.reports.text_safety import terminal_safe
 from harness.verdict.reasons import Decision, NextStep, ReasonCode, next_step_for
 
@@ -385,7 +386,7 @@ def verdict_notes(record: dict[str, Any]) -> list[str]:
         if cell.get("reference") or cell["variant"] == "baseline" or artifact.get("macs") is None:
             lines.extend(f"MACs {where}: {note}" for note in artifact.get("macs_notes") or [])
         if verdict.get("decision") == "ACCEPT" and artifact.get("path"):
-            kept = "" if Path(artifact["path"]).is_file() else " (no longer on disk)"
+            kept = "" if Path(artifact["path"]).exists() else " (no longer on disk)"
             lines.append(
                 f"ACCEPTED {where}: ship {artifact['path']}{kept}, sha256 {str(artifact.get('sha256'))[:16]}..."
             )
@@ -429,6 +430,9 @@ def verdict_summary(record: dict[str, Any]) -> list[str]:
 def record_tables(record: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[str]]:
     """Headers, rows and notes of the main table of any record, by the command that wrote it."""
     command = record.get("command")
+    if command == "verify" and record.get("decoder"):
+        headers, rows = decoder_rows(record)
+        return headers, rows, [*decoder_notes(record), *verdict_notes(record)]
     if command in ("verify", "gate", "compare", "search"):
         headers, rows = verdict_rows(record)
         return headers, rows, verdict_notes(record)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.artifacts import artifact_at
+from harness.decoders.sources import is_decoder_source
 from harness.models.data import DATA_KINDS
 from harness.models.sources import (
     ResolvedSource,
@@ -107,6 +108,11 @@ def prepare_source(
 ) -> tuple[PreparedVariants, VariantBuilder]:
     """Check that `recipes` apply to the source, resolve it, read --data and --calibration-data, and
     return the run's inputs (no variants built yet) with the builder that builds them one by one."""
+    if is_decoder_source(model):
+        raise UsageError(
+            f"{model} is a generative decoder: `speedproof verify` times it phase by phase (prefill, time to first "
+            "token, time per token); this command takes models of one forward pass so far"
+        )
     source_is = "a torch.export program (no module to transform)" if is_program_source(model) else "an ONNX file"
     check_recipes_apply(recipes, source_holds_torch_module(model), source_name=model, source_is=source_is)
     overrides = shape_overrides(list(input_shapes))
@@ -139,6 +145,11 @@ def prepare_source(
             f"--backend {','.join(spec.name for spec in resolved.profile.backends)}: {backend.name} runs "
             f"{artifact_kind} artifacts and {', '.join(others)} another kind; backends judged in one run must run "
             "the same artifact (e.g. onnxruntime,openvino): run the others separately"
+        )
+    if artifact_kind == "genai-folder":
+        raise UsageError(
+            f"--backend {backend.name} runs generative decoders (a zoo decoder, a Hugging Face folder, an ONNX Runtime "
+            f"GenAI folder); {model} is not one: measure it with --backend onnxruntime"
         )
     if artifact_kind == "pt2" and source.kind == "onnx-file":
         raise SpeedproofError(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness.measure.schedule import ABSchedule, invalid_policy, not_finite
+from harness.measure.schedule import DECODER_METRICS, ABSchedule, invalid_policy, not_finite
 from targets.errors import ConfigurationError, SpeedproofError, UsageError, did_you_mean
 from targets.toml_files import read_toml_file
 
@@ -226,6 +226,26 @@ def build_policy(
     return apply_overrides(policy, given, "command line", kind=UsageError)
 
 
-def target_policy(profile: Any, policy_file: Path | None = None, **layers: Any) -> Policy:
-    """`build_policy` with the profile's `[policy]` table, named by the profile's file in errors."""
-    return build_policy(profile.policy, policy_file, profile_label=profile.source, **layers)
+def target_policy(profile: Any, policy_file: Path | None = None, decoder: bool = False, **layers: Any) -> Policy:
+    """`build_policy` with the profile's `[policy]` table, named by the profile's file in errors; its metric
+    checked against the model's kind (`metric_for_model`)."""
+    return metric_for_model(build_policy(profile.policy, policy_file, profile_label=profile.source, **layers), decoder)
+
+
+def metric_for_model(policy: Policy, decoder: bool) -> Policy:
+    """A decoder is judged on a phase (p50, the default, becomes decode_ms_per_token); any other model on a
+    latency percentile or throughput. A metric of the other kind is a UsageError saying which apply."""
+    metric = policy.schedule.metric
+    if decoder and metric not in DECODER_METRICS:
+        if metric == "p50":
+            return policy.with_values({"metric": "decode_ms_per_token"})
+        raise UsageError(
+            f"metric = {metric!r} judges one forward pass; a generative decoder is judged on a phase: "
+            f"{', '.join(DECODER_METRICS)}"
+        )
+    if not decoder and metric in DECODER_METRICS:
+        raise UsageError(
+            f"metric = {metric!r} judges a phase of a generative decoder (a Hugging Face or ONNX Runtime GenAI "
+            "folder, or a zoo decoder); for this model use p50, p90, p99 or throughput"
+        )
+    return policy

@@ -139,7 +139,9 @@ def mac_reduction(baseline_facts: dict[str, Any], variant_facts: dict[str, Any] 
 def size_reductions(baseline_facts: dict[str, Any], variant_facts: dict[str, Any]) -> list[str]:
     """How the artifact is smaller than the baseline, as short phrases ("4.9x smaller zipped")."""
     phrases = []
-    for key, label in (("zipped_bytes", "zipped"), ("params", "in params"), ("macs", "in MACs")):
+    # a decoder folder has no zipped size (its weights do not zip): its bytes on disk say it
+    on_disk = () if "zipped_bytes" in baseline_facts else (("bytes", "on disk"),)
+    for key, label in (("zipped_bytes", "zipped"), *on_disk, ("params", "in params"), ("macs", "in MACs")):
         base, var = baseline_facts.get(key), variant_facts.get(key)
         if base and var and var < base * SMALLER_BELOW:
             phrases.append(f"{base / var:.1f}x smaller {label}")

@@ -82,6 +82,25 @@ BACKENDS: dict[str, BackendEntry] = {
             ),
         },
     ),
+    "onnxruntime-genai": BackendEntry(
+        module="targets.backends.genai.runner",
+        class_name="GenaiRunner",
+        help="ONNX Runtime GenAI running a generative decoder folder (genai_config.json + model.onnx) on the CPU, "
+        "timed one phase of greedy generation at a time: the prompt's prefill, time to first token, time per "
+        "decoded token; speedproof picks it for decoder sources (verify's decoder scenario)",
+        artifact_kind="genai-folder",
+        extra="llm",
+        options={
+            "phase": BackendOption(
+                str,
+                "what one timed iteration is: prefill (the prompt's forward), ttft (a new generator, the prompt and "
+                "the first token), decode (per token, over decode_tokens steps after the prompt)",
+                choices=("prefill", "ttft", "decode"),
+            ),
+            "prompt_tokens": BackendOption(int, "prompt length in tokens (random ids unless the job gives prompts)"),
+            "decode_tokens": BackendOption(int, "tokens decoded per timed decode iteration (at least 2)"),
+        },
+    ),
     "torch": BackendEntry(
         module="targets.backends.torch.runner",
         class_name="TorchRunner",

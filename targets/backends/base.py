@@ -26,6 +26,9 @@ class TimingKind(TextEnum):
     HOST = "host"  # perf_counter around infer + synchronize: what a caller on the host waits
     DEVICE_KERNEL = "device-kernel"  # device events around the kernels only (no copies)
     DEVICE_END_TO_END = "device-end-to-end"  # device events around copies in, kernels and copies out
+    # the runner's own clock around one phase of generation (a prompt's forward, a decode step), with what
+    # each iteration does first (a new generator, a KV cache rewound) outside it
+    PHASE = "generation-phase"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,246 @@
+"""Decoder variants: each recipe becomes an ONNX Runtime GenAI folder, built from the source's Hugging Face
+folder by ONNX Runtime GenAI's own model builder in a contained process (`build_step`), with the builder's
+precisions for weight-only quantization (`int4-weight`, `int8-weight`: MatMulNBits with the recipe's block size,
+accuracy level and symmetry) and `drop-layers:K` applied to the Hugging Face weights before the build.
+
+A built GenAI folder as the source is measured as it is: recipes need the Hugging Face folder it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.decoders.sources import LAYER_KEY, DecoderSource
+from harness.models.contained import run_contained
+from harness.recipes.catalogue import BASELINE, IDENTITY
+from harness.recipes.grammar import Recipe
+from harness.recipes.layer_dropping import kept_indices
+from targets.errors import InputError, SpeedproofError, UsageError
+
+# recipe steps that apply to a decoder, and what each does there
+DECODER_STEPS = {
+    BASELINE: "the Hugging Face model built in fp32",
+    IDENTITY: "the baseline's own folder measured again (the A/A control)",
+    "drop-layers": "K decoder layers removed from the weights before the build (keep=ends|first|last)",
+    "int4-weight": "the builder's int4 precision (MatMulNBits; block_size, accuracy_level, symmetric)",
+    "int8-weight": "the builder's int8 precision (MatMulNBits; block_size, accuracy_level, symmetric)",
+}
+GPU_ONLY_STEPS = ("fp16", "bf16")
+NOT_YET_OPTIONS = ("finetune", "distill")  # decoder recovery needs training text: not in this version
+
+
+@dataclass(frozen=True)
+class DecoderBuildPlan:
+    """What the builder is asked for one recipe."""
+
+    recipe: str
+    precision: str = "fp32"  # the builder's -p
+    extra_options: dict[str, str] = field(default_factory=dict)
+    drop: tuple[int, str] | None = None  # drop-layers: (K, keep)
+    identity: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "precision": self.precision,
+            "extra_options": self.extra_options,
+            "drop_layers": None if self.drop is None else {"count": self.drop[0], "keep": self.drop[1]},
+            "identity": self.identity,
+        }
+
+
+def plan_for(recipe: Recipe, source: DecoderSource) -> DecoderBuildPlan:
+    """The build of `recipe` on `source`; a recipe that cannot apply to a decoder is a UsageError saying which do."""
+    plan = DecoderBuildPlan(recipe.text)
+    if recipe.is_baseline:
+        return plan
+    if recipe.is_identity:
+        return DecoderBuildPlan(recipe.text, identity=True)
+    if not source.buildable:
+        raise UsageError(
+            f"recipe {recipe.text!r}: {source.name} is a built ONNX Runtime GenAI folder; recipes rebuild a decoder "
+            "from its Hugging Face folder (config.json, model.safetensors, tokenizer): give that folder, or compare "
+            "folders built elsewhere with --candidate"
+        )
+    for step in recipe.steps:
+        if step.name in GPU_ONLY_STEPS:
+            raise UsageError(
+                f"recipe {recipe.text!r}: {step.name} decoders run on GPUs; speedproof measures decoders on CPU "
+                "targets so far (x86-cpu). CPU recipes: int4-weight, int8-weight, drop-layers:K"
+            )
+        if step.name not in DECODER_STEPS:
+            raise UsageError(
+                f"recipe {recipe.text!r}: {step.name} does not apply to a decoder; recipes for decoders: "
+                + "; ".join(f"{name} ({what})" for name, what in DECODER_STEPS.items())
+            )
+        given = [key for key in NOT_YET_OPTIONS if key in step.options]
+        if given:
+            raise UsageError(
+                f"recipe {recipe.text!r}: {given[0]}= is not available on decoders yet (their recovery needs "
+                "training text); drop layers without it"
+            )
+        if step.name == "drop-layers":
+            assert step.value is not None
+            count = int(step.value)
+            if count >= source.layers:
+                raise UsageError(
+                    f"recipe {recipe.text!r}: {source.name} has {source.layers} layers; drop at most "
+                    f"{source.layers - 1}"
+                )
+            plan = DecoderBuildPlan(recipe.text, plan.precision, plan.extra_options, (count, str(step.option("keep"))))
+        else:
+            options = {
+                "block_size": str(step.option("block_size")),
+                "accuracy_level": str(step.option("accuracy_level")),
+            }
+            if "symmetric" in step.options:  # left out: the builder's own default (symmetric)
+                options["is_symmetric"] = "true" if step.options["symmetric"] else "false"
+            precision = "int8" if step.name == "int8-weight" else "int4"
+            if plan.precision != "fp32":
+                raise UsageError(f"recipe {recipe.text!r}: one weight precision per decoder recipe")
+            plan = DecoderBuildPlan(recipe.text, precision, options, plan.drop)
+    return plan
+
+
+def build_decoder(plan: DecoderBuildPlan, source: DecoderSource, destination: Path, baseline: Path | None) -> dict:
+    """Build the plan's GenAI folder at `destination` (the identity: `baseline`'s folder itself); its facts."""
+    result = build_decoders([plan], source, [destination], baseline)[0]
+    if isinstance(result, SpeedproofError):
+        raise result
+    return result
+
+
+def build_decoders(
+    plans: Sequence[DecoderBuildPlan], source: DecoderSource, destinations: Sequence[Path], baseline: Path | None = None
+) -> list[dict[str, Any] | SpeedproofError]:
+    """Each plan's folder facts, or why it could not be built. The builds run in one contained process (the
+    builder's imports take ~9 s on 2 cores: paid once); a build that fails there is that plan's error, and when
+    the process itself fails (a crash, the time limit) each build is tried again alone, so one bad build never
+    takes the others with it. The identity is the first plan's folder (or `baseline`'s) measured again."""
+    results: list[dict[str, Any] | SpeedproofError | None] = [None] * len(plans)
+    to_build = []
+    for index, plan in enumerate(plans):
+        if not plan.identity:
+            if source.buildable:
+                to_build.append(index)
+            else:
+                results[index] = folder_facts(source.folder, plan, source.layers, 0.0)
+    if to_build:
+        try:
+            built = _run_builds(source, [(plans[index], destinations[index]) for index in to_build])
+        except SpeedproofError:
+            built = []
+            for index in to_build:
+                try:
+                    built += _run_builds(source, [(plans[index], destinations[index])])
+                except SpeedproofError as error:
+                    built.append(error)
+        for index, outcome in zip(to_build, built, strict=True):
+            results[index] = outcome
+    for index, plan in enumerate(plans):
+        if plan.identity:
+            first = results[0] if plans and not plans[0].identity else None
+            folder = baseline or (Path(first["path"]) if isinstance(first, dict) else None)
+            results[index] = (
+                folder_facts(folder, plan, source.layers, 0.0)
+                if folder is not None
+                else SpeedproofError(f"{plan.recipe}: the baseline could not be built, so there is nothing to repeat")
+            )
+    return [result if result is not None else SpeedproofError("not built") for result in results]
+
+
+def _run_builds(
+    source: DecoderSource, builds: Sequence[tuple[DecoderBuildPlan, Path]]
+) -> list[dict[str, Any] | SpeedproofError]:
+    labels = ", ".join(plan.recipe for plan, _ in builds)
+    result = run_contained(
+        "harness.decoders.build_step",
+        {
+            "hf_folder": str(source.folder.resolve()),
+            "builds": [
+                {
+                    "out_folder": str(destination.resolve()),
+                    "precision": plan.precision,
+                    "extra_options": plan.extra_options,
+                    "drop": list(plan.drop) if plan.drop is not None else None,
+                }
+                for plan, destination in builds
+            ],
+        },
+        f"decoder {source.name} ({labels})",
+        "building it with ONNX Runtime GenAI's model builder",
+        in_scratch=True,
+    )
+    outcomes: list[dict[str, Any] | SpeedproofError] = []
+    for (plan, destination), built in zip(builds, result["builds"], strict=True):
+        if built["status"] == "ok":
+            outcomes.append(folder_facts(destination, plan, int(built["layers"]), float(built["seconds"])))
+        else:
+            outcomes.append(InputError(f"decoder {source.name} ({plan.recipe}): {built['error']}"))
+    return outcomes
+
+
+def drop_decoder_layers(source: Path, destination: Path, count: int, keep: str) -> int:
+    """A copy of the Hugging Face folder without `count` of its decoder layers (`kept_indices`: by default middle
+    ones), the kept ones renumbered and the config's layer count (and per-layer lists) cut to match."""
+    from safetensors.torch import load_file, save_file
+
+    config = json.loads((source / "config.json").read_text())
+    layers = int(config["num_hidden_layers"])
+    kept = kept_indices(layers, count, keep)
+    renumber = {old: new for new, old in enumerate(kept)}
+    destination.mkdir(parents=True)
+    tensors: dict[str, Any] = {}
+    files = {"model.safetensors"} if (source / "model.safetensors").is_file() else set()
+    index = source / "model.safetensors.index.json"
+    if index.is_file():
+        files = set(json.loads(index.read_text())["weight_map"].values())
+    for name in sorted(files):
+        for key, tensor in load_file(str(source / name)).items():
+            match = LAYER_KEY.match(key)
+            if match is None:
+                tensors[key] = tensor
+            elif int(match.group(1)) in renumber:
+                tensors[f"model.layers.{renumber[int(match.group(1))]}.{key[match.end() :]}"] = tensor
+    save_file(tensors, str(destination / "model.safetensors"), metadata={"format": "pt"})
+    config["num_hidden_layers"] = len(kept)
+    for key, value in list(config.items()):
+        if isinstance(value, list) and len(value) == layers and key.startswith("layer"):
+            config[key] = [value[index] for index in kept]  # per-layer settings (layer_types, ...)
+    (destination / "config.json").write_text(json.dumps(config, indent=2))
+    for item in source.iterdir():
+        if item.is_file() and item.name not in ("config.json", "model.safetensors") and "safetensors" not in item.name:
+            shutil.copy2(item, destination / item.name)
+    return len(kept)
+
+
+def folder_facts(folder: Path, plan: DecoderBuildPlan, layers: int, build_s: float) -> dict[str, Any]:
+    """Size, content hash and build facts of a GenAI folder (the hash over every file's name and bytes)."""
+    digest = hashlib.sha256()
+    total = 0
+    model_bytes = 0
+    for path in sorted(item for item in folder.rglob("*") if item.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        size = path.stat().st_size
+        total += size
+        if path.suffix in (".onnx", ".data") or path.name.endswith(".onnx.data"):
+            model_bytes += size
+        digest.update(relative.encode() + b"\0" + str(size).encode() + b"\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return {
+        "kind": "genai-folder",
+        "path": str(folder.resolve()),
+        "sha256": digest.hexdigest(),
+        "bytes": model_bytes or total,
+        "folder_bytes": total,
+        "layers": layers,
+        "build": plan.as_dict(),
+        "build_s": round(build_s, 2),
+    }

@@ -1,0 +1,241 @@
+"""Generative decoders on real ONNX Runtime GenAI sessions: the zoo's tiny LLaMA made here (random weights,
+a tokenizer trained on pydoc_data), built by ONNX Runtime GenAI's own model builder in its contained process,
+timed phase by phase by the onnxruntime-genai backend, verified A/B with the policy's phase deciding; and every
+bad input refused before anything is built, naming the file and field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime_genai", reason="the llm extra (onnxruntime-genai) is not installed")
+
+from harness import InputError, SpeedproofError, UsageError, verify  # noqa: E402
+from harness.cli import EXIT_USAGE, main  # noqa: E402
+from harness.decoders.build import DecoderBuildPlan, build_decoders, drop_decoder_layers, plan_for  # noqa: E402
+from harness.decoders.scenario import DecoderScenario  # noqa: E402
+from harness.decoders.sources import genai_folder_source, resolve_decoder_source, weight_shapes  # noqa: E402
+from harness.recipes.grammar import parse_recipe  # noqa: E402
+from harness.reports.markdown import markdown_report  # noqa: E402
+from harness.reports.table import record_text  # noqa: E402
+from harness.verdict.policy import Policy, metric_for_model  # noqa: E402
+from targets.backends.genai.runner import GenaiRunner  # noqa: E402
+from tests.helpers import FAST_POLICY  # noqa: E402
+
+TINY = "llama-tiny-shape"
+# short prompts keep every phase of the tiny decoder well under a millisecond or two
+SHORT = {"prompt_tokens": [16, 32], "decode_tokens": 4}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _decoder_cache(tmp_path_factory):
+    """The zoo's decoders made once for this module, in a folder of the suite's own."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("SPEEDPROOF_DECODER_CACHE", str(tmp_path_factory.mktemp("decoders")))
+    yield
+    monkeypatch.undo()
+
+
+@pytest.fixture(scope="module")
+def tiny_source():
+    return resolve_decoder_source(TINY)
+
+
+@pytest.fixture(scope="module")
+def tiny_builds(tiny_source, tmp_path_factory):
+    """The tiny decoder built in fp32 by the model builder (a GenAI folder), beside a build the builder refuses
+    and the identity, in one contained process."""
+    built = tmp_path_factory.mktemp("built")
+    plans = [
+        DecoderBuildPlan("baseline"),
+        DecoderBuildPlan("broken", precision="int4", extra_options={"block_size": "7"}),
+        DecoderBuildPlan("identity", identity=True),
+    ]
+    return built, build_decoders(plans, tiny_source, [built / "fp32", built / "broken", built / "identity"])
+
+
+@pytest.fixture(scope="module")
+def tiny_genai(tiny_builds):
+    built, outcomes = tiny_builds
+    facts = outcomes[0]
+    assert facts["kind"] == "genai-folder" and len(facts["sha256"]) == 64 and facts["layers"] == 4
+    return built / "fp32"
+
+
+def test_a_build_the_builder_refuses_fails_alone_and_the_identity_is_the_baselines_folder(tiny_builds, tiny_genai):
+    _, (baseline, broken, identity) = tiny_builds
+    assert isinstance(broken, SpeedproofError) and "(broken)" in str(broken)
+    assert identity["path"] == baseline["path"] and identity["sha256"] == baseline["sha256"]
+
+
+def _copy(source: Path, tmp_path: Path, name: str) -> Path:
+    return Path(shutil.copytree(source, tmp_path / name))
+
+
+def test_the_zoo_decoder_is_a_checked_hugging_face_folder(tiny_source):
+    assert (tiny_source.kind, tiny_source.layers, tiny_source.vocab_size) == ("zoo", 4, 512)
+    assert tiny_source.latency_only and tiny_source.architecture == "LlamaForCausalLM"
+    assert (tiny_source.folder / "tokenizer.json").is_file()
+    assert resolve_decoder_source(TINY).folder == tiny_source.folder  # made once, then found
+
+
+@pytest.mark.parametrize(
+    "breaks, says",
+    [
+        (lambda folder: (folder / "tokenizer.json").unlink(), "no tokenizer"),
+        (
+            lambda folder: _edit_config(folder, architectures=["BertForMaskedLM"]),
+            "architectures[0] = 'BertForMaskedLM'",
+        ),
+        (lambda folder: _edit_config(folder, vocab_size=1000), "vocab_size = 1000, but the weights' embedding table"),
+        (lambda folder: _edit_config(folder, num_hidden_layers=6), "num_hidden_layers = 6, but the weights hold"),
+        (lambda folder: _edit_config(folder, hidden_size=-3), "hidden_size = -3"),
+        (lambda folder: (folder / "model.safetensors").unlink(), "no weights"),
+        (lambda folder: (folder / "model.safetensors").write_bytes(b"\xff" * 16), "not a readable safetensors file"),
+    ],
+)
+def test_a_broken_hugging_face_folder_is_refused_naming_what_to_fix(tiny_source, tmp_path, breaks, says):
+    folder = _copy(tiny_source.folder, tmp_path, "broken")
+    breaks(folder)
+    with pytest.raises(InputError, match=None) as raised:
+        resolve_decoder_source(str(folder))
+    assert says in str(raised.value)
+
+
+def _edit_config(folder: Path, **changes: object) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **changes}))
+
+
+def test_a_genai_folder_is_read_from_its_config_and_one_without_its_model_is_refused(tiny_genai, tmp_path):
+    source = genai_folder_source(tiny_genai)
+    assert (source.kind, source.layers, source.vocab_size, source.buildable) == ("genai-folder", 4, 512, False)
+    broken = _copy(tiny_genai, tmp_path, "no-model")
+    (broken / "model.onnx").unlink()
+    with pytest.raises(InputError, match="model.decoder.filename = 'model.onnx' is not a file"):
+        genai_folder_source(broken)
+
+
+def test_decoder_recipes_become_builder_precisions_and_the_others_are_refused(tiny_source, tiny_genai):
+    plan = plan_for(parse_recipe("int4-weight:block_size=64:accuracy_level=1"), tiny_source)
+    assert (plan.precision, plan.extra_options) == ("int4", {"block_size": "64", "accuracy_level": "1"})
+    plan = plan_for(parse_recipe("int8-weight:symmetric=false"), tiny_source)
+    assert plan.precision == "int8" and plan.extra_options["is_symmetric"] == "false"
+    plan = plan_for(parse_recipe("drop-layers:2+int4-weight"), tiny_source)
+    assert (plan.drop, plan.precision) == ((2, "ends"), "int4")
+    assert plan_for(parse_recipe("identity"), tiny_source).identity
+    refusals = {
+        "structured:0.5": "does not apply to a decoder",
+        "fp16": "decoders run on GPUs",
+        "drop-layers:4": "drop at most 3",
+        "drop-layers:1:finetune=2": "finetune= is not available on decoders",
+        "int8-weight+int4-weight": "one weight precision per decoder recipe",
+    }
+    for text, says in refusals.items():
+        with pytest.raises(UsageError, match=says):
+            plan_for(parse_recipe(text), tiny_source)
+    with pytest.raises(UsageError, match="recipes rebuild a decoder from its Hugging Face folder"):
+        plan_for(parse_recipe("int4-weight"), genai_folder_source(tiny_genai))
+
+
+def test_dropped_layers_leave_a_consistent_folder_with_the_kept_layers_renumbered(tiny_source, tmp_path):
+    kept = drop_decoder_layers(tiny_source.folder, tmp_path / "dropped", 2, "ends")
+    assert kept == 2
+    shapes = weight_shapes(tmp_path / "dropped")
+    assert {key.split(".")[2] for key in shapes if key.startswith("model.layers.")} == {"0", "1"}
+    source = resolve_decoder_source(str(tmp_path / "dropped"))  # its config agrees with its weights
+    assert source.layers == 2 and (tmp_path / "dropped" / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize("phase", ["prefill", "ttft", "decode"])
+def test_each_phase_times_itself_with_the_runners_own_clock(tiny_genai, phase):
+    runner = GenaiRunner(str(tiny_genai), 1, {"phase": phase, "prompt_tokens": 16, "decode_tokens": 4})
+    with runner:
+        assert runner.get_input_metadata() == []
+        figures = []
+        for _ in range(3):
+            runner.infer({})
+            figures.append(runner.device_elapsed_ns())
+        assert all(figure > 0 for figure in figures)
+        assert runner.runtime_facts()["phase"] == phase and runner.actual_provider == "cpu"
+
+
+def test_a_prompt_past_the_context_fails_the_runner_naming_the_config_field(tiny_genai):
+    runner = GenaiRunner(str(tiny_genai), 1, {"phase": "prefill", "prompt_tokens": 5000})
+    with pytest.raises(Exception, match="model.context_length"):
+        runner.activate()
+
+
+def test_the_policy_metric_must_fit_the_kind_of_model():
+    assert metric_for_model(Policy(), decoder=True).schedule.metric == "decode_ms_per_token"
+    assert (
+        metric_for_model(Policy().with_values({"metric": "prefill_ms"}), decoder=True).schedule.metric == "prefill_ms"
+    )
+    with pytest.raises(UsageError, match="a generative decoder is judged on a phase"):
+        metric_for_model(Policy().with_values({"metric": "p90"}), decoder=True)
+    with pytest.raises(UsageError, match="for this model use p50"):
+        metric_for_model(Policy().with_values({"metric": "ttft_ms"}), decoder=False)
+
+
+def test_verify_judges_the_policys_phase_and_reports_every_phase(tiny_genai, tmp_path):
+    """A dropped-layer variant built by the builder and a candidate folder made outside speedproof (the
+    baseline's own build: an A/A that must not be accepted), judged on prefill; every phase in the record."""
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("The for statement is used to iterate over the elements of a sequence. " * 20)
+    result = verify(
+        TINY,
+        recipes=["drop-layers:2"],
+        candidates={"outside": str(tiny_genai)},
+        prompts=prompt,
+        out=tmp_path / "out",
+        metric="prefill_ms",
+        **SHORT,
+        **FAST_POLICY,
+    )
+    record = result.record
+    assert record["decoder"]["judged"] == "prefill"
+    assert record["decoder"]["phases"] == ["prefill@16", "prefill@32", "ttft@16", "decode@16"]
+    reference, dropped, outside = record["cells"]
+    assert reference["reference"] and reference["artifact"]["layers"] == 4
+    assert dropped["artifact"]["layers"] == 2 and Path(dropped["artifact"]["path"], "genai_config.json").is_file()
+    for cell in (dropped, outside):
+        assert set(cell["phases"]) == set(record["decoder"]["phases"])
+        for phase in cell["phases"].values():
+            assert phase["status"] == "ok" and phase["baseline_ms"] > 0 and phase["variant_ms"] > 0
+            assert phase["speedup"]["ci_low"] <= phase["speedup"]["ratio"] <= phase["speedup"]["ci_high"]
+        assert cell["speedup"] in [
+            phase["speedup"] for key, phase in cell["phases"].items() if key.startswith("prefill")
+        ]
+    assert outside["verdict"]["decision"] == "REJECT"  # the same folder: never faster than itself
+    assert record["model_source"]["latency_only"]
+    text = record_text(record)
+    assert "prefill@16 *" in text and "decode@16" in text and "ms/token" in text
+    assert "drop-layers:2 decode@16:" in text  # a phase the policy does not judge, said as a finding
+    assert "decode@16" in markdown_report(record)
+
+
+def test_bad_decoder_input_exits_2_before_anything_is_built(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert (
+        main(["verify", TINY, "--recipes", "int4-weight", "--prompt-tokens", "2000", "--out", str(out)]) == EXIT_USAGE
+    )
+    assert "pass llama-tiny-shape's context of 1024 tokens" in capsys.readouterr().err
+    assert main(["verify", TINY, "--recipes", "int4-weight", "--input-shape", "1,3", "--out", str(out)]) == EXIT_USAGE
+    assert "does not apply to a generative decoder" in capsys.readouterr().err
+    assert main(["verify", TINY, "--candidate", str(tmp_path), "--out", str(out)]) == EXIT_USAGE
+    assert "not an ONNX Runtime GenAI folder" in capsys.readouterr().err
+    short = tmp_path / "short.txt"
+    short.write_text("a few words")
+    assert main(["verify", TINY, "--recipes", "int4-weight", "--prompts", str(short), "--out", str(out)]) == EXIT_USAGE
+    assert "fewer than the longest --prompt-tokens" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_decoder_scenario_refuses_lengths_it_cannot_time():
+    with pytest.raises(UsageError, match="listed twice"):
+        DecoderScenario(prompt_tokens=(16, 16))
+    with pytest.raises(UsageError, match="at least 2"):
+        DecoderScenario(decode_tokens=1)
