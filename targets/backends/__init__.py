@@ -87,19 +87,12 @@ BACKENDS: dict[str, BackendEntry] = {
         class_name="GenaiRunner",
         help="ONNX Runtime GenAI running a generative decoder folder (genai_config.json + model.onnx) on the CPU, "
         "timed one phase of greedy generation at a time: the prompt's prefill, time to first token, time per "
-        "decoded token; speedproof picks it for decoder sources (verify's decoder scenario)",
+        "decoded token (the job sets the phase, the prompt length and the decode window of each worker); speedproof "
+        "picks it for decoder sources (verify's decoder scenario)",
         artifact_kind="genai-folder",
         extra="llm",
-        options={
-            "phase": BackendOption(
-                str,
-                "what one timed iteration is: prefill (the prompt's forward), ttft (a new generator, the prompt and "
-                "the first token), decode (per token, over decode_tokens steps after the prompt)",
-                choices=("prefill", "ttft", "decode"),
-            ),
-            "prompt_tokens": BackendOption(int, "prompt length in tokens (random ids unless the job gives prompts)"),
-            "decode_tokens": BackendOption(int, "tokens decoded per timed decode iteration (at least 2)"),
-        },
+        # none a profile sets: the decoder job gives each worker its phase, prompt length and decode window
+        options={},
     ),
     "torch": BackendEntry(
         module="targets.backends.torch.runner",

@@ -54,8 +54,9 @@ def test_a_backend_list_that_cannot_be_measured_says_why(text, message):
 )
 def test_a_profile_backend_table_with_a_hostile_value_names_the_file_and_key(tmp_path, line, message):
     profile = tmp_path / "mine.toml"
-    text = Path(load_target("x86-cpu").source).read_text() + "\n" + line + "\n"
-    profile.write_text(text)  # the line lands in the last [[backends]] table: openvino's
+    text = Path(load_target("x86-cpu").source).read_text()
+    anchor = 'performance_hint = "latency"\n'
+    profile.write_text(text.replace(anchor, anchor + line + "\n"))  # into openvino's [[backends]] table
     with pytest.raises(ConfigurationError) as error:
         load_profile_file(profile)
     assert message in str(error.value) and str(profile) in str(error.value) and "backends[2]" in str(error.value)

@@ -59,7 +59,12 @@ def test_targets_lists_every_profile_with_a_verdict(capsys):
     for entry in by_name.values():
         assert entry["runs_here"] == (not entry["reasons"])
         assert entry["backends"][0]["default"] and entry["runs_here"] == entry["backends"][0]["runs_here"]
-    assert [backend["name"] for backend in by_name["x86-cpu"]["backends"]] == ["onnxruntime", "torch", "openvino"]
+    assert [backend["name"] for backend in by_name["x86-cpu"]["backends"]] == [
+        "onnxruntime",
+        "torch",
+        "openvino",
+        "onnxruntime-genai",
+    ]
     assert [backend["name"] for backend in by_name["cuda-gpu"]["backends"]] == ["torch", "onnxruntime", "tensorrt"]
 
 

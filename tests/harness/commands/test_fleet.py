@@ -117,7 +117,12 @@ def test_targets_lists_the_fleets_workers_each_asked_on_itself(dask_fleet, capsy
     assert {("alpha",), ("beta",), ()} <= set(by_device)
     for worker in listing["workers"]:
         (target,) = worker["targets"]
-        assert target["name"] == "x86-cpu" and target["backends"] == {"onnxruntime": [], "torch": [], "openvino": []}
+        assert target["name"] == "x86-cpu" and target["backends"] == {
+            "onnxruntime": [],
+            "torch": [],
+            "openvino": [],
+            "onnxruntime-genai": [],
+        }
         assert worker["host"]["hostname"]
     assert main(["targets", "--cluster", dask_fleet.scheduler]) == EXIT_OK
     text = capsys.readouterr().out
