@@ -336,7 +336,6 @@ NOT_FOR_DECODERS = {
     "input_shapes": None,
     "batch_axes": None,
     "input_values": None,
-    "data": None,
     "calibration_data": None,
     "metric_fn": None,
 }
@@ -379,6 +378,7 @@ def _verify_decoder(arguments: dict[str, Any], policy_values: dict[str, Any]) ->
         policy_file=_path(arguments["policy"]),
         policy_overrides=_policy_overrides(policy_values, "verify"),
         scenario=scenario,
+        data=_path(arguments["data"]),
         out_dir=Path(arguments["out"]),
     )
     return _result(run_decoder_verify(request, progress=arguments["progress"] or no_progress))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.decoders.build import DecoderBuildPlan, build_decoders, folder_facts, plan_for
+from harness.decoders.quality import measure_quality, quality_text
 from harness.decoders.scenario import DecoderScenario, Phase, prompt_token_ids
 from harness.decoders.sources import DecoderSource, genai_folder_source, prompt_fits, resolve_decoder_source
 from harness.measure.ab_pair import PairOutcome, StopRule, run_ab_pair
@@ -27,7 +28,7 @@ from harness.records.provenance import new_run_id
 from harness.records.run_record import Record, RecordHeader, RunRecord
 from harness.records.store import check_writable_folder, kept_run_folder, write_record
 from harness.verdict.policy import Policy, target_policy
-from harness.verdict.reasons import Reason, Verdict
+from harness.verdict.reasons import SPEED_CODES, Reason, Verdict
 from harness.verdict.rules import Evidence, decide, interval_text
 from harness.verdict.verify import require_variants
 from targets.errors import SpeedproofError, UsageError
@@ -64,6 +65,7 @@ class DecoderVerifyRequest:
     policy_file: Path | None = None
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     scenario: DecoderScenario = field(default_factory=DecoderScenario)
+    data: Path | None = None  # a text file: perplexity on it (pydoc-lm: its held-out topics without one)
     out_dir: Path = Path("results")
 
 
@@ -76,6 +78,7 @@ class DecoderVariant:
     folder: Path | None = None
     facts: dict[str, Any] | None = None
     error: str | None = None
+    quality: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -88,6 +91,7 @@ class DecoderVariant:
             "build": None if self.plan is None else self.plan.as_dict(),
             "artifact": self.facts,
             "error": self.error,
+            "quality": self.quality,
         }
 
 
@@ -97,7 +101,7 @@ def run_decoder_verify(request: DecoderVerifyRequest, progress: ProgressCallback
     require_variants(request.recipes, request.candidates)
     scenario = request.scenario
     progress(f"decoder {request.model}: reading it")
-    source = resolve_decoder_source(request.model)
+    source = resolve_decoder_source(request.model, progress)
     recipes = parse_recipe_list(request.recipes)
     plans = [plan_for(recipe, source) for recipe in recipes]  # every recipe checked before anything is built
     candidates = [_candidate(text, source) for text in request.candidates]
@@ -105,12 +109,17 @@ def run_decoder_verify(request: DecoderVerifyRequest, progress: ProgressCallback
     for label, candidate in candidates:
         prompt_fits(candidate, scenario.longest(), f"--candidate {label}")
     prompt_ids = prompt_token_ids(scenario, source.folder)
+    text = quality_text(source, request.data)
     runner = runner_for(None, None, request.target, progress)
     resolved = decoder_target(request, runner)
     policy = target_policy(resolved.profile, request.policy_file, decoder=True, cli_overrides=request.policy_overrides)
     run_id = new_run_id()
     work_dir = kept_run_folder(request.out_dir, f"verify-{source.name}", run_id)
     variants = _build_all(source, plans, candidates, work_dir / "artifacts", progress)
+    progress(f"quality of {len(variants)} folders on {text.what}, from their ONNX decoders")
+    qualities = measure_quality([variant.folder if variant.ok else None for variant in variants], text, source.name)
+    for variant, quality in zip(variants, qualities, strict=True):
+        variant.quality = quality
     run = DecoderRun(source, scenario, prompt_ids, resolved, policy, runner, progress)
     cells = verify_decoder_variants(run, variants)
     record = RunRecord(
@@ -124,6 +133,8 @@ def run_decoder_verify(request: DecoderVerifyRequest, progress: ProgressCallback
         sections={
             "decoder": {
                 "scenario": scenario.as_dict(),
+                "quality": text.as_dict(),
+                **({"trained": source.facts} if "held_out_perplexity" in source.facts else {}),
                 "phases": [phase.key for phase in scenario.phases()],
                 "judged": DECODER_METRICS[policy.schedule.metric],
                 "backend": DECODER_BACKEND,
@@ -230,6 +241,7 @@ def verify_decoder_variants(run: DecoderRun, variants: list[DecoderVariant]) -> 
             CellStatus.OK if baseline.ok else CellStatus.FAILED,
             error=baseline.error,
             artifact=baseline.facts,
+            quality=baseline.quality,
             reference=True,
         )
     ]
@@ -271,7 +283,7 @@ def verify_decoder_variant(run: DecoderRun, baseline: DecoderVariant, variant: D
     elif not variant.ok:
         failure = str(variant.error)
     if failure is not None:
-        return replace(VerdictCell.failed(key, failure), artifact=variant.facts)
+        return replace(VerdictCell.failed(key, failure), artifact=variant.facts, quality=variant.quality)
     assert baseline.folder is not None and variant.folder is not None
     judged_kind = DECODER_METRICS[policy.schedule.metric]
     stop_rule = StopRule(policy.rules.min_speedup, policy.rules.confidence)
@@ -333,6 +345,7 @@ def decoder_verdict_cell(
         CellStatus.OK if all(outcome.status == "ok" for outcome in outcomes.values()) else CellStatus.FAILED,
         error=next((outcome.error for outcome in outcomes.values() if outcome.error), None),
         artifact=variant.facts,
+        quality=variant.quality,
         speedup=main.speedup.as_dict() if main.speedup is not None else None,
         verdict=verdict,
         ab=main.as_dict(),
@@ -365,7 +378,9 @@ def _phase_verdict(
         stopped_by=outcome.stopped_by,
         failure=None if outcome.status == "ok" else str(outcome.error),
         failure_kind=outcome.error_kind,
-        latency_only=True,
+        baseline_quality=baseline.quality,
+        variant_quality=variant.quality,
+        latency_only=source.latency_only,
         baseline_peak_rss_bytes=memory_base,
         variant_peak_rss_bytes=memory_variant,
         backend=DECODER_BACKEND,
@@ -373,16 +388,15 @@ def _phase_verdict(
         contended_pairs=outcome.contended_pairs(),
         host_state=outcome.host_state,
         is_identity=variant.plan is not None and variant.plan.identity,
-        extra_notes=() if source.latency_only else (_quality_note(),),
     )
     verdict = decide(evidence)
-    return replace(
-        verdict, reasons=tuple(Reason(reason.code, f"{phase.key}: {reason.message}") for reason in verdict.reasons)
+    return replace(  # a speed reason says its phase; quality and memory are the folder's own
+        verdict,
+        reasons=tuple(
+            Reason(reason.code, f"{phase.key}: {reason.message}") if reason.code in SPEED_CODES else reason
+            for reason in verdict.reasons
+        ),
     )
-
-
-def _quality_note() -> str:
-    return "the decoder's text quality is not measured by this version (speed and memory only)"
 
 
 def _phase_findings(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from targets.errors import InputError, SpeedproofError, UsageError
+from targets.errors import InputError, UsageError
 from targets.files_in import CONFIG_CAP_BYTES, read_input_json
 
 # the text decoders ONNX Runtime GenAI 0.18's model builder makes ONNX models of (its create_model's list, the
@@ -86,7 +87,7 @@ def is_decoder_source(text: str) -> bool:
     """Whether `text` names a decoder: a zoo decoder, or a folder with config.json or genai_config.json."""
     from harness.decoders.zoo import DECODER_ZOO
 
-    if text in DECODER_ZOO:
+    if text in (*DECODER_ZOO, "pydoc-lm"):
         return True
     path = Path(text)
     return path.is_dir() and ((path / "genai_config.json").is_file() or (path / "config.json").is_file())
@@ -114,11 +115,17 @@ def require_llm_extra(model: str) -> None:
         )
 
 
-def resolve_decoder_source(text: str) -> DecoderSource:
-    """The decoder `text` names, checked; a zoo decoder is made (once, cached) first."""
+def resolve_decoder_source(text: str, progress: Callable[[str], None] | None = None) -> DecoderSource:
+    """The decoder `text` names, checked; a zoo decoder is made (once, cached) first, pydoc-lm trained."""
+    from harness.decoders.pydoc_lm import NAME as PYDOC_LM
+    from harness.decoders.pydoc_lm import pydoc_lm_facts, pydoc_lm_folder
     from harness.decoders.zoo import DECODER_ZOO, zoo_decoder_folder
 
     require_llm_extra(text)
+    if text == PYDOC_LM:
+        folder = pydoc_lm_folder(progress)
+        source = hf_folder_source(folder, name=text)
+        return DecoderSource(**{**source.__dict__, "kind": "zoo", "facts": {**source.facts, **pydoc_lm_facts(folder)}})
     if text in DECODER_ZOO:
         folder = zoo_decoder_folder(text)
         source = hf_folder_source(folder, name=text)
@@ -276,13 +283,3 @@ def prompt_fits(source: DecoderSource, longest_tokens: int, option: str) -> None
             f"{option}: {longest_tokens} tokens (the longest prompt and its new tokens) pass {source.name}'s "
             f"context of {source.context_length} tokens; use shorter prompts"
         )
-
-
-def require_folder(text: str) -> None:
-    """A path that is not a folder of a decoder, said plainly (the zoo's names, the folders' files)."""
-    from harness.decoders.zoo import DECODER_ZOO
-
-    raise SpeedproofError(
-        f"{text!r} is not a decoder: give a zoo decoder ({', '.join(DECODER_ZOO)}), a Hugging Face folder "
-        "(config.json, model.safetensors, tokenizer files) or an ONNX Runtime GenAI folder (genai_config.json)"
-    )

@@ -96,8 +96,8 @@ def save_random_llama(shape: LlamaShape, folder: Path) -> None:
     model.save_pretrained(str(folder))
 
 
-def save_pydoc_tokenizer(folder: Path, vocab_size: int = TOKENIZER_VOCAB) -> None:
-    """A byte-level BPE trained on pydoc_data.topics, saved as tokenizer.json with its config."""
+def save_pydoc_tokenizer(folder: Path, vocab_size: int = TOKENIZER_VOCAB, texts: list[str] | None = None) -> None:
+    """A byte-level BPE trained on pydoc_data.topics (or `texts`), saved as tokenizer.json with its config."""
     import pydoc_data.topics
 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -112,6 +112,6 @@ def save_pydoc_tokenizer(folder: Path, vocab_size: int = TOKENIZER_VOCAB) -> Non
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(sorted(pydoc_data.topics.topics.values()), trainer)
+    tokenizer.train_from_iterator(texts if texts is not None else sorted(pydoc_data.topics.topics.values()), trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="</s>")
     fast.save_pretrained(str(folder))

@@ -34,6 +34,23 @@ def _megabytes(cell: dict[str, Any], base: dict[str, Any]) -> str:
     return f"{size / 1e6:.1f}{relative}"
 
 
+def _quality(cell: dict[str, Any], reference: dict[str, Any], random_weights: bool) -> str:
+    quality = cell.get("quality") or {}
+    if quality.get("error"):
+        return "failed"
+    parts = []
+    if quality.get("perplexity") is not None:
+        base = (reference.get("quality") or {}).get("perplexity")
+        growth = f" ({quality['perplexity'] / base - 1:+.1%})" if base and cell is not reference else ""
+        parts.append(f"ppl {quality['perplexity']:.2f}{growth}")
+    if quality.get("top1_agreement") is not None:
+        parts.append(f"agree {quality['top1_agreement']:.1%}")
+    if quality.get("mean_cosine") is not None:
+        parts.append(f"cos {quality['mean_cosine']:.3f}")
+    text = " ".join(parts) or ("reference" if cell is reference and quality else "-")
+    return f"{text} (not judged)" if random_weights and cell is not reference and parts else text
+
+
 def decoder_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """Header and rows: model, variant, MB on disk, a column per phase, peak RSS, decision, next step, reasons."""
     decoder = record["decoder"]
@@ -65,6 +82,7 @@ def decoder_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
                 cell["variant"],
                 _megabytes(cell, reference),
                 *columns,
+                _quality(cell, reference, bool((record.get("model_source") or {}).get("latency_only"))),
                 f"{memory / MIB:.0f}" if memory else "-",
                 decision,
                 next_step,
@@ -76,6 +94,7 @@ def decoder_rows(record: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         "variant",
         "MB (vs base)",
         *(f"{key}{' *' if key.split('@')[0] == judged else ''}" for key in phases),
+        "quality",
         "peak RSS MiB",
         "decision",
         "next",

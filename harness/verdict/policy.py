@@ -33,6 +33,13 @@ class AcceptanceRules:
         default=0.01,
         metadata={"help": "largest absolute top-1 accuracy drop allowed, when the source has labelled data"},
     )
+    max_perplexity_increase: float = field(
+        default=0.05,
+        metadata={
+            "help": "a decoder with text to measure on (--data text, pydoc-lm's held-out topics): the largest "
+            "relative perplexity increase over the baseline's allowed (0.05: 5%%)"
+        },
+    )
     min_fidelity: float = field(
         default=0.99,
         metadata={
@@ -81,6 +88,10 @@ class AcceptanceRules:
             problems.append(f"confidence = {self.confidence}; must lie in [0.5, 1)")
         if not 0.0 <= self.max_accuracy_drop <= 1.0:
             problems.append(f"max_accuracy_drop = {self.max_accuracy_drop}; must lie in [0, 1] (absolute, 0.01 = 1 pt)")
+        if not 0.0 <= self.max_perplexity_increase <= 100.0:
+            problems.append(
+                f"max_perplexity_increase = {self.max_perplexity_increase}; must lie in [0, 100] (relative, 0.05 = 5%)"
+            )
         if not 0.0 <= self.min_fidelity <= 1.0:
             problems.append(f"min_fidelity = {self.min_fidelity}; must lie in [0, 1] (0 disables)")
         if self.fidelity_measure not in FIDELITY_MEASURES:
@@ -104,6 +115,7 @@ POLICY_KEYS = (
     "min_speedup",
     "confidence",
     "max_accuracy_drop",
+    "max_perplexity_increase",
     "min_fidelity",
     "fidelity_measure",
     "min_cosine",

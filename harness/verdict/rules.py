@@ -241,6 +241,11 @@ class QualityCheck:
         if not quality:
             result.notes.append("quality was not measured")
             return result
+        if quality.get("metric") == "perplexity":
+            grew = perplexity_growth(quality, base or {}, rules.max_perplexity_increase)
+            if grew is not None:
+                result.reasons.append(Reason(ReasonCode.ACCURACY_DROP, grew))
+            return result
         if quality.get("metric") in ("accuracy", "task"):
             dropped = _score_drop(quality, base or {}, rules.max_accuracy_drop)
             if dropped is not None:
@@ -276,6 +281,19 @@ def _score_drop(quality: dict[str, Any], base: dict[str, Any], allowed: float) -
     return (
         f"task metric ({quality.get('metric_fn')}) {quality['score']:.4g} vs baseline {base['score']:.4g}: a drop "
         f"of {drop:.4g} > {allowed:.4g} allowed (max_accuracy_drop, in the metric's units)"
+    )
+
+
+def perplexity_growth(quality: dict[str, Any], base: dict[str, Any], allowed: float) -> str | None:
+    """The ACCURACY_DROP sentence when a decoder's perplexity grew by more than `allowed` (relative)."""
+    if not base.get("perplexity") or quality.get("perplexity") is None:
+        return None
+    growth = quality["perplexity"] / base["perplexity"] - 1.0
+    if growth <= allowed + FLOAT_SLACK:
+        return None
+    return (
+        f"perplexity {quality['perplexity']:.2f} vs baseline {base['perplexity']:.2f} on {quality.get('text')}: "
+        f"{growth:+.1%} > {allowed:+.0%} allowed (max_perplexity_increase)"
     )
 
 

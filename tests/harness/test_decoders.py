@@ -190,6 +190,7 @@ def test_verify_judges_the_policys_phase_and_reports_every_phase(tiny_genai, tmp
         recipes=["drop-layers:2"],
         candidates={"outside": str(tiny_genai)},
         prompts=prompt,
+        data=prompt,
         out=tmp_path / "out",
         metric="prefill_ms",
         **SHORT,
@@ -210,6 +211,11 @@ def test_verify_judges_the_policys_phase_and_reports_every_phase(tiny_genai, tmp
             phase["speedup"] for key, phase in cell["phases"].items() if key.startswith("prefill")
         ]
     assert outside["verdict"]["decision"] == "REJECT"  # the same folder: never faster than itself
+    # quality from each folder's own ONNX decoder, on the --data text: the same folder agrees with itself
+    assert record["decoder"]["quality"]["on_text"] and reference["quality"]["perplexity"] > 1
+    assert outside["quality"]["perplexity"] == pytest.approx(reference["quality"]["perplexity"])
+    assert outside["quality"]["top1_agreement"] == 1.0 and outside["quality"]["mean_cosine"] == pytest.approx(1.0)
+    assert dropped["quality"]["top1_agreement"] < 1.0
     assert record["model_source"]["latency_only"]
     text = record_text(record)
     assert "prefill@16 *" in text and "decode@16" in text and "ms/token" in text
@@ -239,3 +245,52 @@ def test_a_decoder_scenario_refuses_lengths_it_cannot_time():
         DecoderScenario(prompt_tokens=(16, 16))
     with pytest.raises(UsageError, match="at least 2"):
         DecoderScenario(decode_tokens=1)
+
+
+def test_perplexity_growth_past_the_policy_is_an_accuracy_drop_naming_both(tiny_source):
+    from harness.verdict.reasons import ReasonCode
+    from harness.verdict.rules import Evidence, QualityCheck
+
+    base = {"metric": "perplexity", "perplexity": 60.0, "text": "held-out text", "reference": True}
+    evidence = Evidence(
+        "int4-weight",
+        Policy(),
+        {},
+        {},
+        baseline_quality=base,
+        variant_quality={**base, "perplexity": 66.0, "reference": None},
+    )
+    (reason,) = QualityCheck().evaluate(evidence).reasons
+    assert reason.code == ReasonCode.ACCURACY_DROP and "perplexity 66.00 vs baseline 60.00" in reason.message
+    assert "+10.0% > +5% allowed" in reason.message
+    within = Evidence(
+        "int4-weight", Policy(), {}, {}, baseline_quality=base, variant_quality={**base, "perplexity": 62.0}
+    )
+    assert QualityCheck().evaluate(within).reasons == []
+    with pytest.raises(Exception, match="max_perplexity_increase = -1"):
+        Policy().with_values({"max_perplexity_increase": -1.0})
+
+
+def test_pydoc_lm_trains_on_the_training_topics_and_is_cached_with_its_checksum(tmp_path, monkeypatch):
+    """Two steps of the real training (the zoo's takes 300, about 50 s): the folder is a decoder the builder
+    takes, its facts say what it was trained on and its held-out perplexity; a cache whose weights do not match
+    their checksum is trained again."""
+    from harness.decoders.pydoc_lm import held_out_text, pydoc_lm_facts, pydoc_lm_folder, split_topics
+    from targets.cache_files import file_sha256
+
+    monkeypatch.setenv("SPEEDPROOF_DECODER_CACHE", str(tmp_path))
+    training, held_out = split_topics()
+    assert len(held_out) * 7 <= len(training) <= len(held_out) * 8 and held_out[0] in held_out_text()
+    assert not set(training) & set(held_out)
+    folder = pydoc_lm_folder(steps=2)
+    facts = pydoc_lm_facts(folder)
+    assert facts["steps"] == 2 and facts["uniform_perplexity"] == 1024 and facts["held_out_perplexity"] > 1
+    assert facts["training_tokens"] > 100_000 and facts["held_out_tokens"] > 10_000
+    assert resolve_decoder_source(str(folder)).layers == 4
+    assert pydoc_lm_folder(steps=2) == folder  # cached
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    said: list[str] = []
+    assert pydoc_lm_folder(said.append, steps=2) == folder
+    assert any("do not match their checksum" in line for line in said)
+    assert file_sha256(weights) == pydoc_lm_facts(folder)["sha256"]
