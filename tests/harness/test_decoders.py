@@ -294,3 +294,19 @@ def test_pydoc_lm_trains_on_the_training_topics_and_is_cached_with_its_checksum(
     assert pydoc_lm_folder(said.append, steps=2) == folder
     assert any("do not match their checksum" in line for line in said)
     assert file_sha256(weights) == pydoc_lm_facts(folder)["sha256"]
+
+
+def test_without_the_llm_extra_a_decoder_is_refused_naming_it(monkeypatch):
+    """The extra is installed here; its absence is simulated by hiding the modules from the import system."""
+    import importlib.util
+
+    from harness.decoders.sources import require_llm_extra
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *rest: None if name in ("onnxruntime_genai", "onnx_ir") else real(name),
+    )
+    with pytest.raises(UsageError, match=r"needs onnxruntime-genai, onnx-ir: install pip install 'speedproof\[llm\]'"):
+        require_llm_extra(TINY)
