@@ -27,7 +27,8 @@ from targets.errors import InputError, SpeedproofError, UsageError
 DECODER_STEPS = {
     BASELINE: "the Hugging Face model built in fp32",
     IDENTITY: "the baseline's own folder measured again (the A/A control)",
-    "drop-layers": "K decoder layers removed from the weights before the build (keep=ends|first|last)",
+    "drop-layers": "K decoder layers removed from the weights before the build (keep=ends|first|last); on "
+    "pydoc-lm finetune=E[:distill=true] recovers them on its training text first",
     "int4-weight": "the builder's int4 precision (MatMulNBits; block_size, accuracy_level, symmetric)",
     "int8-weight": "the builder's int8 precision (MatMulNBits; block_size, accuracy_level, symmetric)",
 }
@@ -44,6 +45,8 @@ class DecoderBuildPlan:
     extra_options: dict[str, str] = field(default_factory=dict)
     drop: tuple[int, str] | None = None  # drop-layers: (K, keep)
     identity: bool = False
+    # drop-layers' recovery before the build: {"epochs", "distill", "temperature", "alpha"} (pydoc-lm only)
+    recovery: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class DecoderBuildPlan:
             "extra_options": self.extra_options,
             "drop_layers": None if self.drop is None else {"count": self.drop[0], "keep": self.drop[1]},
             "identity": self.identity,
+            "recovery": self.recovery,
         }
 
 
@@ -79,11 +83,21 @@ def plan_for(recipe: Recipe, source: DecoderSource) -> DecoderBuildPlan:
                 + "; ".join(f"{name} ({what})" for name, what in DECODER_STEPS.items())
             )
         given = [key for key in NOT_YET_OPTIONS if key in step.options]
-        if given:
+        recovery = None
+        if given and not has_training_text(source):
             raise UsageError(
-                f"recipe {recipe.text!r}: {given[0]}= is not available on decoders yet (their recovery needs "
-                "training text); drop layers without it"
+                f"recipe {recipe.text!r}: {given[0]}= needs the decoder's training text, which only pydoc-lm carries "
+                "so far; drop layers without it"
             )
+        if step.name == "drop-layers" and int(step.option("finetune")) > 0:
+            recovery = {
+                "epochs": int(step.option("finetune")),
+                "distill": bool(step.option("distill")),
+                "temperature": float(step.option("temperature")),
+                "alpha": float(step.option("alpha")),
+            }
+        elif step.name == "drop-layers" and step.option("distill"):
+            raise UsageError(f"recipe {recipe.text!r}: distill=true needs finetune=E (the epochs it distils for)")
         if step.name == "drop-layers":
             assert step.value is not None
             count = int(step.value)
@@ -92,7 +106,8 @@ def plan_for(recipe: Recipe, source: DecoderSource) -> DecoderBuildPlan:
                     f"recipe {recipe.text!r}: {source.name} has {source.layers} layers; drop at most "
                     f"{source.layers - 1}"
                 )
-            plan = DecoderBuildPlan(recipe.text, plan.precision, plan.extra_options, (count, str(step.option("keep"))))
+            drop = (count, str(step.option("keep")))
+            plan = DecoderBuildPlan(recipe.text, plan.precision, plan.extra_options, drop, recovery=recovery)
         else:
             options = {
                 "block_size": str(step.option("block_size")),
@@ -103,8 +118,13 @@ def plan_for(recipe: Recipe, source: DecoderSource) -> DecoderBuildPlan:
             precision = "int8" if step.name == "int8-weight" else "int4"
             if plan.precision != "fp32":
                 raise UsageError(f"recipe {recipe.text!r}: one weight precision per decoder recipe")
-            plan = DecoderBuildPlan(recipe.text, precision, options, plan.drop)
+            plan = DecoderBuildPlan(recipe.text, precision, options, plan.drop, recovery=plan.recovery)
     return plan
+
+
+def has_training_text(source: DecoderSource) -> bool:
+    """Whether speedproof holds the text the source was trained on (pydoc-lm's training topics)."""
+    return source.kind == "zoo" and "held_out_perplexity" in source.facts
 
 
 def build_decoder(plan: DecoderBuildPlan, source: DecoderSource, destination: Path, baseline: Path | None) -> dict:
@@ -168,6 +188,7 @@ def _run_builds(
                     "precision": plan.precision,
                     "extra_options": plan.extra_options,
                     "drop": list(plan.drop) if plan.drop is not None else None,
+                    "recovery": plan.recovery,
                 }
                 for plan, destination in builds
             ],
@@ -179,7 +200,10 @@ def _run_builds(
     outcomes: list[dict[str, Any] | SpeedproofError] = []
     for (plan, destination), built in zip(builds, result["builds"], strict=True):
         if built["status"] == "ok":
-            outcomes.append(folder_facts(destination, plan, int(built["layers"]), float(built["seconds"])))
+            facts = folder_facts(destination, plan, int(built["layers"]), float(built["seconds"]))
+            if built.get("recovery"):
+                facts["recovery"] = built["recovery"]
+            outcomes.append(facts)
         else:
             outcomes.append(InputError(f"decoder {source.name} ({plan.recipe}): {built['error']}"))
     return outcomes

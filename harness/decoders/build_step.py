@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.decoders.build import drop_decoder_layers
+from harness.decoders.recovery import recover_decoder
 from harness.models.contained import contained_main
 from targets.errors import SpeedproofError
 from targets.quick_exit import exit_quickly
@@ -50,6 +51,7 @@ def _build_one(hf_folder: str, build: dict[str, Any]) -> dict[str, Any]:
     """One build; what it raises is its own failure, the next build still runs."""
     start = time.monotonic()
     source = Path(hf_folder)
+    recovered: dict[str, Any] | None = None
     layers = int(json.loads((source / "config.json").read_text())["num_hidden_layers"])
     try:
         if build.get("drop"):
@@ -57,6 +59,8 @@ def _build_one(hf_folder: str, build: dict[str, Any]) -> dict[str, Any]:
             dropped = Path(f"dropped-{Path(build['out_folder']).name}").resolve()
             layers = drop_decoder_layers(source, dropped, int(count), str(keep))
             source = dropped
+            if build.get("recovery"):
+                recovered = recover_decoder(dropped, Path(hf_folder), build["recovery"])
         _run_builder(builder_arguments(str(source), build))
     except SpeedproofError as error:
         return {"status": "failed", "error": str(error)}
@@ -68,7 +72,12 @@ def _build_one(hf_folder: str, build: dict[str, Any]) -> dict[str, Any]:
     finally:
         if source != Path(hf_folder):
             shutil.rmtree(source, ignore_errors=True)
-    return {"status": "ok", "layers": layers, "seconds": round(time.monotonic() - start, 2)}
+    return {
+        "status": "ok",
+        "layers": layers,
+        "seconds": round(time.monotonic() - start, 2),
+        **({"recovery": recovered} if recovered else {}),
+    }
 
 
 def _run_builder(arguments: list[str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,12 @@ from harness import InputError, SpeedproofError, UsageError, verify  # noqa: E40
 from harness.cli import EXIT_USAGE, main  # noqa: E402
 from harness.decoders.build import DecoderBuildPlan, build_decoders, drop_decoder_layers, plan_for  # noqa: E402
 from harness.decoders.scenario import DecoderScenario  # noqa: E402
-from harness.decoders.sources import genai_folder_source, resolve_decoder_source, weight_shapes  # noqa: E402
+from harness.decoders.sources import (  # noqa: E402
+    genai_folder_source,
+    hf_folder_source,
+    resolve_decoder_source,
+    weight_shapes,
+)
 from harness.recipes.grammar import parse_recipe  # noqa: E402
 from harness.reports.markdown import markdown_report  # noqa: E402
 from harness.reports.table import record_text  # noqa: E402
@@ -131,7 +137,7 @@ def test_decoder_recipes_become_builder_precisions_and_the_others_are_refused(ti
         "structured:0.5": "does not apply to a decoder",
         "fp16": "decoders run on GPUs",
         "drop-layers:4": "drop at most 3",
-        "drop-layers:1:finetune=2": "finetune= is not available on decoders",
+        "drop-layers:1:finetune=2": "finetune= needs the decoder's training text, which only pydoc-lm carries",
         "int8-weight+int4-weight": "one weight precision per decoder recipe",
     }
     for text, says in refusals.items():
@@ -294,6 +300,24 @@ def test_pydoc_lm_trains_on_the_training_topics_and_is_cached_with_its_checksum(
     assert pydoc_lm_folder(said.append, steps=2) == folder
     assert any("do not match their checksum" in line for line in said)
     assert file_sha256(weights) == pydoc_lm_facts(folder)["sha256"]
+
+    # drop-layers' recovery needs the training text pydoc-lm carries: one epoch of distillation, then the build,
+    # as the contained build process runs them (here in this process, on a short training text: two steps)
+    trained = replace(hf_folder_source(folder, "pydoc-lm"), kind="zoo", facts=pydoc_lm_facts(folder))
+    plan = plan_for(parse_recipe("drop-layers:2:finetune=1:distill=true"), trained)
+    assert plan.recovery == {"epochs": 1, "distill": True, "temperature": 4.0, "alpha": 0.7}
+    with pytest.raises(UsageError, match="distill=true needs finetune=E"):
+        plan_for(parse_recipe("drop-layers:2:distill=true"), trained)
+    import harness.decoders.recovery as recovery
+    from harness.decoders.build_step import _build_one
+
+    monkeypatch.setattr(recovery, "split_topics", lambda: (training[:3], held_out))
+    monkeypatch.chdir(tmp_path)
+    build = {"out_folder": str(tmp_path / "recovered"), "precision": "fp32", "drop": [2, "ends"]}
+    built = _build_one(str(folder), {**build, "recovery": plan.recovery})
+    assert built["status"] == "ok", built
+    assert built["layers"] == 2 and built["recovery"]["distill"] and 1 <= built["recovery"]["steps"] < 10
+    assert genai_folder_source(tmp_path / "recovered").layers == 2
 
 
 def test_without_the_llm_extra_a_decoder_is_refused_naming_it(monkeypatch):
