@@ -69,7 +69,10 @@ class OtherProcessesCpu:
         own_s = _own_cpu_s() - self._own
         wall_s = time.monotonic() - self._wall
         total_cpus = os.cpu_count() or 1
-        self.share = round(max(0.0, busy_s - own_s) / (wall_s * total_cpus), 4) if wall_s > 0 else 0.0
+        # the kernel counts CPU time in ticks (10 ms): over a block of tens of ms the difference can pass the wall
+        # time (1.16 measured over a short cell); a share is at most the whole host
+        share = max(0.0, busy_s - own_s) / (wall_s * total_cpus) if wall_s > 0 else 0.0
+        self.share = round(min(1.0, share), 4)
 
 
 def _own_cpu_s() -> float:
