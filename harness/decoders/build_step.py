@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import runpy
 import shutil
 import sys
@@ -36,6 +37,7 @@ def builder_arguments(hf_folder: str, build: dict[str, Any]) -> list[str]:
 
 
 def _build_all(request: dict[str, Any]) -> dict[str, Any]:
+    os.environ["HF_HUB_OFFLINE"] = "1"  # the builder reads the local folder; nothing may be downloaded
     try:
         import onnxruntime_genai.models.builder  # noqa: F401 - imported once for every build of the request
     except ImportError as error:

@@ -109,7 +109,7 @@ def train_pydoc_lm(folder: Path, steps: int = STEPS) -> dict[str, Any]:
     logging.disable_progress_bar()
     training, held_out = split_topics()
     save_pydoc_tokenizer(folder, VOCAB, texts=training)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
     eos = int(tokenizer.eos_token_id)
 
     def token_ids(texts: list[str]) -> torch.Tensor:

@@ -24,9 +24,13 @@ def recover_decoder(student_folder: Path, teacher_folder: Path, recovery: dict[s
 
     logging.disable_progress_bar()
     torch.manual_seed(SEED)
-    student = AutoModelForCausalLM.from_pretrained(str(student_folder), dtype=torch.float32)
+    student = AutoModelForCausalLM.from_pretrained(str(student_folder), dtype=torch.float32, local_files_only=True)
     distill = bool(recovery.get("distill"))
-    teacher = AutoModelForCausalLM.from_pretrained(str(teacher_folder), dtype=torch.float32) if distill else None
+    teacher = (
+        AutoModelForCausalLM.from_pretrained(str(teacher_folder), dtype=torch.float32, local_files_only=True)
+        if distill
+        else None
+    )
     if teacher is not None:
         teacher.eval()
     tokenizer = Tokenizer.from_file(str(student_folder / "tokenizer.json"))

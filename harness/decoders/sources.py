@@ -249,7 +249,13 @@ def _safetensors_header_shapes(path: Path) -> dict[str, list[int]]:
             (length,) = struct.unpack("<Q", handle.read(8))
             if length > SAFETENSORS_HEADER_CAP:
                 raise InputError(f"{path}: not a readable safetensors file (its header claims {length} bytes)")
-            header = json.loads(handle.read(length))
+            raw = handle.read(length)
+            if len(raw) != length:
+                raise InputError(
+                    f"{path}: not a readable safetensors file (its header claims {length} bytes, the file holds "
+                    f"{len(raw)} after it)"
+                )
+            header = json.loads(raw)
     except (OSError, struct.error, ValueError) as error:
         raise InputError(f"{path}: not a readable safetensors file ({error})") from None
     return {key: list(value["shape"]) for key, value in header.items() if isinstance(value, dict) and "shape" in value}
