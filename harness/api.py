@@ -491,12 +491,15 @@ def search_recipes(
     """Search the recipe space for the fastest variant within the quality limit (`max_accuracy_drop`,
     or `task`'s), within `budget_s` seconds or `trials` trials: `speedproof search`. `resume`: the
     folder of an earlier search, continued. `section("search")` holds the front and the best."""
+    from harness.decoders.sources import is_decoder_source
     from harness.search.job import DEFAULT_BUDGET_S, SearchRequest, run_search
 
     if model is None and resume is None:
         raise UsageError("search_recipes: give a model, or resume (the folder of a search) to continue one")
     if budget_s is not None and not budget_s > 0:
         raise UsageError(f"--budget-s {budget_s:g}: must be > 0 seconds")
+    if model is not None and is_decoder_source(str(model)):
+        return _search_decoder(locals(), policy_values)
     request = SearchRequest(
         **_model_on_target(locals()),
         policy_file=_path(policy),
@@ -511,6 +514,47 @@ def search_recipes(
     )
     request.quality_overrides()  # both limits given: a usage error before anything runs
     return _result(run_search(request, progress=progress or no_progress, resume=_path(resume)))
+
+
+def _search_decoder(arguments: dict[str, Any], policy_values: dict[str, Any]) -> Result:
+    """`search_recipes` on a generative decoder: its own space and job (harness.decoders.search_job)."""
+    from harness.decoders.search_job import DEFAULT_BUDGET_S, DecoderSearchRequest, run_decoder_search
+
+    model = str(arguments["model"])
+    for name, default in NOT_FOR_DECODERS.items():
+        if arguments.get(name) not in (default, None, ()):
+            raise UsageError(
+                f"--{name.replace('_', '-')} ({name}=) does not apply to a generative decoder ({model}): it is "
+                "measured on this machine's CPU with token ids it makes"
+            )
+    if arguments["resume"] is not None:
+        raise UsageError(
+            f"--resume: a decoder search ({model}) cannot be continued yet; start a new one (its record keeps every "
+            "trial of the search that stopped)"
+        )
+    for name in ("max_accuracy_drop", "task"):
+        if arguments[name] is not None or policy_values.get(name) is not None:
+            raise UsageError(
+                f"--{name.replace('_', '-')}: a decoder's quality limit is its perplexity on text: give "
+                "--max-perplexity-increase X (relative; 0.05 = 5%)"
+            )
+    request = DecoderSearchRequest(
+        model=model,
+        space=arguments["space"]
+        if arguments["space"] is None or isinstance(arguments["space"], str)
+        else ",".join(arguments["space"]),
+        target=None if arguments["target"] is None else str(arguments["target"]),
+        backend=arguments["backend"],
+        threads=_positive_int("threads", arguments["threads"]),
+        policy_file=_path(arguments["policy"]),
+        policy_overrides=_policy_overrides(policy_values, "search_recipes"),
+        data=_path(arguments["data"]),
+        budget_s=DEFAULT_BUDGET_S if arguments["budget_s"] is None else float(arguments["budget_s"]),
+        max_trials=_positive_int("trials", arguments["trials"]),
+        seed=_integer("seed", arguments["seed"]),
+        out_dir=Path(arguments["out"]),
+    )
+    return _result(run_decoder_search(request, progress=arguments["progress"] or no_progress))
 
 
 @checked_arguments

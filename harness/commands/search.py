@@ -44,6 +44,7 @@ def seed_number(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from harness.decoders.search_space import describe_decoder_families
     from harness.search.job import DEFAULT_BUDGET_S, TASK_MAX_DROP
     from harness.search.space import describe_families
 
@@ -57,12 +58,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reasons). Every family is tried once at its default point before the sampler draws. The study is kept "
         "in SQLite beside the record (DIR/study.db): after Ctrl-C or a crash, --resume DIR continues it. "
         "Prints the Pareto front and the best ACCEPTed recipe as a line to paste into verify or a gate, and "
-        "writes a PNG of the front. Exit code 0 when a point was accepted, 1 when none was, 2 on a usage or "
+        "writes a PNG of the front. A generative decoder (pydoc-lm, a zoo decoder, a Hugging Face folder) is "
+        "searched over its own families (below): its quality is the perplexity on text (--data, or pydoc-lm's "
+        "held-out topics; the limit --max-perplexity-increase), its speed the policy's phase (time per token by "
+        "default), each round of points built by ONNX Runtime GenAI's model builder in one process; --resume does "
+        "not apply to it yet. Exit code 0 when a point was accepted, 1 when none was, 2 on a usage or "
         "configuration error."
     )
     parser.epilog = (
         "families (--space; the default is those that can pay for this source on this target):\n"
         + describe_families()
+        + "\n\nfamilies of a generative decoder:\n"
+        + describe_decoder_families()
         + "\n\n--task limits (max_accuracy_drop: absolute top-1, or the --metric-fn score's units):\n"
         + "\n".join(f"  {task}: {drop:g}" for task, drop in TASK_MAX_DROP.items())
     )

@@ -1,7 +1,8 @@
 """Decoder variants: each recipe becomes an ONNX Runtime GenAI folder, built from the source's Hugging Face
 folder by ONNX Runtime GenAI's own model builder in a contained process (`build_step`), with the builder's
 precisions for weight-only quantization (`int4-weight`, `int8-weight`: MatMulNBits with the recipe's block size,
-accuracy level and symmetry) and `drop-layers:K` applied to the Hugging Face weights before the build.
+accuracy level and symmetry), and `drop-layers:K` and `structured:R` (`width_pruning`) applied to the Hugging Face
+weights before the build, recovered on pydoc-lm's training text where the recipe says (`recovery`).
 
 A built GenAI folder as the source is measured as it is: recipes need the Hugging Face folder it came from.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 from harness.decoders.sources import LAYER_KEY, DecoderSource
 from harness.models.contained import run_contained
-from harness.recipes.catalogue import BASELINE, IDENTITY
+from harness.recipes.catalogue import BASELINE, IDENTITY, RecipeStep
 from harness.recipes.grammar import Recipe
 from harness.recipes.layer_dropping import kept_indices
 from targets.errors import InputError, SpeedproofError, UsageError
@@ -29,11 +30,20 @@ DECODER_STEPS = {
     IDENTITY: "the baseline's own folder measured again (the A/A control)",
     "drop-layers": "K decoder layers removed from the weights before the build (keep=ends|first|last); on "
     "pydoc-lm finetune=E[:distill=true] recovers them on its training text first",
+    "structured": "R of every layer's MLP channels and attention head groups (heads=false: the MLP alone) removed "
+    "by magnitude before the build (importance=l1|l2|random, round_to=N; finetune=E[:distill=true] on pydoc-lm)",
     "int4-weight": "the builder's int4 precision (MatMulNBits; block_size, accuracy_level, symmetric)",
     "int8-weight": "the builder's int8 precision (MatMulNBits; block_size, accuracy_level, symmetric)",
 }
+STRUCTURAL_STEPS = ("drop-layers", "structured")
 GPU_ONLY_STEPS = ("fp16", "bf16")
-NOT_YET_OPTIONS = ("finetune", "distill")  # decoder recovery needs training text: not in this version
+RECOVERY_KEYS = ("finetune", "distill")  # decoder recovery needs the training text: pydoc-lm's
+# structured's options that have no meaning on a decoder, with what to do instead
+STRUCTURED_NOT_FOR_DECODERS = {
+    "global": "a decoder's config holds one width for every layer, so every layer loses the same share",
+    "layer_ratios": "a decoder's config holds one width for every layer, so every layer loses the same share",
+    "steps": "a decoder is pruned in one step (then recovered with finetune=E)",
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,9 @@ class DecoderBuildPlan:
     extra_options: dict[str, str] = field(default_factory=dict)
     drop: tuple[int, str] | None = None  # drop-layers: (K, keep)
     identity: bool = False
-    # drop-layers' recovery before the build: {"epochs", "distill", "temperature", "alpha"} (pydoc-lm only)
+    # structured: {"ratio", "heads", "importance", "round_to"}, applied after drop-layers
+    widths: dict[str, Any] | None = None
+    # the structural steps' recovery before the build: {"epochs", "distill", "temperature", "alpha"} (pydoc-lm)
     recovery: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,6 +65,7 @@ class DecoderBuildPlan:
             "precision": self.precision,
             "extra_options": self.extra_options,
             "drop_layers": None if self.drop is None else {"count": self.drop[0], "keep": self.drop[1]},
+            "widths": self.widths,
             "identity": self.identity,
             "recovery": self.recovery,
         }
@@ -60,9 +73,8 @@ class DecoderBuildPlan:
 
 def plan_for(recipe: Recipe, source: DecoderSource) -> DecoderBuildPlan:
     """The build of `recipe` on `source`; a recipe that cannot apply to a decoder is a UsageError saying which do."""
-    plan = DecoderBuildPlan(recipe.text)
     if recipe.is_baseline:
-        return plan
+        return DecoderBuildPlan(recipe.text)
     if recipe.is_identity:
         return DecoderBuildPlan(recipe.text, identity=True)
     if not source.buildable:
@@ -71,55 +83,82 @@ def plan_for(recipe: Recipe, source: DecoderSource) -> DecoderBuildPlan:
             "from its Hugging Face folder (config.json, model.safetensors, tokenizer): give that folder, or compare "
             "folders built elsewhere with --candidate"
         )
+    changes: dict[str, Any] = {}
     for step in recipe.steps:
         if step.name in GPU_ONLY_STEPS:
             raise UsageError(
                 f"recipe {recipe.text!r}: {step.name} decoders run on GPUs; speedproof measures decoders on CPU "
-                "targets so far (x86-cpu). CPU recipes: int4-weight, int8-weight, drop-layers:K"
+                "targets so far (x86-cpu). CPU recipes: int4-weight, int8-weight, drop-layers:K, structured:R"
             )
         if step.name not in DECODER_STEPS:
             raise UsageError(
                 f"recipe {recipe.text!r}: {step.name} does not apply to a decoder; recipes for decoders: "
                 + "; ".join(f"{name} ({what})" for name, what in DECODER_STEPS.items())
             )
-        given = [key for key in NOT_YET_OPTIONS if key in step.options]
-        recovery = None
-        if given and not has_training_text(source):
-            raise UsageError(
-                f"recipe {recipe.text!r}: {given[0]}= needs the decoder's training text, which only pydoc-lm carries "
-                "so far; drop layers without it"
-            )
-        if step.name == "drop-layers" and int(step.option("finetune")) > 0:
-            recovery = {
-                "epochs": int(step.option("finetune")),
-                "distill": bool(step.option("distill")),
-                "temperature": float(step.option("temperature")),
-                "alpha": float(step.option("alpha")),
-            }
-        elif step.name == "drop-layers" and step.option("distill"):
-            raise UsageError(f"recipe {recipe.text!r}: distill=true needs finetune=E (the epochs it distils for)")
+        if step.name in STRUCTURAL_STEPS:
+            recovery = _recovery(recipe, step, source)
+            if recovery is not None:
+                if "recovery" in changes:
+                    raise UsageError(
+                        f"recipe {recipe.text!r}: finetune= on one structural step only (the recovery runs once, "
+                        "after every cut)"
+                    )
+                changes["recovery"] = recovery
         if step.name == "drop-layers":
             assert step.value is not None
-            count = int(step.value)
-            if count >= source.layers:
+            if int(step.value) >= source.layers:
                 raise UsageError(
                     f"recipe {recipe.text!r}: {source.name} has {source.layers} layers; drop at most "
                     f"{source.layers - 1}"
                 )
-            drop = (count, str(step.option("keep")))
-            plan = DecoderBuildPlan(recipe.text, plan.precision, plan.extra_options, drop, recovery=recovery)
+            changes["drop"] = (int(step.value), str(step.option("keep")))
+        elif step.name == "structured":
+            changes["widths"] = _widths(recipe, step)
         else:
+            if "precision" in changes:
+                raise UsageError(f"recipe {recipe.text!r}: one weight precision per decoder recipe")
             options = {
                 "block_size": str(step.option("block_size")),
                 "accuracy_level": str(step.option("accuracy_level")),
             }
             if "symmetric" in step.options:  # left out: the builder's own default (symmetric)
                 options["is_symmetric"] = "true" if step.options["symmetric"] else "false"
-            precision = "int8" if step.name == "int8-weight" else "int4"
-            if plan.precision != "fp32":
-                raise UsageError(f"recipe {recipe.text!r}: one weight precision per decoder recipe")
-            plan = DecoderBuildPlan(recipe.text, precision, options, plan.drop, recovery=plan.recovery)
-    return plan
+            changes["precision"] = "int8" if step.name == "int8-weight" else "int4"
+            changes["extra_options"] = options
+    return DecoderBuildPlan(recipe.text, **changes)
+
+
+def _recovery(recipe: Recipe, step: RecipeStep, source: DecoderSource) -> dict[str, Any] | None:
+    """A structural step's recovery (finetune=E, distill=true), refused where no training text is known."""
+    given = [key for key in RECOVERY_KEYS if key in step.options]
+    if given and not has_training_text(source):
+        raise UsageError(
+            f"recipe {recipe.text!r}: {given[0]}= needs the decoder's training text, which only pydoc-lm carries "
+            f"so far; {step.name} without it"
+        )
+    if int(step.option("finetune")) > 0:
+        return {
+            "epochs": int(step.option("finetune")),
+            "distill": bool(step.option("distill")),
+            "temperature": float(step.option("temperature")),
+            "alpha": float(step.option("alpha")),
+        }
+    if step.option("distill"):
+        raise UsageError(f"recipe {recipe.text!r}: distill=true needs finetune=E (the epochs it distils for)")
+    return None
+
+
+def _widths(recipe: Recipe, step: RecipeStep) -> dict[str, Any]:
+    for key, why in STRUCTURED_NOT_FOR_DECODERS.items():
+        if key in step.options and step.options[key] != step.kind.options[key].default:
+            raise UsageError(f"recipe {recipe.text!r}: {key}= does not apply to a decoder: {why}")
+    assert step.value is not None
+    return {
+        "ratio": float(step.value),
+        "heads": bool(step.option("heads")),
+        "importance": str(step.option("importance")),
+        "round_to": int(step.option("round_to")),
+    }
 
 
 def has_training_text(source: DecoderSource) -> bool:
@@ -188,6 +227,7 @@ def _run_builds(
                     "precision": plan.precision,
                     "extra_options": plan.extra_options,
                     "drop": list(plan.drop) if plan.drop is not None else None,
+                    "widths": plan.widths,
                     "recovery": plan.recovery,
                 }
                 for plan, destination in builds
@@ -201,8 +241,9 @@ def _run_builds(
     for (plan, destination), built in zip(builds, result["builds"], strict=True):
         if built["status"] == "ok":
             facts = folder_facts(destination, plan, int(built["layers"]), float(built["seconds"]))
-            if built.get("recovery"):
-                facts["recovery"] = built["recovery"]
+            for key in ("recovery", "widths"):
+                if built.get(key):
+                    facts[key] = built[key]
             outcomes.append(facts)
         else:
             outcomes.append(InputError(f"decoder {source.name} ({plan.recipe}): {built['error']}"))

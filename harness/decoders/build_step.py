@@ -1,6 +1,6 @@
 """The child side of decoder builds (`python -m harness.decoders.build_step REQUEST.json`): ONNX Runtime
-GenAI's model builder run on a Hugging Face folder for each build of the request (layers dropped from the weights
-first where the recipe says), as its own command line runs it, in one contained process
+GenAI's model builder run on a Hugging Face folder for each build of the request (layers dropped, widths pruned
+and the cut model recovered first where the recipe says), as its own command line runs it, in one contained process
 (`harness.models.contained.run_contained`: a time limit, a memory cap, its scratch folder for the builder's
 cache). The builder prints its progress to stdout; here it goes to stderr, whose tail a failure quotes."""
 
@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.decoders.build import drop_decoder_layers
 from harness.decoders.recovery import recover_decoder
+from harness.decoders.width_pruning import prune_decoder_widths
 from harness.models.contained import contained_main
 from targets.errors import SpeedproofError
 from targets.quick_exit import exit_quickly
@@ -55,14 +56,25 @@ def _build_one(hf_folder: str, build: dict[str, Any]) -> dict[str, Any]:
     source = Path(hf_folder)
     recovered: dict[str, Any] | None = None
     layers = int(json.loads((source / "config.json").read_text())["num_hidden_layers"])
+    pruned: dict[str, Any] | None = None
     try:
-        if build.get("drop"):
-            count, keep = build["drop"]
-            dropped = Path(f"dropped-{Path(build['out_folder']).name}").resolve()
-            layers = drop_decoder_layers(source, dropped, int(count), str(keep))
-            source = dropped
+        if build.get("drop") or build.get("widths"):
+            cut = Path(f"cut-{Path(build['out_folder']).name}").resolve()
+            if build.get("drop"):
+                count, keep = build["drop"]
+                layers = drop_decoder_layers(source, cut, int(count), str(keep))
+                source = cut
+            if build.get("widths"):
+                widths = build["widths"]
+                narrowed = cut.with_name(cut.name + "-narrow")
+                pruned = prune_decoder_widths(
+                    source, narrowed, widths["ratio"], widths["heads"], widths["importance"], widths["round_to"]
+                )
+                if source == cut:
+                    shutil.rmtree(cut, ignore_errors=True)
+                source = narrowed
             if build.get("recovery"):
-                recovered = recover_decoder(dropped, Path(hf_folder), build["recovery"])
+                recovered = recover_decoder(source, Path(hf_folder), build["recovery"])
         _run_builder(builder_arguments(str(source), build))
     except SpeedproofError as error:
         return {"status": "failed", "error": str(error)}
@@ -79,6 +91,7 @@ def _build_one(hf_folder: str, build: dict[str, Any]) -> dict[str, Any]:
         "layers": layers,
         "seconds": round(time.monotonic() - start, 2),
         **({"recovery": recovered} if recovered else {}),
+        **({"widths": pruned} if pruned else {}),
     }
 
 

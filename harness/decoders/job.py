@@ -111,7 +111,7 @@ def run_decoder_verify(request: DecoderVerifyRequest, progress: ProgressCallback
     prompt_ids = prompt_token_ids(scenario, source.folder)
     text = quality_text(source, request.data)
     runner = runner_for(None, None, request.target, progress)
-    resolved = decoder_target(request, runner)
+    resolved = decoder_target(request.target, request.backend, request.threads, runner)
     policy = target_policy(resolved.profile, request.policy_file, decoder=True, cli_overrides=request.policy_overrides)
     run_id = new_run_id()
     work_dir = kept_run_folder(request.out_dir, f"verify-{source.name}", run_id)
@@ -145,20 +145,20 @@ def run_decoder_verify(request: DecoderVerifyRequest, progress: ProgressCallback
     return record, path
 
 
-def decoder_target(request: DecoderVerifyRequest, runner: Runner) -> ResolvedProfile:
+def decoder_target(target: str | None, backend: str | None, threads: int | None, runner: Runner) -> ResolvedProfile:
     """The target, on this machine's CPU, running the decoder backend."""
-    if request.backend not in (None, DECODER_BACKEND):
+    if backend not in (None, DECODER_BACKEND):
         raise UsageError(
-            f"--backend {request.backend}: a decoder is measured with {DECODER_BACKEND} (ONNX Runtime GenAI); leave "
+            f"--backend {backend}: a decoder is measured with {DECODER_BACKEND} (ONNX Runtime GenAI); leave "
             "--backend out"
         )
-    profile = load_target(request.target or default_target_name(runner.fingerprint(), runner.can_run))
+    profile = load_target(target or default_target_name(runner.fingerprint(), runner.can_run))
     if DECODER_BACKEND not in [backend.name for backend in profile.backends] or profile.remote is not None:
         raise UsageError(
             f"target {profile.name} ({profile.source}) has no {DECODER_BACKEND} backend: speedproof measures decoders "
             "on this machine's CPU so far (x86-cpu); GPU, edge and remote targets are not supported for decoders yet"
         )
-    return resolve_target(request.target, request.threads, runner, DECODER_BACKEND)
+    return resolve_target(target, threads, runner, DECODER_BACKEND)
 
 
 def _candidate(text: str, source: DecoderSource) -> tuple[str, DecoderSource]:
@@ -273,8 +273,15 @@ def phase_request(
     )
 
 
-def verify_decoder_variant(run: DecoderRun, baseline: DecoderVariant, variant: DecoderVariant) -> VerdictCell:
-    """Each phase's A/B pair, and the verdict on the judged phase; a failure is the cell's REJECT."""
+def verify_decoder_variant(
+    run: DecoderRun,
+    baseline: DecoderVariant,
+    variant: DecoderVariant,
+    judged_only: bool = False,
+    max_pair_s: float | None = None,
+) -> VerdictCell:
+    """Each phase's A/B pair, and the verdict on the judged phase; a failure is the cell's REJECT. `judged_only`:
+    the judged phase(s) alone (a search's trial); `max_pair_s`: no pair runs longer (a search's budget)."""
     source, scenario, policy, progress = run.source, run.scenario, run.policy, run.progress
     key = CellKey(source.name, variant.label, DECODER_BACKEND, 1)
     failure = None
@@ -288,7 +295,7 @@ def verify_decoder_variant(run: DecoderRun, baseline: DecoderVariant, variant: D
     judged_kind = DECODER_METRICS[policy.schedule.metric]
     stop_rule = StopRule(policy.rules.min_speedup, policy.rules.confidence)
     outcomes: dict[str, PairOutcome] = {}
-    phases = scenario.phases()
+    phases = [phase for phase in scenario.phases() if phase.kind == judged_kind or not judged_only]
     for phase in sorted(phases, key=lambda item: item.kind != judged_kind):  # the judged phase first
         schedule = replace(
             policy.schedule,
@@ -298,6 +305,9 @@ def verify_decoder_variant(run: DecoderRun, baseline: DecoderVariant, variant: D
         )
         if phase.kind != judged_kind:
             schedule = replace(schedule, max_pair_duration_s=min(schedule.max_pair_duration_s, SIDE_PHASE_BUDGET_S))
+        if max_pair_s is not None:  # never below what min_pairs needs
+            least = schedule.burst_duration_s * 2 * schedule.min_pairs
+            schedule = replace(schedule, max_pair_duration_s=min(schedule.max_pair_duration_s, max(max_pair_s, least)))
         progress(f"A/B {source.name}: baseline vs {variant.label}, {phase.key} ({phase.unit})")
         outcome = run_ab_pair(
             phase_request(baseline.folder, phase, scenario, run.prompt_ids, run.resolved),
@@ -337,7 +347,8 @@ def decoder_verdict_cell(
         verdict, reasons=tuple(dict.fromkeys(reasons)) or verdict.reasons, notes=tuple(dict.fromkeys(notes))
     )
     main = outcomes[phase.key]
-    memory_phase = max((item for item in phases if item.kind == "prefill"), key=lambda item: item.prompt_tokens)
+    prefills = [item for item in phases if item.kind == "prefill"]
+    memory_phase = max(prefills, key=lambda item: item.prompt_tokens) if prefills else phase
     memory = outcomes[memory_phase.key].variant.memory
     return VerdictCell(
         key,

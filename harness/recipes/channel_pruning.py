@@ -87,12 +87,13 @@ def prune_structured(
     rounds: int = 1,
     after_round: Callable[[int], None] | None = None,
     layer_ratios: Mapping[str, float] | None = None,
+    heads: bool = True,
 ) -> StructuredResult:
     """Remove channels, neurons and whole attention heads in place; the classifier's outputs and
     embedding widths are kept, so outputs keep their shapes. In `rounds` rounds the ratio grows
     as `compounding_ratios` (of the original widths), `after_round(number)` running after each.
     `layer_ratios` (module name -> ratio) prunes the group of each named layer at its own ratio,
-    the other groups at `ratio`."""
+    the other groups at `ratio`. With `heads` false, attention keeps all its heads."""
     import torch
     from torch import nn
 
@@ -137,9 +138,9 @@ def prune_structured(
                 round_to=round_to if round_to > 1 else None,
                 ignored_layers=ignored,
                 num_heads=num_heads,
-                prune_num_heads=bool(attention),
+                prune_num_heads=bool(attention) and heads,
                 prune_head_dims=False,
-                head_pruning_ratio=ratio if attention else 0.0,
+                head_pruning_ratio=ratio if attention and heads else 0.0,
                 iterative_steps=rounds,
                 iterative_pruning_ratio_scheduler=schedule,
             )
@@ -147,7 +148,7 @@ def prune_structured(
         raise SpeedproofError(
             f"structured: torch-pruning cannot prune {type(module).__name__}: {type(error).__name__}: {error}"
         ) from error
-    if attention and rounds > 1:
+    if attention and heads and rounds > 1:
         # torch-pruning (1.6) removes ceil(ratio * heads) of the heads a layer has *now* each round, so
         # its cumulative schedule over-prunes heads (and runs out of them); give it, per layer, the
         # share of its current heads that takes it to the heads a one-shot pruning would leave

@@ -168,6 +168,7 @@ def _structured(model: TorchModel, step: RecipeStep, recover: Recover) -> dict[s
         rounds=int(step.option("steps")),
         after_round=after_round,
         layer_ratios=layer_ratios,
+        heads=bool(step.option("heads")),
     )
     return {**vars(result), **note}
 
@@ -205,6 +206,12 @@ register(
             "importance": OptionSpec("choice", "l1", "how channels are ranked", ("l1", "l2", "random")),
             "round_to": OptionSpec("int", 1, "keep every pruned width a multiple of N", minimum=1),
             "global": OptionSpec("bool", False, "rank channels across layers instead of per layer"),
+            "heads": OptionSpec(
+                "bool",
+                True,
+                "remove whole attention heads too, at the ratio (false: channels and MLP neurons only; on a GQA "
+                "decoder a key/value head goes with its query heads)",
+            ),
             "layer_ratios": OptionSpec(
                 "choice",
                 "uniform",

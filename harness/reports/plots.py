@@ -247,11 +247,14 @@ def search_figure(record: dict[str, Any]) -> bytes | None:
     if not timed:
         return None
     front = set(search.get("front", []))
+    # a decoder's quality is its perplexity (the score is its negative): drawn as perplexity, lower to the right
+    perplexity = any((trial.quality or {}).get("metric") == "perplexity" for trial in timed)
+    sign = -1.0 if perplexity else 1.0
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(8, 4.5))
     for trial in timed:
         speedup = trial.speedup() or {}
-        quality = trial.quality_score if trial.quality_score is not None else 0.0
+        quality = sign * trial.quality_score if trial.quality_score is not None else 0.0
         color = ACCEPT_COLOR if trial.accepted() else REJECT_COLOR
         axis.errorbar(
             quality,
@@ -267,7 +270,8 @@ def search_figure(record: dict[str, Any]) -> bytes | None:
                 trial.recipe, (quality, speedup["ratio"]), fontsize=7, xytext=(4, 4), textcoords="offset points"
             )
     edge = sorted(
-        ((t.quality_score or 0.0, t.speedup_low() or 0.0) for t in timed if t.number in front), key=lambda p: p[0]
+        ((sign * (t.quality_score or 0.0), t.speedup_low() or 0.0) for t in timed if t.number in front),
+        key=lambda p: p[0],
     )
     axis.plot(
         [p[0] for p in edge],
@@ -279,18 +283,21 @@ def search_figure(record: dict[str, Any]) -> bytes | None:
     )
     baseline = search.get("baseline_quality_score")
     if baseline is not None:
-        axis.axvline(baseline, color="#999", linewidth=0.8, linestyle=":", label="baseline quality")
-        axis.axvline(
-            baseline - search.get("max_accuracy_drop", 0.0),
-            color="#c62828",
-            linewidth=0.8,
-            linestyle=":",
-            label="quality limit",
+        limit = (
+            -baseline * (1 + search.get("max_perplexity_increase", 0.0))
+            if perplexity
+            else baseline - search.get("max_accuracy_drop", 0.0)
         )
+        axis.axvline(sign * baseline, color="#999", linewidth=0.8, linestyle=":", label="baseline quality")
+        axis.axvline(limit, color="#c62828", linewidth=0.8, linestyle=":", label="quality limit")
+    if perplexity:
+        axis.invert_xaxis()
     min_speedup = (record.get("policy") or {}).get("min_speedup")
     if min_speedup:
         axis.axhline(min_speedup, color="#2e7d32", linewidth=0.8, linestyle=":", label="min_speedup")
-    axis.set_xlabel("quality (top-1 accuracy, task score or fidelity)")
+    axis.set_xlabel(
+        "perplexity on text (lower is better)" if perplexity else "quality (top-1 accuracy, task score or fidelity)"
+    )
     axis.set_ylabel("speedup over the baseline [interval]")
     axis.set_title(f"search of {search.get('model', '')}: green accepted, red rejected", fontsize=10)
     axis.legend(fontsize=7)

@@ -430,7 +430,7 @@ def verdict_summary(record: dict[str, Any]) -> list[str]:
 def record_tables(record: dict[str, Any]) -> tuple[list[str], list[list[Any]], list[str]]:
     """Headers, rows and notes of the main table of any record, by the command that wrote it."""
     command = record.get("command")
-    if command == "verify" and record.get("decoder"):
+    if command in ("verify", "search") and record.get("decoder"):
         headers, rows = decoder_rows(record)
         return headers, rows, [*decoder_notes(record), *verdict_notes(record)]
     if command in ("verify", "gate", "compare", "search"):
@@ -594,7 +594,15 @@ def search_text(record: dict[str, Any]) -> str:
         f"again), stopped by {stopped}",
         f"space: {', '.join(search['space'])}; quality limit: "
         + (search.get("quality_limit") or f"max_accuracy_drop {search['max_accuracy_drop']:g}")
-        + (f" (baseline quality {base:.4g})" if base is not None else ""),
+        + (
+            (
+                f" (baseline perplexity {-base:.2f})"
+                if search.get("max_perplexity_increase")
+                else f" (baseline quality {base:.4g})"
+            )
+            if base is not None
+            else ""
+        ),
         policy_line(record),
         "",
     ]

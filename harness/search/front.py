@@ -18,6 +18,9 @@ def quality_score(quality: dict[str, Any] | None, rules: Any) -> float | None:
     if not quality:
         return None
     metric = quality.get("metric")
+    if metric == "perplexity":  # a decoder's: lower is better, so the score is its negative
+        value = _number(quality.get("perplexity"))
+        return None if value is None else -value
     if metric == "accuracy":
         return _number(quality.get("accuracy"))
     if metric == "task":
@@ -37,6 +40,8 @@ def quality_excess(quality: dict[str, Any] | None, baseline: dict[str, Any] | No
     score, base = quality_score(quality, rules), quality_score(baseline, rules)
     if score is None or not quality:
         return 0.0
+    if quality.get("metric") == "perplexity":  # the relative growth over max_perplexity_increase
+        return score / base - 1.0 - rules.max_perplexity_increase if base else 0.0  # both scores negative
     if quality.get("metric") in ("accuracy", "task"):
         return (base - score) - rules.max_accuracy_drop if base is not None else 0.0
     measure, _ = judged_measure(quality, rules)
@@ -52,6 +57,8 @@ def quality_limit_text(baseline: dict[str, Any] | None, trials: list[dict[str, A
     one, else the fidelity measure that judges its outputs (the first measured point says which)."""
     if (baseline or {}).get("metric") in ("accuracy", "task"):
         return f"max_accuracy_drop {rules.max_accuracy_drop:g}"
+    if (baseline or {}).get("metric") == "perplexity":
+        return f"perplexity at most {rules.max_perplexity_increase:+.0%} over the baseline's (max_perplexity_increase)"
     measured = next((quality for quality in trials if quality and quality.get("metric") == "fidelity"), None)
     if measured is None or rules.min_fidelity <= 0:
         return (
@@ -167,12 +174,15 @@ def best_accepted(trials: list[SearchTrial]) -> SearchTrial | None:
 
 
 def quality_text(trial: SearchTrial) -> str:
-    """`top-1 97.8% (-1.4 pts)`, `cosine 0.9981`, or `-`."""
+    """`top-1 97.8% (-1.4 pts)`, `cosine 0.9981`, `ppl 59.90 (+0.9%)`, or `-`."""
     score = trial.quality_score
     if score is None:
         return "-"
     metric = (trial.quality or {}).get("metric")
     drop = trial.quality_drop()
+    if metric == "perplexity":
+        base = trial.baseline_quality_score
+        return f"ppl {-score:.2f}" + (f" ({score / base - 1:+.1%})" if base else "")
     if metric == "accuracy":
         return f"top-1 {score:.1%}" + (f" ({_signed(-drop * 100, '.1f')} pts)" if drop is not None else "")
     name = "score" if metric == "task" else "fidelity"
@@ -197,3 +207,18 @@ def trial_line(trial: SearchTrial) -> str:
     decision = trial.decision() or "-"
     codes = " ".join(trial.reasons())
     return f"{quality} -> {trial.speedup_text()} {decision}{' ' + codes if codes else ''}"
+
+
+def outcome_summary(trials: list[SearchTrial]) -> dict[str, Any]:
+    """The record's view of a search's trials: each trial, the front and the best accepted point (by number),
+    the counts of each outcome and of repeats."""
+    best = best_accepted(trials)
+    return {
+        "trials": [trial.as_dict() for trial in trials],
+        "front": [trial.number for trial in pareto_front(trials)],
+        "best": best.as_dict() if best else None,
+        "counts": {
+            key: sum(1 for trial in trials if trial.state == key and trial.repeat_of is None) for key in TRIAL_STATES
+        },
+        "repeats": sum(1 for trial in trials if trial.repeat_of is not None),
+    }

@@ -36,7 +36,7 @@ from harness.search import MAX_SEED
 from harness.search.front import (
     SearchTrial,
     best_accepted,
-    pareto_front,
+    outcome_summary,
     quality_excess,
     quality_limit_text,
     quality_score,
@@ -560,8 +560,6 @@ def _record(state: SearchState, stopped_by: str, session: int) -> Record:
     record = verification_record(
         "search", state.context, new_run_id(), state.request.model, state.prepared, [reference], state.folder
     )
-    front = pareto_front(state.trials)
-    best = best_accepted(state.trials)
     section = {
         "model": state.prepared.source.name,
         "folder": str(state.folder.resolve()),
@@ -572,14 +570,7 @@ def _record(state: SearchState, stopped_by: str, session: int) -> Record:
         "seed": state.request.seed,
         "session": session,
         "stopped_by": stopped_by,
-        "trials": [trial.as_dict() for trial in state.trials],
-        "front": [trial.number for trial in front],
-        "best": best.as_dict() if best else None,
-        "counts": {
-            key: sum(1 for trial in state.trials if trial.state == key and trial.repeat_of is None)
-            for key in ("timed", "cut_by_quality", "failed", "interrupted")
-        },
-        "repeats": sum(1 for trial in state.trials if trial.repeat_of is not None),
+        **outcome_summary(state.trials),
         "baseline_quality_score": quality_score(state.baseline.quality, policy.rules),
         "quality_limit": quality_limit_text(
             state.baseline.quality, [trial.quality for trial in state.trials], policy.rules

@@ -134,7 +134,11 @@ def test_decoder_recipes_become_builder_precisions_and_the_others_are_refused(ti
     assert (plan.drop, plan.precision) == ((2, "ends"), "int4")
     assert plan_for(parse_recipe("identity"), tiny_source).identity
     refusals = {
-        "structured:0.5": "does not apply to a decoder",
+        "lowrank:0.5": "does not apply to a decoder",
+        "structured:0.5:global=true": "global= does not apply to a decoder",
+        "structured:0.5:layer_ratios=sensitivity": "layer_ratios= does not apply to a decoder",
+        "structured:0.5:steps=2": "steps= does not apply to a decoder",
+        "structured:0.5:finetune=1": "finetune= needs the decoder's training text",
         "fp16": "decoders run on GPUs",
         "drop-layers:4": "drop at most 3",
         "drop-layers:1:finetune=2": "finetune= needs the decoder's training text, which only pydoc-lm carries",

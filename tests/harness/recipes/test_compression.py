@@ -79,6 +79,15 @@ def test_structured_prunes_whole_attention_heads_consistently():
     assert pruned.module(tokens).shape == source.module(tokens).shape
 
 
+def test_structured_with_heads_false_keeps_every_attention_head():
+    source, (pruned, notes) = _transform("structured:0.5:heads=false", tiny_encoder())
+    assert notes[0]["heads_before"] == notes[0]["heads_after"] == 8
+    for layer in pruned.module.layers:
+        assert layer.attention.num_heads == 4 and layer.attention.query.out_features == 256
+    tokens = source.example_inputs[0]
+    assert pruned.module(tokens).shape == source.module(tokens).shape
+
+
 def test_semi_structured_keeps_two_of_every_four_input_weights():
     _, (pruned, notes) = _transform("semi-structured")
     conv = pruned.module.conv1.weight.detach()  # (24, 24, 3, 3): groups of 4 along input channels
