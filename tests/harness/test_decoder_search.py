@@ -221,3 +221,34 @@ def test_search_options_that_do_not_fit_a_decoder_exit_2(arguments, says, tmp_pa
     assert main(["search", "llama-tiny-shape", "--out", str(tmp_path), *arguments]) == EXIT_USAGE
     assert says in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_demos_decoder_line_verifies_its_recipe_on_every_phase(trained, tmp_path, capsys):
+    import argparse
+
+    from harness.commands import demo
+    from harness.progress import TerminalProgress
+    from tests.helpers import FAST_POLICY_FLAGS
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    args = parser.parse_args(["--decoder", "--out", str(tmp_path), *FAST_POLICY_FLAGS])
+    record = demo._decoder_line(args, "x86-cpu", TerminalProgress(enabled=False))
+    reference, cell = record["cells"]
+    assert cell["variant"] == demo.DEMO_DECODER_RECIPE and cell["artifact"]["layers"] == 1
+    assert set(cell["phases"]) == {"prefill@128", "ttft@128", "decode@128"}
+    assert cell["quality"]["perplexity"] > 1 and cell["verdict"]["decision"] in ("ACCEPT", "REJECT")
+    assert f"== {demo.DEMO_DECODER} (a generative decoder) on x86-cpu ==" in capsys.readouterr().out
+
+
+def test_the_demos_decoder_line_without_the_llm_extra_exits_2_before_anything_runs(monkeypatch, tmp_path, capsys):
+    """The extra is installed here; its absence is simulated by hiding a module from the import system."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *rest: None if name == "onnxruntime_genai" else real(name)
+    )
+    assert main(["demo", "--decoder", "--out", str(tmp_path / "out")]) == EXIT_USAGE
+    assert "pip install 'speedproof[llm]'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
