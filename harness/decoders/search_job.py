@@ -319,9 +319,19 @@ def _run_round(state: DecoderSearchState, asked: list[tuple[Any, dict[str, Any]]
     baseline = state.baseline
     assert baseline is not None and baseline.folder is not None
     folders = [baseline.folder, *(variant.folder if variant.ok else None for variant in variants)]
-    qualities = measure_quality(folders, state.text, source.name)
+    try:
+        qualities = measure_quality(folders, state.text, source.name)
+    except SpeedproofError as error:  # the quality process itself failed: this round's points, not the search
+        if new_baseline:
+            raise
+        qualities = [None, *({"error": str(error)} for _ in variants)]
     if new_baseline:
         baseline.quality = qualities[0]
+        if not baseline.quality or baseline.quality.get("error"):
+            raise SpeedproofError(
+                f"the quality of {source.name}'s baseline could not be measured: "
+                f"{(baseline.quality or {}).get('error', 'no result')}"
+            )
     for variant, quality in zip(variants, qualities[1:], strict=True):
         variant.quality = quality
     shared_s = (time.monotonic() - started) / len(trials)

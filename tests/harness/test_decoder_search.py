@@ -252,3 +252,26 @@ def test_the_demos_decoder_line_without_the_llm_extra_exits_2_before_anything_ru
     assert main(["demo", "--decoder", "--out", str(tmp_path / "out")]) == EXIT_USAGE
     assert "pip install 'speedproof[llm]'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_round_whose_quality_process_fails_fails_its_points_and_the_search_goes_on(trained, tmp_path, monkeypatch):
+    """The contained quality process crashing is simulated (a real crash cannot be provoked on demand): the second
+    round's call raises as run_contained does; its point is the trial's failure, the record is written."""
+    import harness.decoders.search_job as search_job
+    from targets.errors import SpeedproofError
+
+    real = search_job.measure_quality
+    calls = []
+
+    def crashing(*arguments, **keywords):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SpeedproofError("decoder pydoc-lm: the contained process was killed by signal 9")
+        return real(*arguments, **keywords)
+
+    monkeypatch.setattr(search_job, "measure_quality", crashing)
+    result = search_recipes("pydoc-lm", space="int8", trials=2, out=tmp_path, **FAST_POLICY)
+    trials = [SearchTrial.from_dict(item) for item in result.record["search"]["trials"]]
+    first, second = (trial for trial in trials if trial.counts)  # repeats drawn on the way are not measured
+    assert first.state in ("timed", "cut_by_quality") and second.state == "failed"
+    assert "killed by signal 9" in (second.error or "") and result.record["search"]["stopped_by"] == "trials"
