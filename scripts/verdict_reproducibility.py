@@ -17,6 +17,7 @@ above min_speedup in one run, an interval below it in another), no ACCEPT or SLO
 opposite to the bare loops, and the share of runs whose interval holds the median of all runs' ratios.
 
     python scripts/verdict_reproducibility.py [--old REV] [--runs 10] [--pairs digits-s50,...] [--bare-s 60]
+        [--new-args '--min-span-s 5']
 
 Figures come from one run on a shared host; timings under emulation are meaningless.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -168,11 +170,23 @@ def _speed_decision(cell: dict) -> str:
     return "faster"
 
 
-def verify_once(tree: Path, code: str, baseline: Path, variant: Path, out: Path, history: Path) -> Run:
+def verify_once(
+    tree: Path, code: str, baseline: Path, variant: Path, out: Path, history: Path, extra: list[str] | None = None
+) -> Run:
     started = time.monotonic()
     done = _speedproof(
         tree,
-        ["verify", str(baseline), "--candidate", f"{variant}=candidate", "--min-fidelity", "0", "--out", str(out)],
+        [
+            "verify",
+            str(baseline),
+            "--candidate",
+            f"{variant}=candidate",
+            "--min-fidelity",
+            "0",
+            "--out",
+            str(out),
+            *(extra or []),
+        ],
         {"SPEEDPROOF_LEVEL_HISTORY": str(history)},
     )
     seconds = time.monotonic() - started
@@ -251,6 +265,13 @@ def main() -> int:
     parser.add_argument("--pairs", default=",".join(PAIRS), help=f"which pairs (default all: {','.join(PAIRS)})")
     parser.add_argument("--bare-s", type=float, default=60.0, help="seconds of each bare loop (default 60)")
     parser.add_argument("--threads", type=int, default=2, help="the bare loop's threads: the profile's (default 2)")
+    parser.add_argument(
+        "--new-args",
+        default="",
+        metavar="'ARGS'",
+        help="more verify options for this tree's runs only, e.g. '--min-span-s 5' (a policy setting against the old "
+        "code's default: with --old HEAD, the same code)",
+    )
     args = parser.parse_args()
     names = [name for name in args.pairs.split(",") if name]
     unknown = sorted(set(names) - set(PAIRS))
@@ -280,7 +301,8 @@ def main() -> int:
                     for code in order:
                         out = folder / "records" / code
                         out.mkdir(parents=True, exist_ok=True)
-                        run = verify_once(trees[code], code, baseline, variant, out, folder / "levels" / code)
+                        extra = shlex.split(args.new_args) if code == "new" else []
+                        run = verify_once(trees[code], code, baseline, variant, out, folder / "levels" / code, extra)
                         results[name].runs.append(run)
                         clock = (time.monotonic() - started) / 60
                         print(f"  [{clock:5.1f} min] {name:14} {code}: {_run_text(run)}", flush=True)
