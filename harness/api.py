@@ -519,6 +519,7 @@ def search_recipes(
 def _search_decoder(arguments: dict[str, Any], policy_values: dict[str, Any]) -> Result:
     """`search_recipes` on a generative decoder: its own space and job (harness.decoders.search_job)."""
     from harness.decoders.search_job import DEFAULT_BUDGET_S, DecoderSearchRequest, run_decoder_search
+    from harness.search import MAX_SEED
 
     model = str(arguments["model"])
     for name, default in NOT_FOR_DECODERS.items():
@@ -538,6 +539,9 @@ def _search_decoder(arguments: dict[str, Any], policy_values: dict[str, Any]) ->
                 f"--{name.replace('_', '-')}: a decoder's quality limit is its perplexity on text: give "
                 "--max-perplexity-increase X (relative; 0.05 = 5%)"
             )
+    seed = _integer("seed", arguments["seed"])
+    if not 0 <= seed <= MAX_SEED:  # the sampler draws numpy seeds
+        raise UsageError(f"--seed {seed}: a seed is a whole number from 0 to {MAX_SEED}")
     request = DecoderSearchRequest(
         model=model,
         space=arguments["space"]
@@ -551,7 +555,7 @@ def _search_decoder(arguments: dict[str, Any], policy_values: dict[str, Any]) ->
         data=_path(arguments["data"]),
         budget_s=DEFAULT_BUDGET_S if arguments["budget_s"] is None else float(arguments["budget_s"]),
         max_trials=_positive_int("trials", arguments["trials"]),
-        seed=_integer("seed", arguments["seed"]),
+        seed=seed,
         out_dir=Path(arguments["out"]),
     )
     return _result(run_decoder_search(request, progress=arguments["progress"] or no_progress))

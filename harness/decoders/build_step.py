@@ -51,30 +51,34 @@ def _build_all(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build_one(hf_folder: str, build: dict[str, Any]) -> dict[str, Any]:
-    """One build; what it raises is its own failure, the next build still runs."""
+    """One build; what it raises is its own failure, the next build still runs. Each cut (layers dropped, widths
+    pruned) writes a new folder in the scratch folder, the one before it removed; recovery trains the last."""
     start = time.monotonic()
-    source = Path(hf_folder)
-    recovered: dict[str, Any] | None = None
-    layers = int(json.loads((source / "config.json").read_text())["num_hidden_layers"])
-    pruned: dict[str, Any] | None = None
+    original = Path(hf_folder)
+    source = original
+    facts: dict[str, Any] = {"layers": int(json.loads((source / "config.json").read_text())["num_hidden_layers"])}
+
+    def cut_to(stage: str) -> Path:
+        return Path(f"{stage}-{Path(build['out_folder']).name}").resolve()
+
+    def moved_to(folder: Path) -> Path:
+        if source != original:
+            shutil.rmtree(source, ignore_errors=True)
+        return folder
+
     try:
-        if build.get("drop") or build.get("widths"):
-            cut = Path(f"cut-{Path(build['out_folder']).name}").resolve()
-            if build.get("drop"):
-                count, keep = build["drop"]
-                layers = drop_decoder_layers(source, cut, int(count), str(keep))
-                source = cut
-            if build.get("widths"):
-                widths = build["widths"]
-                narrowed = cut.with_name(cut.name + "-narrow")
-                pruned = prune_decoder_widths(
-                    source, narrowed, widths["ratio"], widths["heads"], widths["importance"], widths["round_to"]
-                )
-                if source == cut:
-                    shutil.rmtree(cut, ignore_errors=True)
-                source = narrowed
-            if build.get("recovery"):
-                recovered = recover_decoder(source, Path(hf_folder), build["recovery"])
+        if build.get("drop"):
+            count, keep = build["drop"]
+            facts["layers"] = drop_decoder_layers(source, cut_to("dropped"), int(count), str(keep))
+            source = moved_to(cut_to("dropped"))
+        if build.get("widths"):
+            widths = build["widths"]
+            facts["widths"] = prune_decoder_widths(
+                source, cut_to("narrowed"), widths["ratio"], widths["heads"], widths["importance"], widths["round_to"]
+            )
+            source = moved_to(cut_to("narrowed"))
+        if build.get("recovery"):
+            facts["recovery"] = recover_decoder(source, original, build["recovery"])
         _run_builder(builder_arguments(str(source), build))
     except SpeedproofError as error:
         return {"status": "failed", "error": str(error)}
@@ -84,15 +88,9 @@ def _build_one(hf_folder: str, build: dict[str, Any]) -> dict[str, Any]:
         traceback.print_exc()
         return {"status": "failed", "error": f"the model builder failed: {type(error).__name__}: {error}"}
     finally:
-        if source != Path(hf_folder):
+        if source != original:
             shutil.rmtree(source, ignore_errors=True)
-    return {
-        "status": "ok",
-        "layers": layers,
-        "seconds": round(time.monotonic() - start, 2),
-        **({"recovery": recovered} if recovered else {}),
-        **({"widths": pruned} if pruned else {}),
-    }
+    return {"status": "ok", **facts, "seconds": round(time.monotonic() - start, 2)}
 
 
 def _run_builder(arguments: list[str]) -> None:

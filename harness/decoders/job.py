@@ -187,7 +187,7 @@ def _build_all(
 ) -> list[DecoderVariant]:
     """Every recipe built (a failure recorded, the rest going on), then the candidates as they are."""
     artifacts.mkdir(parents=True)
-    destinations = [artifacts / f"{index:02d}-{_safe(plan.recipe)}" for index, plan in enumerate(plans)]
+    destinations = [artifacts / f"{index:02d}-{folder_name(plan.recipe)}" for index, plan in enumerate(plans)]
     progress(
         f"building {source.name} [{', '.join(plan.recipe for plan in plans)}] with ONNX Runtime GenAI's model builder"
     )
@@ -213,7 +213,8 @@ def _build_all(
     return variants
 
 
-def _safe(text: str) -> str:
+def folder_name(text: str) -> str:
+    """A recipe as a folder name: letters, digits and -_.= kept, the rest _, at most 60 characters."""
     return "".join(char if char.isalnum() or char in "-_.=" else "_" for char in text)[:60]
 
 
@@ -378,28 +379,7 @@ def _phase_verdict(
     source: DecoderSource,
     policy: Policy,
 ) -> Verdict:
-    memory_base = (outcome.baseline.memory or {}).get("peak_rss_bytes")
-    memory_variant = (outcome.variant.memory or {}).get("peak_rss_bytes")
-    evidence = Evidence(
-        recipe=variant.label,
-        policy=policy,
-        baseline_facts=baseline.facts or {},
-        variant_facts=variant.facts,
-        speedup=outcome.speedup,
-        stopped_by=outcome.stopped_by,
-        failure=None if outcome.status == "ok" else str(outcome.error),
-        failure_kind=outcome.error_kind,
-        baseline_quality=baseline.quality,
-        variant_quality=variant.quality,
-        latency_only=source.latency_only,
-        baseline_peak_rss_bytes=memory_base,
-        variant_peak_rss_bytes=memory_variant,
-        backend=DECODER_BACKEND,
-        pairs_time_s=outcome.duration_s,
-        contended_pairs=outcome.contended_pairs(),
-        host_state=outcome.host_state,
-        is_identity=variant.plan is not None and variant.plan.identity,
-    )
+    evidence = decoder_evidence(baseline, variant, source, policy, outcome)
     verdict = decide(evidence)
     return replace(  # a speed reason says its phase; quality and memory are the folder's own
         verdict,
@@ -407,6 +387,42 @@ def _phase_verdict(
             Reason(reason.code, f"{phase.key}: {reason.message}") if reason.code in SPEED_CODES else reason
             for reason in verdict.reasons
         ),
+    )
+
+
+def decoder_evidence(
+    baseline: DecoderVariant,
+    variant: DecoderVariant,
+    source: DecoderSource,
+    policy: Policy,
+    outcome: PairOutcome | None = None,
+) -> Evidence:
+    """What the rules know of a decoder variant: its facts and quality, and, once a phase's pair ran
+    (`outcome`), that pair's speedup, stop, memory and host state."""
+    timed: dict[str, Any] = {}
+    if outcome is not None:
+        timed = {
+            "speedup": outcome.speedup,
+            "stopped_by": outcome.stopped_by,
+            "failure": None if outcome.status == "ok" else str(outcome.error),
+            "failure_kind": outcome.error_kind,
+            "baseline_peak_rss_bytes": (outcome.baseline.memory or {}).get("peak_rss_bytes"),
+            "variant_peak_rss_bytes": (outcome.variant.memory or {}).get("peak_rss_bytes"),
+            "pairs_time_s": outcome.duration_s,
+            "contended_pairs": outcome.contended_pairs(),
+            "host_state": outcome.host_state,
+        }
+    return Evidence(
+        recipe=variant.label,
+        policy=policy,
+        baseline_facts=baseline.facts or {},
+        variant_facts=variant.facts,
+        baseline_quality=baseline.quality,
+        variant_quality=variant.quality,
+        latency_only=source.latency_only,
+        backend=DECODER_BACKEND,
+        is_identity=variant.plan is not None and variant.plan.identity,
+        **timed,
     )
 
 

@@ -16,7 +16,6 @@ every trial's folder hash is in the record.
 from __future__ import annotations
 
 import shutil
-import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +27,9 @@ from harness.decoders.job import (
     DECODER_PROTOCOL,
     DecoderRun,
     DecoderVariant,
+    decoder_evidence,
     decoder_target,
+    folder_name,
     verify_decoder_variant,
     verify_decoder_variants,
 )
@@ -60,8 +61,9 @@ from harness.search.front import (
     quality_score,
     trial_line,
 )
+from harness.search.job import EXPLORATION_DRAWS, expected_trial_s, load_optuna, tell_outcome, unmeasured_draw
 from harness.verdict.policy import Policy, target_policy
-from harness.verdict.rules import Evidence, QualityCheck
+from harness.verdict.rules import QualityCheck
 from targets.errors import SpeedproofError, UsageError
 from targets.runners.choose import runner_for
 
@@ -71,7 +73,6 @@ SEARCH_PROMPT_TOKENS = (128,)
 ROUND_SIZE = 2  # points built and measured together after the first round (each family's first point)
 FIRST_ESTIMATE_S = 45.0  # a trial's time before any trial has run (pydoc-lm: 25-60 s)
 RESERVE_S = 10.0  # kept for the record and the clean-up at the end
-EXPLORATION_DRAWS = 200
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class DecoderSearchState:
 def run_decoder_search(request: DecoderSearchRequest, progress: ProgressCallback = no_progress) -> tuple[Record, Path]:
     """Search the decoder's recipe space within the budget; write the record (with the search section)."""
     started = time.monotonic()
-    optuna = _optuna()
+    optuna = load_optuna()
     check_writable_folder(request.out_dir)
     families = decoder_families(request.space)
     progress(f"decoder {request.model}: reading it")
@@ -170,12 +171,6 @@ def run_decoder_search(request: DecoderSearchRequest, progress: ProgressCallback
     return record, write_record(record, request.out_dir, label=f"search-{source.name}")
 
 
-def _optuna() -> Any:
-    from harness.search.job import _optuna as load
-
-    return load()
-
-
 def _explore(optuna: Any, study: Any, state: DecoderSearchState) -> str:
     """Rounds of ask, build, measure, tell until the budget, the trial count or the space runs out; says which."""
     first = True
@@ -190,7 +185,7 @@ def _explore(optuna: Any, study: Any, state: DecoderSearchState) -> str:
         if not asked:
             return stop or "budget"
         for (trial, params), outcome in zip(asked, _run_round(state, asked), strict=True):
-            _tell(optuna, study, trial, outcome)
+            tell_outcome(optuna, study, trial, outcome)
             state.trials.append(outcome)
             paid = (outcome.speedup() or {}).get("ratio", 0.0) > 1.0
             for point in next_decoder_points(params, outcome.state, paid, state.space):
@@ -222,7 +217,7 @@ def _ask_round(
         if previous is not None or any(_recipe(other) == recipe for other, _ in asked):
             if previous is not None:
                 repeat = replace(previous, number=trial.number, repeat_of=previous.number, duration_s=0.0)
-                _tell(optuna, study, trial, repeat)
+                tell_outcome(optuna, study, trial, repeat)
                 state.trials.append(repeat)
             else:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -250,26 +245,16 @@ def _recipe(trial: Any) -> str:
 
 
 def _unmeasured_point(optuna: Any, state: DecoderSearchState, also: set[str]) -> dict[str, Any] | None:
-    """A point no trial has measured, drawn at random (seeded), or None when EXPLORATION_DRAWS draws find none."""
+    """A point no trial has measured (nor `also`), drawn at random (seeded), or None when none is found."""
     if state.explorer is None:
         state.explorer = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=state.request.seed))
     measured = {trial.recipe for trial in state.trials if trial.counts} | also
-    for _ in range(EXPLORATION_DRAWS):
-        draw = state.explorer.ask()
-        recipe = suggest_decoder_recipe(draw, state.space)
-        state.explorer.tell(draw, 0.0)
-        if recipe not in measured:
-            return dict(draw.params)
-    return None
+    return unmeasured_draw(state.explorer, lambda draw: suggest_decoder_recipe(draw, state.space), measured)
 
 
 def _expected_s(trials: list[SearchTrial], family: str) -> float:
-    """How long a trial of `family` can take: its family's longest so far, else the median trial, else a guess."""
-    same = [trial.duration_s for trial in trials if trial.family == family and trial.counts]
-    if same:
-        return max(same)
-    durations = [trial.duration_s for trial in trials if trial.counts]
-    return statistics.median(durations) if durations else FIRST_ESTIMATE_S
+    """How long a trial of `family` can take (as the CNN search reckons), or a guess before any trial ran."""
+    return expected_trial_s(trials, family) or FIRST_ESTIMATE_S
 
 
 def _run_round(state: DecoderSearchState, asked: list[tuple[Any, dict[str, Any]]]) -> list[SearchTrial]:
@@ -293,7 +278,7 @@ def _run_round(state: DecoderSearchState, asked: list[tuple[Any, dict[str, Any]]
             plans.append(error)
     to_build = [plan for plan in plans if isinstance(plan, DecoderBuildPlan)]
     destinations = [
-        state.artifacts / f"{trial.number:03d}-{_safe(trial.recipe)}"
+        state.artifacts / f"{trial.number:03d}-{folder_name(trial.recipe)}"
         for trial, plan in zip(trials, plans, strict=True)
         if isinstance(plan, DecoderBuildPlan)
     ]
@@ -358,40 +343,15 @@ def _finish_trial(
         artifact_path=str(variant.folder),
         sha256=(variant.facts or {}).get("sha256"),
     )
-    evidence = Evidence(
-        recipe=variant.label,
-        policy=state.policy,
-        baseline_facts=baseline.facts or {},
-        variant_facts=variant.facts,
-        baseline_quality=baseline.quality,
-        variant_quality=variant.quality,
-        latency_only=state.source.latency_only,
-        backend=DECODER_BACKEND,
-    )
-    check = QualityCheck().evaluate(evidence)
+    check = QualityCheck().evaluate(decoder_evidence(baseline, variant, state.source, state.policy))
     if check.reasons:
-        return replace(
-            trial,
-            state="cut_by_quality",
-            cut_reason="; ".join(reason.message for reason in check.reasons),
-            duration_s=shared_s + time.monotonic() - started,
-        )
+        return trial.cut(check.reasons, shared_s + time.monotonic() - started)
     left = state.left_s() - RESERVE_S
     cell = verify_decoder_variant(state.run, baseline, variant, judged_only=True, max_pair_s=left)
     outcome = replace(trial, cell=cell.as_dict(), duration_s=shared_s + time.monotonic() - started)
     if cell.verdict is None or cell.speedup is None:
         return replace(outcome, error=cell.error or "no speedup was measured")
     return replace(outcome, state="timed")
-
-
-def _safe(text: str) -> str:
-    return "".join(char if char.isalnum() or char in "-_.=" else "_" for char in text)[:60]
-
-
-def _tell(optuna: Any, study: Any, trial: Any, outcome: SearchTrial) -> None:
-    from harness.search.job import _tell as tell
-
-    tell(optuna, study, trial, outcome)
 
 
 def _kept_folders(trials: list[SearchTrial]) -> set[str | None]:

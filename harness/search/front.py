@@ -4,7 +4,7 @@ end) against quality, and the best accepted point."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from harness.verdict.rules import judged_measure
@@ -131,6 +131,15 @@ class SearchTrial:
         if self.quality_score is None or self.baseline_quality_score is None:
             return None
         return self.baseline_quality_score - self.quality_score
+
+    def cut(self, reasons: Any, duration_s: float) -> SearchTrial:
+        """This trial cut by quality before timing, for `reasons` (the quality rule's), after `duration_s`."""
+        return replace(
+            self,
+            state="cut_by_quality",
+            cut_reason="; ".join(reason.message for reason in reasons),
+            duration_s=duration_s,
+        )
 
     def constraints(self) -> dict[str, float]:
         """optuna's constraints (feasible at <= 0): the quality past the policy's limit, and, for a

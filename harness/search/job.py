@@ -22,6 +22,7 @@ import stat
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,7 @@ def run_search(
     resume: Path | None = None,
 ) -> tuple[Record, Path]:
     """Search (or, with `resume`, continue the search kept in that folder) and write the record."""
-    optuna = _optuna()
+    optuna = load_optuna()
     request.check()
     if resume is not None:
         folder, request, sessions = _resumed(resume, request)
@@ -312,7 +313,8 @@ def space_facts(prepared: PreparedVariants, gpu: bool) -> SpaceFacts:
     )
 
 
-def _optuna() -> Any:
+def load_optuna() -> Any:
+    """optuna, quiet, or a SpeedproofError saying how to install it."""
     try:
         import optuna
     except ImportError:
@@ -412,7 +414,7 @@ def _explore(optuna: Any, study: Any, state: SearchState) -> str:
             raise
         if outcome is None:
             return "budget"
-        _tell(optuna, study, trial, outcome)
+        tell_outcome(optuna, study, trial, outcome)
         state.trials.append(outcome)
         for step in _next_steps(trial.params, outcome, state.facts):
             study.enqueue_trial(step, skip_if_exists=True)
@@ -438,7 +440,7 @@ def _next_outcome(optuna: Any, study: Any, trial: Any, state: SearchState) -> Se
     previous = next((item for item in state.trials if item.recipe == recipe and item.counts), None)
     if previous is not None:
         return replace(previous, number=trial.number, repeat_of=previous.number, duration_s=0.0)
-    expected = _expected_s(state.trials, family)
+    expected = expected_trial_s(state.trials, family)
     if expected is not None and expected > state.left_s():
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         state.progress(
@@ -471,16 +473,22 @@ def _unmeasured_point(optuna: Any, state: SearchState) -> dict[str, Any] | None:
         sampler = optuna.samplers.RandomSampler(seed=state.request.seed + len(state.trials))
         state.explorer = optuna.create_study(sampler=sampler)
     measured = {trial.recipe for trial in state.trials if trial.counts}
+    return unmeasured_draw(state.explorer, lambda draw: suggest_recipe(draw, state.families, state.facts), measured)
+
+
+def unmeasured_draw(explorer: Any, suggest: Callable[[Any], str], measured: set[str]) -> dict[str, Any] | None:
+    """Draws of `explorer` (an optuna study with a random sampler) until one suggests a recipe not in
+    `measured`: its parameters, or None after EXPLORATION_DRAWS draws."""
     for _ in range(EXPLORATION_DRAWS):
-        draw = state.explorer.ask()
-        recipe = suggest_recipe(draw, state.families, state.facts)
-        state.explorer.tell(draw, 0.0)
+        draw = explorer.ask()
+        recipe = suggest(draw)
+        explorer.tell(draw, 0.0)
         if recipe not in measured:
             return dict(draw.params)
     return None
 
 
-def _expected_s(trials: list[SearchTrial], family: str) -> float | None:
+def expected_trial_s(trials: list[SearchTrial], family: str) -> float | None:
     """How long a trial of `family` can take: its family's longest so far, else the median trial."""
     same = [trial.duration_s for trial in trials if trial.family == family and trial.counts]
     if same:
@@ -509,12 +517,7 @@ def _run_trial(number: int, recipe_text: str, family: str, state: SearchState) -
     evidence = variant_evidence(state.prepared, state.baseline, built, state.context)
     check = QualityCheck().evaluate(evidence)
     if check.reasons:
-        return replace(
-            trial,
-            state="cut_by_quality",
-            cut_reason="; ".join(reason.message for reason in check.reasons),
-            duration_s=time.monotonic() - started,
-        )
+        return trial.cut(check.reasons, time.monotonic() - started)
     backend = state.context.resolved.profile.backends[0]
     cell = verify_variant(state.prepared, state.baseline, built, backend, state.context)
     cell_dict = cell.as_dict()
@@ -525,7 +528,7 @@ def _run_trial(number: int, recipe_text: str, family: str, state: SearchState) -
     return replace(trial, state="timed", cell=cell_dict, duration_s=time.monotonic() - started)
 
 
-def _tell(optuna: Any, study: Any, trial: Any, outcome: SearchTrial) -> None:
+def tell_outcome(optuna: Any, study: Any, trial: Any, outcome: SearchTrial) -> None:
     """Tell optuna the outcome: a timed point its two values, a point cut by quality PRUNED (with its
     quality constraint, so the sampler knows how far it missed), a failed one FAIL."""
     trial.set_user_attr(OUTCOME_ATTRIBUTE, outcome.as_dict())

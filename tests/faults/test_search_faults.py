@@ -106,3 +106,34 @@ def test_sensitivity_recipes(tmp_path: Path, capsys, recipe: str, message: str) 
 def test_sensitivity_of_an_onnx_file_says_it_needs_a_torch_source(tiny_conv_onnx: Path, tmp_path: Path, capsys) -> None:
     err = usage_error(["sensitivity", str(tiny_conv_onnx), "--out", str(tmp_path)], capsys)
     assert "ONNX file" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--budget-s", "nan"], "--budget-s: expected a finite number, got 'nan'"),
+        (["--budget-s", "0"], "--budget-s 0: must be > 0 seconds"),
+        (["--space", ",,"], "the families of a decoder search are"),
+        (["--space", "int4," + "x" * 10_000], "the families of a decoder search are"),
+        (["--max-perplexity-increase", "nan"], "expected a finite number, got 'nan'"),
+        (["--max-perplexity-increase", "-1"], "max_perplexity_increase = -1"),
+        (["--max-perplexity-increase", "1e308"], "max_perplexity_increase"),
+        (["--seed", "-1"], "--seed"),
+        (["--data", "/nonexistent/text.txt"], "/nonexistent/text.txt"),
+    ],
+)
+def test_decoder_search_options(tmp_path: Path, capsys, options: list[str], message: str) -> None:
+    """A generative decoder (the zoo's tiny one) with hostile search options: exit 2 before anything is built."""
+    pytest.importorskip("onnxruntime_genai", reason="the llm extra (onnxruntime-genai) is not installed")
+    err = usage_error(["search", "llama-tiny-shape", *options, "--out", str(tmp_path / "out")], capsys)
+    assert message in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_decoder_search_seed_past_the_samplers_range_through_the_api(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime_genai", reason="the llm extra (onnxruntime-genai) is not installed")
+    from harness import UsageError, search_recipes
+
+    with pytest.raises(UsageError, match="a seed is a whole number from 0 to"):
+        search_recipes("llama-tiny-shape", seed=2**40, out=tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -10,7 +10,7 @@ import pytest
 
 from harness.recipes.grammar import parse_recipe
 from harness.search.front import SearchTrial, best_accepted, pareto_front, quality_excess, quality_score, trial_line
-from harness.search.job import _expected_s, _next_steps
+from harness.search.job import _next_steps, expected_trial_s
 from harness.search.space import (
     FAMILIES,
     SpaceFacts,
@@ -158,10 +158,10 @@ def test_a_trial_is_not_started_when_its_familys_longest_would_run_past_the_budg
         SearchTrial(2, "c", "int8", "timed", 6.0),
         SearchTrial(3, "d", "int8", "interrupted", 0.0),
     ]
-    assert _expected_s(trials, "structured") == 40.0
-    assert _expected_s(trials, "int8") == 6.0
-    assert _expected_s(trials, "lowrank") == 10.0  # unseen family: the median trial
-    assert _expected_s([], "int8") is None  # nothing measured yet: it starts
+    assert expected_trial_s(trials, "structured") == 40.0
+    assert expected_trial_s(trials, "int8") == 6.0
+    assert expected_trial_s(trials, "lowrank") == 10.0  # unseen family: the median trial
+    assert expected_trial_s([], "int8") is None  # nothing measured yet: it starts
 
 
 def test_a_pruning_point_steps_toward_the_quality_limit() -> None:
